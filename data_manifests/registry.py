@@ -25,6 +25,7 @@ class DatasetEntry:
 
 
 _DATASETS: dict[str, DatasetEntry] = {}
+_BUILTINS_REGISTERED = False
 
 
 def register_dataset(entry: DatasetEntry) -> DatasetEntry:
@@ -82,8 +83,10 @@ def _hmdb51(root: Path, fold: int) -> Manifest:
 
 
 def _register_builtins() -> None:
-    if _DATASETS:
+    global _BUILTINS_REGISTERED
+    if _BUILTINS_REGISTERED:
         return
+    _BUILTINS_REGISTERED = True
     synthetic_parts = {
         "synthetic": "built-in synthetic trimmed action clips (train/test), generated on first use",
         "synthetic-tad": "built-in synthetic untrimmed videos with annotated action segments (TAD)",

@@ -222,6 +222,9 @@ def _parse_header(raw: dict, path: Path) -> ManifestHeader:
     for key in ("name", "task", "class_names"):
         if key not in raw:
             raise ManifestError(f"{path}:1: header lacks {key!r}")
+    for key in ("class_names", "attribute_names"):
+        if not isinstance(raw.get(key, []), list):
+            raise ManifestError(f"{path}:1: {key!r} must be a list of names")
     if raw["task"] not in TASKS:
         raise ManifestError(f"{path}:1: task {raw['task']!r} is not one of {list(TASKS)}")
     return ManifestHeader(
@@ -253,19 +256,20 @@ def _parse_record(raw: dict, path: Path, number: int) -> VideoRecord:
         raise ManifestError(f"{where}: label must be an integer class index or null, got {label!r}")
     segments = []
     for seg in raw.get("segments") or []:
-        if not (isinstance(seg, list) and len(seg) == 3):
-            raise ManifestError(f"{where}: each segment must be [start_s, end_s, label], got {seg!r}")
-        segments.append(Segment(float(seg[0]), float(seg[1]), int(seg[2])))
+        if not (isinstance(seg, list) and len(seg) == 3 and _is_number(seg[0]) and _is_number(seg[1])
+                and _as_int(seg[2]) is not None):
+            raise ManifestError(f"{where}: each segment must be [start_s, end_s, integer label], got {seg!r}")
+        segments.append(Segment(float(seg[0]), float(seg[1]), _as_int(seg[2])))
     fps = _optional_number(raw.get("fps"), where, "fps")
     duration = _optional_number(raw.get("duration"), where, "duration")
     n_frames = raw.get("n_frames")
-    if n_frames is not None and (not isinstance(n_frames, int) or n_frames < 0):
+    if n_frames is not None and (not isinstance(n_frames, int) or isinstance(n_frames, bool) or n_frames < 0):
         raise ManifestError(f"{where}: n_frames must be a non-negative integer or null")
     attributes = raw.get("attributes")
     if attributes is not None:
-        if not isinstance(attributes, list):
-            raise ManifestError(f"{where}: attributes must be a list of 0/1 or null")
-        attributes = [int(a) for a in attributes]
+        if not isinstance(attributes, list) or any(_as_int(a) is None for a in attributes):
+            raise ManifestError(f"{where}: attributes must be a list of 0/1 or null, got {attributes!r}")
+        attributes = [_as_int(a) for a in attributes]
     subject = raw.get("subject")
     return VideoRecord(
         video_id=raw["video_id"],
@@ -280,6 +284,19 @@ def _parse_record(raw: dict, path: Path, number: int) -> VideoRecord:
         n_frames=n_frames,
         media=media,
     )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_int(value) -> int | None:
+    """``value`` as an int if it is one (true/false count as 1/0, 2.0 as 2); None for 0.5, "1", null..."""
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def _optional_number(value, where: str, key: str) -> float | None:

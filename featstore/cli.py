@@ -1,0 +1,201 @@
+"""``featstore`` command line: a thin layer over the library functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from featstore.errors import FeatstoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Frozen video encoders -> Zarr feature stores.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(Path("data/synth"), help="Folder for the generated videos, images and manifests."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical files."),
+) -> None:
+    """Generate the built-in synthetic video dataset (mp4 files + manifests)."""
+    from featstore.synth import SynthConfig, generate_synthetic
+
+    paths = generate_synthetic(out, SynthConfig(seed=seed))
+    for part, path in paths.items():
+        console.print(f"{part}: {path}")
+
+
+@app.command()
+def extract(
+    model: str = typer.Option(..., help="Encoder name (see `featstore models`)."),
+    dataset: str = typer.Option(..., help="Dataset name (see `featstore datasets`) or a manifest .jsonl path."),
+    out: Optional[Path] = typer.Option(None, help="Store path [default: runs/<dataset>-<model>.zarr]."),
+    data_root: Optional[Path] = typer.Option(None, help="Where the dataset's files are."),
+    fold: int = typer.Option(1, help="Official split number for datasets that have several."),
+    weights: Optional[Path] = typer.Option(None, help="Checkpoint file for the encoder."),
+    seed: int = typer.Option(0, help="Seed for randomly initialized encoders."),
+    clip_len: int = typer.Option(16, help="Frames per clip."),
+    stride: Optional[int] = typer.Option(None, help="Frames between clip starts [default: clip length]; 4 = THUMOS."),
+    fps: Optional[float] = typer.Option(None, help="Resample videos to this frame rate at decode time."),
+    tail: str = typer.Option("drop", help="Partial last clip: drop or pad (repeat the last frame)."),
+    static_per_video: int = typer.Option(10, help="Static clips (one frame tiled) per video."),
+    dtype: str = typer.Option("float16", help="Stored embedding dtype: float16 or float32."),
+    batch_size: int = typer.Option(32, help="Clips per encoder forward."),
+    videos_per_part: int = typer.Option(8, help="Videos per committed part (the resume unit)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16."),
+    decoder: str = typer.Option("auto", help="auto (decord, PyAV fallback), decord or pyav."),
+    overwrite: bool = typer.Option(False, help="Replace a store made with other settings."),
+    retry_failed: bool = typer.Option(False, help="Try the videos that failed before again."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    """Decode videos, cut clips, run the encoder, and write (or resume) a feature store."""
+    from featstore.extract import ExtractConfig
+    from featstore.extract import extract as run_extract
+    from featstore.sampling import SamplingConfig
+
+    sampling = SamplingConfig(clip_len=clip_len, stride=stride, fps=fps, tail=tail, static_per_video=static_per_video)
+    config = ExtractConfig(
+        model=model, dataset=dataset, out=str(out or Path("runs") / f"{Path(dataset).stem}-{model}.zarr"),
+        data_root=None if data_root is None else str(data_root), fold=fold,
+        weights=None if weights is None else str(weights), seed=seed, sampling=sampling, dtype=dtype,
+        batch_size=batch_size, videos_per_part=videos_per_part, device=device, precision=precision,
+        decoder=decoder, overwrite=overwrite, retry_failed=retry_failed,
+    )
+    result = run_extract(config, show_progress=progress)
+    console.print(
+        f"[bold]{result.store}[/]: {result.n_videos} videos, {result.n_clips} clips, {result.n_static} static clips "
+        f"in {result.seconds:.1f}s ({result.parts_computed} parts computed, {result.parts_reused} reused)"
+    )
+    if result.failures:
+        err_console.print(f"[red]{len(result.failures)} videos failed[/] (retry with --retry-failed):")
+        for failure in result.failures[:20]:
+            err_console.print(f"  {failure['video_id']}: {failure['reason']}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def info(store: Path = typer.Argument(..., help="Store path."), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print a readable summary of a store."""
+    from featstore.store import Store
+    from featstore.summary import summarize
+
+    summary = summarize(Store.open(store))
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    print_summary(summary)
+
+
+def print_summary(summary: dict) -> None:
+    table = Table(title=f"featstore {summary['path']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    sampling = summary["sampling"] or {}
+    preprocess = summary["preprocess"] or {}
+    rows = [
+        ("model", f"{summary['model']}  ({summary['weights']}, sha256 {str(summary['weights_sha256'])[:12]})"),
+        ("embeddings", f"dim {summary['dim']}, {summary['dtype']}"),
+        ("dataset", f"{summary['dataset']} (task {summary['task']}, {summary['n_classes']} classes)"),
+        ("attributes", ", ".join(summary["attributes"]) or "-"),
+        ("videos", f"{summary['n_videos']} ({summary['n_failed']} failed); splits {summary['splits']}"),
+        ("clips", f"{summary['n_clips']} ({summary['clips_per_video']} per video)"),
+        ("static clips", str(summary["n_static"])),
+        ("sampling", ", ".join(f"{k} {v}" for k, v in sampling.items())),
+        ("preprocess", f"resize short {preprocess.get('resize_short')}, crop {preprocess.get('crop')}, "
+                       f"mean {preprocess.get('mean')}, std {preprocess.get('std')}"),
+        ("compute", f"{summary['device']}, {summary['precision']}; decoders {summary['decoders']}"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in (summary["versions"] or {}).items())),
+        ("finished", str(summary["finished"])),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    for failure in summary["failures"][:20]:
+        console.print(f"  [red]failed[/] {failure['video_id']}: {failure['reason']}")
+
+
+@app.command()
+def verify(store: Path = typer.Argument(..., help="Store path.")) -> None:
+    """Check a store's integrity; exits 1 when any problem is found."""
+    from featstore.summary import verify_store
+
+    problems = verify_store(store)
+    if problems:
+        for problem in problems:
+            err_console.print(f"[red]problem[/] {problem}")
+        err_console.print(f"{store}: {len(problems)} problems")
+        raise typer.Exit(1)
+    console.print(f"{store}: OK")
+
+
+@app.command()
+def export(
+    store: Path = typer.Argument(..., help="Store path."),
+    format: str = typer.Option("h5", "--format", help="Export format: h5."),
+    out: Path = typer.Option(..., help="Output file."),
+) -> None:
+    """Export a store to another format."""
+    from featstore.h5io import export_h5
+
+    if format != "h5":
+        raise FeatstoreError(f"unknown export format {format!r} (available: h5)")
+    console.print(f"wrote {export_h5(store, out)}")
+
+
+@app.command("import")
+def import_(
+    source: Path = typer.Argument(..., help="An .h5 file in the featstore HDF5 layout."),
+    out: Path = typer.Option(..., help="Store path to create."),
+    overwrite: bool = typer.Option(False, help="Replace an existing store at --out."),
+) -> None:
+    """Import an HDF5 export (ours, or another tool's in the same layout) into a store."""
+    from featstore.h5io import import_h5
+
+    console.print(f"wrote {import_h5(source, out, overwrite=overwrite)}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered encoders."""
+    from featstore.encoders import list_encoders
+
+    table = Table("name", "dim", "frames", "input", "weights", "description")
+    for entry in list_encoders():
+        spec = entry.spec
+        table.add_row(entry.name, str(spec.embed_dim), str(spec.num_frames), f"{spec.resolution}px",
+                      "required" if entry.weights_required else "optional", entry.description)
+    console.print(table)
+
+
+@app.command()
+def datasets() -> None:
+    """List the registered datasets (any manifest .jsonl path works too)."""
+    from data_manifests.registry import list_datasets
+
+    table = Table("name", "default root", "description")
+    for entry in list_datasets():
+        table.add_row(entry.name, str(entry.default_root or "--data-root"), entry.description)
+    console.print(table)
+
+
+def run_app(typer_app: typer.Typer) -> None:
+    """Run a typer app so that user errors become one red line and exit code 2, never a traceback.
+
+    Typer itself answers usage errors (unknown option, missing argument) with exit code 2.
+    """
+    try:
+        typer_app()
+    except FeatstoreError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    run_app(app)

@@ -1,0 +1,46 @@
+"""Frame preprocessing an encoder declares: resize short side, centre crop, scale, normalize."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    resize_short: int
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+    antialias: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def resized_shape(height: int, width: int, short: int) -> tuple[int, int]:
+    """Output (h, w) keeping aspect ratio with the short side equal to ``short`` (rounded)."""
+    if height <= width:
+        return short, max(short, round(width * short / height))
+    return max(short, round(height * short / width)), short
+
+
+def preprocess_frames(frames: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
+    """uint8 (N, H, W, 3) frames -> float32 (N, 3, crop, crop), normalized."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) frames, got shape {frames.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    height, width = x.shape[-2:]
+    new_h, new_w = resized_shape(height, width, spec.resize_short)
+    if (new_h, new_w) != (height, width):
+        x = F.interpolate(x, size=(new_h, new_w), mode=spec.interpolation, align_corners=False, antialias=spec.antialias)
+    top = (new_h - spec.crop) // 2
+    left = (new_w - spec.crop) // 2
+    x = x[:, :, top : top + spec.crop, left : left + spec.crop]
+    mean = torch.tensor(spec.mean, dtype=x.dtype).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(spec.std, dtype=x.dtype).view(1, 3, 1, 1) * 255.0
+    return ((x - mean) / std).contiguous()

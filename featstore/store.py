@@ -1,0 +1,504 @@
+"""The Store: the one class that owns the on-disk Zarr v3 layout of a feature store.
+
+Layout (FORMAT_VERSION 1), a Zarr v3 group::
+
+    attrs: featstore {format, format_version, state, created, finalized}, identity, config,
+           provenance, dataset {header, fingerprint, n_videos}, failures [{video_id, path, reason}]
+    clips/embeddings     (N, D) float16|float32   clip embeddings, rows grouped by video
+    clips/frames         (N, 2) int64             [start, end) source frame of each clip
+    clips/times          (N, 2) float64           [start, end) seconds of each clip
+    clips/offsets        (V + 1,) int64           rows of video v: offsets[v]:offsets[v + 1]
+    static/embeddings    (M, D)                   static-clip embeddings (one frame tiled to a clip)
+    static/frames        (M,) int64               the source frame of each static clip
+    static/offsets       (V + 1,) int64
+    videos/{video_id, path, split, subject, decoder}   (V,) str
+    videos/{label}                                      (V,) int64, -1 = none
+    videos/attributes                                   (V, A) int8, -1 = unknown
+    videos/{fps, duration}                              (V,) float64
+    videos/n_frames                                     (V,) int64
+    videos/segments (S, 3) float64 [start_s, end_s, label] + videos/segment_offsets (V + 1,)
+    _staging/            only while an extraction is in progress (see StagingArea)
+
+Every manifest video has a row in ``videos/``; a failed video has zero clips and an entry in the
+``failures`` attribute. Embedding arrays are chunked at ~1 MB rows and written one whole shard at a
+time by a single writer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from featstore.errors import FeatstoreError
+
+FORMAT_NAME = "featstore"
+FORMAT_VERSION = 1
+STAGING_DIR = "_staging"
+CHUNK_BYTES = 1 << 20
+CHUNKS_PER_SHARD = 16
+STORE_DTYPES = ("float16", "float32")
+TABLE_COLUMNS = ("video_id", "path", "split", "subject", "decoder", "label", "attributes", "fps", "duration", "n_frames")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def chunk_rows(dim: int, itemsize: int) -> int:
+    """Rows per chunk: the power of two giving at least ~1 MB per chunk."""
+    rows = max(1, CHUNK_BYTES // max(1, dim * itemsize))
+    return 1 << math.ceil(math.log2(rows)) if rows > 1 else 1
+
+
+@dataclass
+class VideoResult:
+    """Everything extraction produced for one video (no rows when it failed)."""
+
+    video_id: str
+    failed_reason: str = ""
+    decoder: str = ""
+    n_frames: int = 0
+    fps: float = 0.0
+    duration: float = 0.0
+    clip_embeddings: np.ndarray | None = None  # (n, D)
+    clip_frames: np.ndarray | None = None  # (n, 2) int64
+    clip_times: np.ndarray | None = None  # (n, 2) float64
+    static_embeddings: np.ndarray | None = None  # (k, D)
+    static_frames: np.ndarray | None = None  # (k,) int64
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_reason)
+
+
+@dataclass
+class Part:
+    """A commit unit: the results of a fixed, consecutive group of manifest videos."""
+
+    index: int
+    results: list[VideoResult]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def video_ids(self) -> list[str]:
+        return [r.video_id for r in self.results]
+
+
+class StagingArea:
+    """Work in progress inside ``STORE/_staging``: run.json, manifest.jsonl and one file per part.
+
+    Each part file is written to a temporary name, flushed to disk and renamed, so a part either
+    exists whole or not at all, whenever the process is killed.
+    """
+
+    def __init__(self, store_path: Path, dim: int, dtype: str):
+        self.root = Path(store_path) / STAGING_DIR
+        self.dim = dim
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / "manifest.jsonl"
+
+    def part_file(self, index: int) -> Path:
+        return self.root / f"part-{index:06d}.npz"
+
+    def exists(self) -> bool:
+        return self.run_file.is_file()
+
+    def clear_temporaries(self) -> None:
+        for tmp in self.root.glob("*.tmp*"):
+            tmp.unlink()
+
+    def save_part(self, part: Part) -> None:
+        results = part.results
+        ok = [r for r in results if not r.failed]
+        arrays = {
+            "video_ids": np.array([r.video_id for r in results], dtype=str),
+            "failed_reasons": np.array([r.failed_reason for r in results], dtype=str),
+            "decoders": np.array([r.decoder for r in results], dtype=str),
+            "n_frames": np.array([r.n_frames for r in results], dtype=np.int64),
+            "fps": np.array([r.fps for r in results], dtype=np.float64),
+            "duration": np.array([r.duration for r in results], dtype=np.float64),
+            "clip_counts": np.array([0 if r.failed else len(r.clip_embeddings) for r in results], dtype=np.int64),
+            "static_counts": np.array([0 if r.failed else len(r.static_embeddings) for r in results], dtype=np.int64),
+            "clip_embeddings": _concat([r.clip_embeddings for r in ok], (0, self.dim), self.dtype),
+            "clip_frames": _concat([r.clip_frames for r in ok], (0, 2), np.int64),
+            "clip_times": _concat([r.clip_times for r in ok], (0, 2), np.float64),
+            "static_embeddings": _concat([r.static_embeddings for r in ok], (0, self.dim), self.dtype),
+            "static_frames": _concat([r.static_frames for r in ok], (0,), np.int64),
+            "meta": np.array(json.dumps(part.meta)),
+        }
+        final = self.part_file(part.index)
+        tmp = final.with_name(final.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(final)
+
+    SUMMARY_KEYS = ("video_ids", "failed_reasons", "decoders", "n_frames", "fps", "duration", "clip_counts", "static_counts")
+
+    def load_summary(self, index: int) -> dict[str, np.ndarray]:
+        """The per-video columns of a part, without its rows."""
+        with np.load(self.part_file(index), allow_pickle=False) as data:
+            return {key: data[key] for key in self.SUMMARY_KEYS}
+
+    def load_part(self, index: int) -> Part | None:
+        path = self.part_file(index)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        results = []
+        clip_at = static_at = 0
+        for i, video_id in enumerate(arrays["video_ids"].tolist()):
+            result = VideoResult(
+                video_id=video_id,
+                failed_reason=str(arrays["failed_reasons"][i]),
+                decoder=str(arrays["decoders"][i]),
+                n_frames=int(arrays["n_frames"][i]),
+                fps=float(arrays["fps"][i]),
+                duration=float(arrays["duration"][i]),
+            )
+            if not result.failed:
+                n_clips, n_static = int(arrays["clip_counts"][i]), int(arrays["static_counts"][i])
+                result.clip_embeddings = arrays["clip_embeddings"][clip_at : clip_at + n_clips]
+                result.clip_frames = arrays["clip_frames"][clip_at : clip_at + n_clips]
+                result.clip_times = arrays["clip_times"][clip_at : clip_at + n_clips]
+                result.static_embeddings = arrays["static_embeddings"][static_at : static_at + n_static]
+                result.static_frames = arrays["static_frames"][static_at : static_at + n_static]
+                clip_at += n_clips
+                static_at += n_static
+            results.append(result)
+        return Part(index, results, json.loads(str(arrays["meta"])))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=False)
+
+
+def _concat(blocks: list, empty_shape: tuple, dtype) -> np.ndarray:
+    blocks = [b for b in blocks if b is not None and len(b)]
+    if not blocks:
+        return np.zeros(empty_shape, dtype=dtype)
+    return np.concatenate(blocks).astype(dtype, copy=False)
+
+
+@dataclass
+class VideoTable:
+    """The ``videos/`` columns, read into memory (one row per manifest video)."""
+
+    video_id: np.ndarray
+    path: np.ndarray
+    split: np.ndarray
+    subject: np.ndarray
+    decoder: np.ndarray
+    label: np.ndarray
+    attributes: np.ndarray
+    fps: np.ndarray
+    duration: np.ndarray
+    n_frames: np.ndarray
+    segments: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.video_id)
+
+
+class Store:
+    """A feature store on disk. ``Store.open`` reads; ``write_store`` (finalize) writes it whole."""
+
+    def __init__(self, path: Path, group: zarr.Group):
+        self.path = Path(path)
+        self.group = group
+        self.attrs = group.attrs.asdict()
+
+    # ------------------------------------------------------------------ opening
+    @staticmethod
+    def is_store(path: str | Path) -> bool:
+        path = Path(path)
+        return (path / STAGING_DIR / "run.json").is_file() or _read_format(path) is not None
+
+    @classmethod
+    def open(cls, path: str | Path, require_complete: bool = True) -> Store:
+        path = Path(path)
+        if not path.exists():
+            raise FeatstoreError(f"no store at {path}")
+        fmt = _read_format(path)
+        if fmt is None:
+            if (path / STAGING_DIR / "run.json").is_file():
+                raise FeatstoreError(f"{path} is an unfinished extraction: re-run the same extract command to finish it")
+            raise FeatstoreError(f"{path} is not a featstore store")
+        if fmt.get("format_version") != FORMAT_VERSION:
+            raise FeatstoreError(
+                f"{path} has store format version {fmt.get('format_version')}; this build reads version {FORMAT_VERSION}"
+            )
+        if require_complete and fmt.get("state") != "complete":
+            raise FeatstoreError(f"{path} is an unfinished extraction: re-run the same extract command to finish it")
+        return cls(path, zarr.open_group(str(path), mode="r"))
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def provenance(self) -> dict:
+        return self.attrs.get("provenance", {})
+
+    @property
+    def config(self) -> dict:
+        return self.attrs.get("config", {})
+
+    @property
+    def identity(self) -> dict:
+        return self.attrs.get("identity", {})
+
+    @property
+    def dataset(self) -> dict:
+        return self.attrs.get("dataset", {})
+
+    @property
+    def failures(self) -> list[dict]:
+        return self.attrs.get("failures", [])
+
+    @property
+    def dim(self) -> int:
+        return int(self.clip_embeddings.shape[1])
+
+    @property
+    def n_videos(self) -> int:
+        return int(self.group["videos/video_id"].shape[0])
+
+    @property
+    def clip_embeddings(self) -> zarr.Array:
+        return self.group["clips/embeddings"]
+
+    @property
+    def static_embeddings(self) -> zarr.Array:
+        return self.group["static/embeddings"]
+
+    def array(self, name: str) -> np.ndarray:
+        return self.group[name][...]
+
+    def clip_offsets(self) -> np.ndarray:
+        return self.array("clips/offsets")
+
+    def static_offsets(self) -> np.ndarray:
+        return self.array("static/offsets")
+
+    def videos(self) -> VideoTable:
+        seg = self.array("videos/segments")
+        seg_off = self.array("videos/segment_offsets")
+        columns = {name: self.array(f"videos/{name}") for name in TABLE_COLUMNS}
+        segments = [seg[seg_off[v] : seg_off[v + 1]] for v in range(len(seg_off) - 1)]
+        return VideoTable(segments=segments, **columns)
+
+    # ------------------------------------------------------------------ row access
+    def video_clips(self, video_index: int) -> np.ndarray:
+        offsets = self.group["clips/offsets"]
+        start, end = (int(x) for x in offsets[video_index : video_index + 2])
+        return self.clip_embeddings[start:end]
+
+    def video_static(self, video_index: int) -> np.ndarray:
+        offsets = self.group["static/offsets"]
+        start, end = (int(x) for x in offsets[video_index : video_index + 2])
+        return self.static_embeddings[start:end]
+
+    def read_rows(self, array: zarr.Array, rows: np.ndarray) -> np.ndarray:
+        """Rows in the order asked, reading each touched chunk once."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        unique_rows, inverse = np.unique(sorted_rows, return_inverse=True)
+        picked = array.get_orthogonal_selection((unique_rows, slice(None)))
+        out = np.empty((len(rows), array.shape[1]), dtype=array.dtype)
+        out[order] = picked[inverse]
+        return out
+
+    @staticmethod
+    def iter_blocks(array: zarr.Array) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, block) in whole-shard sequential blocks, for scans and exports."""
+        step = array.shards[0] if array.shards else array.chunks[0]
+        for start in range(0, array.shape[0], step):
+            yield start, array[start : start + step]
+
+
+def _read_format(path: Path) -> dict | None:
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return None
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (json.JSONDecodeError, OSError):
+        return None
+    fmt = attrs.get("featstore")
+    return fmt if isinstance(fmt, dict) and fmt.get("format") == FORMAT_NAME else None
+
+
+class _RowWriter:
+    """Appends rows to a pre-sized array, writing one whole shard at a time."""
+
+    def __init__(self, array: zarr.Array):
+        self.array = array
+        self.block = array.shards[0] if array.shards else array.chunks[0]
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0
+        self.position = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        self.buffer.append(rows)
+        self.buffered += len(rows)
+        while self.buffered >= self.block:
+            self._write(self.block)
+
+    def close(self) -> None:
+        if self.buffered:
+            self._write(self.buffered)
+        if self.position != self.array.shape[0]:
+            raise RuntimeError(f"wrote {self.position} rows into an array of {self.array.shape[0]}")
+
+    def _write(self, n: int) -> None:
+        data = np.concatenate(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
+        self.array[self.position : self.position + n] = data[:n]
+        self.position += n
+        rest = data[n:]
+        self.buffer = [rest] if len(rest) else []
+        self.buffered = len(rest)
+
+
+def _create(group: zarr.Group, name: str, shape: tuple, dtype, rows_per_chunk: int | None = None, sharded=False):
+    if dtype is str:
+        chunks = (max(1, shape[0]),)
+        return group.create_array(name, shape=shape, dtype=str, chunks=chunks, overwrite=True)
+    itemsize = np.dtype(dtype).itemsize
+    width = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    rows = rows_per_chunk or chunk_rows(width, itemsize)
+    chunks = (rows, *(max(1, s) for s in shape[1:]))
+    shards = (rows * CHUNKS_PER_SHARD, *chunks[1:]) if sharded else None
+    return group.create_array(
+        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=None if sharded else "auto", overwrite=True
+    )
+
+
+@dataclass
+class StoreContents:
+    """What finalize writes besides the rows: the video table source and the attributes."""
+
+    manifest_records: list  # data_manifests.VideoRecord, in manifest order
+    attribute_names: list[str]
+    attrs: dict  # identity, config, provenance, dataset (failures are derived here)
+
+
+def write_store(path: Path, contents: StoreContents, staging: StagingArea, n_parts: int) -> None:
+    """Consolidate the staged parts into the final arrays (the store's single writer), then mark it complete.
+
+    Streams one part at a time, so memory is bounded by a part plus one shard. Safe to repeat after a
+    kill: every array is rewritten whole and the attributes (``state``: complete) are written last.
+    """
+    summaries = [staging.load_summary(index) for index in range(n_parts)]
+    video_ids = [v for s in summaries for v in s["video_ids"].tolist()]
+    records = contents.manifest_records
+    if video_ids != [r.video_id for r in records]:
+        raise RuntimeError("staged parts do not match the manifest order")
+    clip_counts = np.concatenate([s["clip_counts"] for s in summaries]) if summaries else np.zeros(0, np.int64)
+    static_counts = np.concatenate([s["static_counts"] for s in summaries]) if summaries else np.zeros(0, np.int64)
+    n_clips, n_static, dim, dtype = int(clip_counts.sum()), int(static_counts.sum()), staging.dim, staging.dtype
+
+    group = zarr.open_group(str(path), mode="a")
+    # A finished store being extended must not read as complete while its arrays are rewritten.
+    group.attrs.put({"featstore": {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "state": "extracting"}})
+    writers = {
+        "clips/embeddings": _RowWriter(_create(group, "clips/embeddings", (n_clips, dim), dtype, sharded=True)),
+        "clips/frames": _RowWriter(_create(group, "clips/frames", (n_clips, 2), np.int64)),
+        "clips/times": _RowWriter(_create(group, "clips/times", (n_clips, 2), np.float64)),
+        "static/embeddings": _RowWriter(_create(group, "static/embeddings", (n_static, dim), dtype, sharded=True)),
+        "static/frames": _RowWriter(_create(group, "static/frames", (n_static,), np.int64)),
+    }
+    for index in range(n_parts):
+        for result in staging.load_part(index).results:
+            if result.failed:
+                continue
+            writers["clips/embeddings"].append(result.clip_embeddings)
+            writers["clips/frames"].append(result.clip_frames)
+            writers["clips/times"].append(result.clip_times)
+            writers["static/embeddings"].append(result.static_embeddings)
+            writers["static/frames"].append(result.static_frames)
+    for writer in writers.values():
+        writer.close()
+    _write_full(group, "clips/offsets", np.concatenate([[0], np.cumsum(clip_counts)]).astype(np.int64))
+    _write_full(group, "static/offsets", np.concatenate([[0], np.cumsum(static_counts)]).astype(np.int64))
+
+    def column(key):
+        return np.concatenate([s[key] for s in summaries]) if summaries else np.zeros(0)
+
+    reasons = column("failed_reasons").astype(str).tolist()
+    _write_video_table(
+        group, records, column("decoders").astype(str), column("fps"), column("duration"), column("n_frames"),
+        len(contents.attribute_names),
+    )
+    failures = [
+        {"video_id": rec.video_id, "path": rec.path, "reason": reason}
+        for rec, reason in zip(records, reasons)
+        if reason
+    ]
+    attrs = dict(contents.attrs)
+    attrs["failures"] = failures
+    attrs["featstore"] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "state": "complete",
+        "finalized": utc_now(),
+    }
+    # Attributes go last: the store reads as complete only once every array is in place.
+    group.attrs.put(attrs)
+
+
+def _write_full(group: zarr.Group, name: str, values: np.ndarray) -> None:
+    if values.dtype.kind in "UO":
+        array = _create(group, name, values.shape, str)
+    else:
+        array = _create(group, name, values.shape, values.dtype, rows_per_chunk=max(1, min(len(values), 1 << 16)))
+    if values.size:
+        array[...] = values
+
+
+def _write_video_table(group, records, decoders, fps, duration, n_frames, n_attrs: int) -> None:
+    def text(values):
+        return np.array(values, dtype=object).astype(str)
+
+    attributes = np.full((len(records), n_attrs), -1, dtype=np.int8)
+    segments, segment_counts = [], []
+    for i, record in enumerate(records):
+        if record.attributes is not None:
+            attributes[i] = record.attributes
+        segments.extend(s.to_json() for s in record.segments)
+        segment_counts.append(len(record.segments))
+    columns = {
+        "video_id": text([r.video_id for r in records]),
+        "path": text([r.path for r in records]),
+        "split": text([r.split for r in records]),
+        "subject": text([r.subject or "" for r in records]),
+        "decoder": text(decoders),
+        "label": np.array([-1 if r.label is None else r.label for r in records], dtype=np.int64),
+        "fps": np.asarray(fps, dtype=np.float64),
+        "duration": np.asarray(duration, dtype=np.float64),
+        "n_frames": np.asarray(n_frames, dtype=np.int64),
+        "segments": np.array(segments, dtype=np.float64).reshape(-1, 3),
+        "segment_offsets": np.concatenate([[0], np.cumsum(segment_counts)]).astype(np.int64),
+    }
+    for name, values in columns.items():
+        _write_full(group, f"videos/{name}", values)
+    array = _create(group, "videos/attributes", attributes.shape, np.int8, rows_per_chunk=max(1, len(records)))
+    if attributes.size:
+        array[...] = attributes

@@ -1,0 +1,847 @@
+"""The built-in synthetic video dataset: motion-defined actions, appearance-defined private attributes.
+
+Four parts are generated under one folder, each with its own manifest (``data_manifests/schema.py``):
+
+- ``synthetic``         trimmed clips, one action each (task "action", train/test)
+- ``synthetic-tad``     untrimmed videos: idle actor with 2-4 annotated action segments (task "tad")
+- ``synthetic-ad``      untrimmed videos, half with anomalous intervals (task "ad", classes normal/anomaly)
+- ``synthetic-images``  still PNG frames of actors with attribute labels only (task "static")
+
+The structure is built so that privacy and utility are separable by construction:
+
+- an action class is defined only by how the actor moves across frames (translation direction,
+  rotation sense, growth, bouncing, orbiting); start positions, orientations, sizes and phases are
+  random, so one frame tells nothing about the class;
+- the private attributes (``skin_tone``, ``gender_shape``, ``clothing_texture``, ``scene``) are static
+  appearance only, fixed per subject, and assigned with a balanced design that makes them
+  independent of the action labels (every class sees both values of every attribute equally often).
+
+Everything is drawn from ``np.random.default_rng`` seeded with ``(seed, part, index)``, so each file
+depends only on the config and its own index; two runs with the same config give byte-identical
+files. See ``data_manifests/README.md`` for the full description.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from data_manifests.schema import Manifest, ManifestHeader, Segment, VideoRecord
+from featstore.errors import FeatstoreError
+
+__all__ = [
+    "AD_CLASS_NAMES",
+    "ATTRIBUTE_NAMES",
+    "CLASS_NAMES",
+    "GENERATOR_VERSION",
+    "PARTS",
+    "SynthConfig",
+    "generate_synthetic",
+    "manifest_path",
+]
+
+GENERATOR_VERSION = 1
+PARTS = ("synthetic", "synthetic-tad", "synthetic-ad", "synthetic-images")
+CLASS_NAMES = [
+    "move_left", "move_right", "move_up", "move_down", "rotate_cw",
+    "rotate_ccw", "grow", "shrink", "bounce", "orbit",
+]
+AD_CLASS_NAMES = ["normal", "anomaly"]
+# 0/1 meaning: skin_tone 0 light / 1 dark; gender_shape 0 angular (rectangle body) / 1 round (ellipse
+# body); clothing_texture 0 plain / 1 striped; scene 0 indoor (smooth walls + floor) / 1 outdoor
+# (sky + noisy textured ground).
+ATTRIBUTE_NAMES = ["skin_tone", "gender_shape", "clothing_texture", "scene"]
+CONFIG_FILE = "synth_config.json"
+
+(MOVE_LEFT, MOVE_RIGHT, MOVE_UP, MOVE_DOWN, ROTATE_CW, ROTATE_CCW, GROW, SHRINK, BOUNCE, ORBIT) = range(10)
+# The class a motion becomes when its displacement is negated (used to keep the actor in frame).
+_MIRROR = {MOVE_LEFT: MOVE_RIGHT, MOVE_RIGHT: MOVE_LEFT, MOVE_UP: MOVE_DOWN, MOVE_DOWN: MOVE_UP,
+           ROTATE_CW: ROTATE_CCW, ROTATE_CCW: ROTATE_CW, GROW: SHRINK, SHRINK: GROW, BOUNCE: BOUNCE, ORBIT: ORBIT}
+
+# Part codes for seeding: rng = default_rng([seed, part_code, index, purpose]).
+_TRIMMED, _TAD, _AD, _IMAGES, _SUBJECT, _PLAN = 1, 2, 3, 4, 5, 6
+
+_S_MIN, _S_MAX = 0.65, 1.45        # actor scale range (all parts)
+_SIZE_MIN, _SIZE_MAX = 0.9, 1.1    # per-identity body size factor
+_ACTOR_FRAC = 0.15                 # actor "radius" R as a fraction of min(height, width)
+_SPRITE_EXTENT = 1.0               # every sprite pixel lies within this many R of the pivot
+_SUPERSAMPLE = 3                   # sprite pixels per output pixel at scale 1
+_MIN_GAP = 4                       # minimum idle frames between TAD segments
+_X264_OPTIONS = {"crf": "20", "preset": "veryfast", "threads": "1"}
+
+
+# ---------------------------------------------------------------------------------------------- config
+@dataclass
+class SynthConfig:
+    """Every size of the synthetic dataset; the defaults generate ~250 videos + 300 images quickly.
+
+    Counts are per split (train/test). Frame ranges are inclusive ``min..max``. All values are validated
+    on construction and a bad one raises ``FeatstoreError`` naming the field.
+    """
+
+    seed: int = 0
+    height: int = 96
+    width: int = 96
+    fps: float = 25.0
+    n_subjects: int = 24
+    # trimmed action clips ("synthetic"): 10 classes x (14 train + 6 test) = 200 videos
+    train_per_class: int = 14
+    test_per_class: int = 6
+    trimmed_min_frames: int = 48
+    trimmed_max_frames: int = 64
+    # untrimmed temporal action detection ("synthetic-tad")
+    tad_train_videos: int = 16
+    tad_test_videos: int = 8
+    tad_min_frames: int = 240
+    tad_max_frames: int = 320
+    tad_min_segments: int = 2
+    tad_max_segments: int = 4
+    tad_min_segment_frames: int = 32
+    tad_max_segment_frames: int = 64
+    # anomaly detection ("synthetic-ad")
+    ad_train_videos: int = 12
+    ad_test_videos: int = 12
+    ad_min_frames: int = 240
+    ad_max_frames: int = 240
+    ad_anomaly_fraction: float = 0.5
+    ad_max_intervals: int = 2
+    ad_min_anomaly_frames: int = 24
+    ad_max_anomaly_frames: int = 64
+    # still images ("synthetic-images")
+    image_train: int = 200
+    image_test: int = 100
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("fps", "ad_anomaly_fraction"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise FeatstoreError(f"SynthConfig.{f.name} must be a number, got {value!r}")
+                setattr(self, f.name, float(value))
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise FeatstoreError(f"SynthConfig.{f.name} must be an integer, got {value!r}")
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise FeatstoreError(f"SynthConfig: {message}")
+
+        need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            need(32 <= value <= 1024 and value % 2 == 0, f"{name} must be an even number in 32..1024, got {value}")
+        need(0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps}")
+        need(2 <= self.n_subjects <= 9999, f"n_subjects must be in 2..9999, got {self.n_subjects}")
+        for name in ("train_per_class", "test_per_class", "tad_train_videos", "tad_test_videos",
+                     "image_train", "image_test"):
+            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("ad_train_videos", "ad_test_videos"):
+            need(getattr(self, name) >= 2, f"{name} must be >= 2 (each split holds normal and anomalous videos), "
+                 f"got {getattr(self, name)}")
+        for lo, hi, floor in (("trimmed_min_frames", "trimmed_max_frames", 8),
+                              ("tad_min_frames", "tad_max_frames", 16),
+                              ("tad_min_segments", "tad_max_segments", 1),
+                              ("tad_min_segment_frames", "tad_max_segment_frames", 8),
+                              ("ad_min_frames", "ad_max_frames", 32),
+                              ("ad_min_anomaly_frames", "ad_max_anomaly_frames", 4)):
+            a, b = getattr(self, lo), getattr(self, hi)
+            need(a >= floor, f"{lo} must be >= {floor}, got {a}")
+            need(a <= b, f"{lo} ({a}) must not exceed {hi} ({b})")
+        need(self.trimmed_max_frames <= 100_000 and self.tad_max_frames <= 100_000 and self.ad_max_frames <= 100_000,
+             "videos are limited to 100000 frames")
+        need(self.tad_max_segments * self.tad_min_segment_frames + (self.tad_max_segments + 1) * _MIN_GAP
+             <= self.tad_min_frames,
+             f"tad_min_frames ({self.tad_min_frames}) is too short for {self.tad_max_segments} segments of at least "
+             f"{self.tad_min_segment_frames} frames plus idle gaps of {_MIN_GAP}")
+        need(0 < self.ad_anomaly_fraction < 1, f"ad_anomaly_fraction must be in (0, 1), got {self.ad_anomaly_fraction}")
+        need(self.ad_max_intervals >= 1, f"ad_max_intervals must be >= 1, got {self.ad_max_intervals}")
+        need(self.ad_min_anomaly_frames + 16 <= self.ad_min_frames,
+             f"ad_min_frames ({self.ad_min_frames}) must be at least ad_min_anomaly_frames + 16")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def manifest_path(root: Path, part: str) -> Path:
+    """Where the manifest of one synthetic part lives: ``root/manifests/<part>.jsonl``."""
+    if part not in PARTS:
+        raise FeatstoreError(f"unknown synthetic part {part!r} (known: {', '.join(PARTS)})")
+    return Path(root) / "manifests" / f"{part}.jsonl"
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class _Geometry:
+    height: int
+    width: int
+    radius: float      # R in pixels
+    speed: float       # pixel-speed scale: min(H, W) / 96
+    margin: int        # actor centre stays in [margin, size - margin]
+    window: int        # side of the square window that always holds the whole actor
+
+    @classmethod
+    def of(cls, config: SynthConfig) -> _Geometry:
+        side = min(config.height, config.width)
+        radius = _ACTOR_FRAC * side
+        margin = int(math.ceil(_SPRITE_EXTENT * radius * _SIZE_MAX * _S_MAX)) + 1
+        return cls(config.height, config.width, radius, side / 96.0, margin, 2 * margin + 2)
+
+    @property
+    def side(self) -> int:
+        return min(self.height, self.width)
+
+    def lows(self) -> np.ndarray:
+        return np.array([self.margin, self.margin, math.log(_S_MIN)])
+
+    def highs(self) -> np.ndarray:
+        return np.array([self.width - self.margin, self.height - self.margin, math.log(_S_MAX)])
+
+
+# ---------------------------------------------------------------------------------------------- appearance
+@dataclass
+class _Identity:
+    """Static appearance of one actor: attributes, colours, body geometry."""
+
+    attributes: list[int]
+    skin: np.ndarray          # RGB float
+    cloth: np.ndarray
+    stripe: np.ndarray
+    stripe_period: float      # in units of R
+    stripe_phase: float
+    size: float
+    sprite: np.ndarray | None = None   # premultiplied RGBA, float32, padded with a zero border
+
+
+def _balanced_codes() -> list[int]:
+    """16 attribute codes ordered so every aligned pair is complementary (each attribute balanced in any
+    aligned window of 2) and the first 8 are pairwise balanced too; 16 consecutive = full factorial."""
+    base = list(range(8))
+    even = [c for c in base if bin(c).count("1") % 2 == 0]
+    odd = [c for c in base if bin(c).count("1") % 2 == 1]
+    order = []
+    for code in even + odd:
+        order += [code, code ^ 0b1111]
+    return order
+
+
+_CODES = _balanced_codes()
+
+
+def _code_attributes(index: int) -> list[int]:
+    code = _CODES[index % len(_CODES)]
+    return [(code >> bit) & 1 for bit in range(len(ATTRIBUTE_NAMES))]
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float64) * 255.0
+
+
+_SKIN_LIGHT = np.array([250.0, 218.0, 190.0])
+_SKIN_DARK = np.array([72.0, 44.0, 28.0])
+
+
+def _make_identity(attributes: list[int], rng: np.random.Generator, geo: _Geometry) -> _Identity:
+    skin_dark, _, _, _ = attributes
+    t = rng.uniform(0.7, 1.0) if skin_dark else rng.uniform(0.0, 0.3)
+    skin = np.clip(_SKIN_LIGHT + t * (_SKIN_DARK - _SKIN_LIGHT) + rng.uniform(-8, 8, 3), 0, 255)
+    cloth_v = rng.uniform(0.35, 0.85)
+    cloth = _hsv(rng.uniform(), rng.uniform(0.35, 0.8), cloth_v)
+    stripe = cloth * 0.3 if cloth_v > 0.6 else cloth * 0.3 + 0.7 * 245.0
+    identity = _Identity(
+        attributes=list(attributes), skin=skin, cloth=cloth, stripe=stripe,
+        stripe_period=rng.uniform(0.24, 0.32), stripe_phase=rng.uniform(),
+        size=rng.uniform(_SIZE_MIN, _SIZE_MAX),
+    )
+    identity.sprite = _render_sprite(identity, geo.radius)
+    return identity
+
+
+def _render_sprite(ident: _Identity, radius: float) -> np.ndarray:
+    """Premultiplied RGBA sprite at ``_SUPERSAMPLE`` px per output px, antialiased 2x2, zero border."""
+    _, round_body, striped, _ = ident.attributes
+    unit = radius * ident.size                      # pixels per body unit at scale 1
+    k = _SUPERSAMPLE
+    n_in = 2 * int(math.ceil(_SPRITE_EXTENT * unit * k)) + 2
+    fine = 2 * n_in
+    coords = (np.arange(fine) + 0.5) / (2 * k) - n_in / (2 * k)   # output pixels at scale 1
+    v, u = np.meshgrid(coords / unit, coords / unit, indexing="ij")  # body units
+    body_cy = 0.28
+    if round_body:
+        a, b = 0.42, 0.62
+        body = (u / a) ** 2 + ((v - body_cy) / b) ** 2 <= 1.0
+    else:
+        a, b = 0.42 * 0.886, 0.62 * 0.886           # same area as the ellipse
+        body = (np.abs(u) <= a) & (np.abs(v - body_cy) <= b)
+    head_r = 0.3
+    head_cy = body_cy - b - 0.8 * head_r
+    head = u ** 2 + (v - head_cy) ** 2 <= head_r ** 2
+    hand_r = 0.12
+    hands = ((np.abs(u) - (a + 0.08)) ** 2 + (v - body_cy - 0.1) ** 2) <= hand_r ** 2
+    shade = (1.0 - 0.18 * np.clip(u / a, -1, 1) ** 2)[..., None]
+    if striped:
+        band = np.floor((v - body_cy) / ident.stripe_period + ident.stripe_phase) % 2 == 0
+        cloth = np.where(band[..., None], ident.cloth, ident.stripe) * shade
+    else:
+        cloth = ident.cloth * shade
+    rgb = np.zeros((fine, fine, 3))
+    rgb = np.where(body[..., None], cloth, rgb)
+    skin = head | hands
+    rgb = np.where(skin[..., None], ident.skin, rgb)
+    alpha = (body | skin).astype(np.float64)
+    rgba = np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=-1)
+    rgba = rgba.reshape(n_in, 2, n_in, 2, 4).mean(axis=(1, 3))
+    rgba[..., 3] = np.clip(rgba[..., 3], 0.0, 1.0)
+    return np.pad(rgba, ((1, 1), (1, 1), (0, 0))).astype(np.float32)
+
+
+def _resize_bilinear(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    gh, gw = grid.shape[:2]
+    ys = np.clip((np.arange(height) + 0.5) * gh / height - 0.5, 0, gh - 1)
+    xs = np.clip((np.arange(width) + 0.5) * gw / width - 0.5, 0, gw - 1)
+    y0 = np.floor(ys).astype(int)
+    x0 = np.floor(xs).astype(int)
+    y1 = np.minimum(y0 + 1, gh - 1)
+    x1 = np.minimum(x0 + 1, gw - 1)
+    wy = (ys - y0)[:, None, None] if grid.ndim == 3 else (ys - y0)[:, None]
+    wx = (xs - x0)[None, :, None] if grid.ndim == 3 else (xs - x0)[None, :]
+    top = grid[y0][:, x0] * (1 - wx) + grid[y0][:, x1] * wx
+    bottom = grid[y1][:, x0] * (1 - wx) + grid[y1][:, x1] * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def _render_background(outdoor: int, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Indoor: smooth two-colour wall gradient over a plain floor. Outdoor: sky over a noisy ground."""
+    yy, xx = np.meshgrid(np.arange(height) / height, np.arange(width) / width, indexing="ij")
+    if not outdoor:
+        angle = rng.uniform(0, 2 * math.pi)
+        ramp = (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) / 0.71 * 0.5 + 0.5
+        c1 = _hsv(rng.uniform(), rng.uniform(0.08, 0.3), rng.uniform(0.6, 0.92))
+        c2 = _hsv(rng.uniform(), rng.uniform(0.08, 0.3), rng.uniform(0.6, 0.92))
+        wall = c1 + ramp[..., None] * (c2 - c1)
+        floor_c = _hsv(rng.uniform(0.02, 0.12), rng.uniform(0.2, 0.45), rng.uniform(0.3, 0.55))
+        floor = floor_c * (0.85 + 0.3 * yy[..., None])
+        horizon = rng.uniform(0.62, 0.8)
+        image = np.where((yy >= horizon)[..., None], floor, wall)
+    else:
+        horizon = rng.uniform(0.25, 0.45)
+        sky_top = _hsv(rng.uniform(0.55, 0.62), rng.uniform(0.3, 0.55), rng.uniform(0.8, 1.0))
+        sky_low = sky_top * 0.5 + 0.5 * 245.0
+        sky = sky_top + (yy / horizon)[..., None] * (sky_low - sky_top)
+        ground_c = _hsv(rng.uniform(0.12, 0.33), rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.6))
+        coarse = _resize_bilinear(rng.uniform(0.7, 1.3, (8, 8)), height, width)
+        fine = rng.normal(0.0, 14.0, (height, width, 3))
+        ground = ground_c * coarse[..., None] + fine
+        image = np.where((yy >= horizon)[..., None], ground, sky)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- motion
+def _displacement(cls: int, n: int, rng: np.random.Generator, geo: _Geometry) -> np.ndarray:
+    """Per-frame displacement [n, 4] = (dx, dy, dlog_scale, dangle) relative to frame 0 (all zero there)."""
+    t = np.arange(n, dtype=np.float64)
+    d = np.zeros((n, 4))
+    if cls in (MOVE_LEFT, MOVE_RIGHT, MOVE_UP, MOVE_DOWN):
+        v = rng.uniform(0.45, 0.7) * geo.speed
+        sign = -1.0 if cls in (MOVE_LEFT, MOVE_UP) else 1.0
+        d[:, 0 if cls in (MOVE_LEFT, MOVE_RIGHT) else 1] = sign * v * t
+    elif cls in (ROTATE_CW, ROTATE_CCW):
+        # screen coordinates have y pointing down, so a positive angle turns clockwise on screen
+        d[:, 3] = (1.0 if cls == ROTATE_CW else -1.0) * rng.uniform(0.045, 0.075) * t
+    elif cls in (GROW, SHRINK):
+        d[:, 2] = (1.0 if cls == GROW else -1.0) * rng.uniform(0.007, 0.011) * t
+    elif cls == BOUNCE:
+        amp = rng.uniform(0.1, 0.16) * geo.side
+        period = rng.uniform(10.0, 16.0)
+        phase = rng.uniform(0, math.pi)
+        d[:, 1] = -amp * (np.abs(np.sin(math.pi * t / period + phase)) - abs(math.sin(phase)))
+    elif cls == ORBIT:
+        r = rng.uniform(0.09, 0.14) * geo.side
+        omega = rng.choice([-1.0, 1.0]) * 2 * math.pi / rng.uniform(22.0, 36.0)
+        phi = rng.uniform(0, 2 * math.pi)
+        d[:, 0] = r * (np.cos(phi + omega * t) - math.cos(phi))
+        d[:, 1] = r * (np.sin(phi + omega * t) - math.sin(phi))
+    else:  # pragma: no cover - internal misuse
+        raise ValueError(f"unknown class {cls}")
+    return d
+
+
+def _fit_factor(start: np.ndarray, disp: np.ndarray, geo: _Geometry) -> float:
+    """Largest f <= 1 such that start + f * disp stays inside the bounds (x, y, log scale)."""
+    lows, highs = geo.lows(), geo.highs()
+    f = 1.0
+    for dim in range(3):
+        hi, lo = disp[:, dim].max(), disp[:, dim].min()
+        if hi > 1e-9:
+            f = min(f, max(0.0, highs[dim] - start[dim]) / hi)
+        if lo < -1e-9:
+            f = min(f, max(0.0, start[dim] - lows[dim]) / -lo)
+    return f
+
+
+def _trimmed_motion(cls: int, n: int, rng: np.random.Generator, geo: _Geometry) -> np.ndarray:
+    """State [n, 4] = (x, y, log_scale, angle) of one action clip with a start drawn uniformly from the
+    starts that keep the whole motion inside the frame."""
+    disp = _displacement(cls, n, rng, geo)
+    lows, highs = geo.lows(), geo.highs()
+    span = disp[:, :3].max(axis=0) - disp[:, :3].min(axis=0)
+    room = highs - lows
+    shrink = min(1.0, float(np.min(np.where(span > 1e-9, room / np.maximum(span, 1e-9), np.inf))))
+    disp[:, :3] *= shrink
+    lo = lows - disp[:, :3].min(axis=0)
+    hi = highs - disp[:, :3].max(axis=0)
+    start = np.empty(4)
+    start[:3] = rng.uniform(lo, np.maximum(lo, hi))
+    start[3] = rng.uniform(-math.pi, math.pi)
+    return start[None, :] + disp
+
+
+def _segment_motion(cls: int, start: np.ndarray, n: int, rng: np.random.Generator, geo: _Geometry) -> tuple[int, np.ndarray]:
+    """Motion of one untrimmed segment from a given state; if the motion would leave the frame it is
+    mirrored (move left -> move right, grow -> shrink, ...) when that fits better, then slowed to fit.
+    Returns the class actually performed and the state [n, 4]."""
+    disp = _displacement(cls, n, rng, geo)
+    f = _fit_factor(start, disp, geo)
+    if f < 0.75:
+        f_mirror = _fit_factor(start, -disp, geo)
+        if f_mirror > f:
+            cls, disp, f = _MIRROR[cls], -disp, f_mirror
+    disp[:, :3] *= f
+    return cls, start[None, :] + disp
+
+
+def _random_start(rng: np.random.Generator, geo: _Geometry) -> np.ndarray:
+    start = np.empty(4)
+    start[:3] = rng.uniform(geo.lows(), geo.highs())
+    start[3] = rng.uniform(-math.pi, math.pi)
+    return start
+
+
+def _jitter(n: int, rng: np.random.Generator, geo: _Geometry) -> np.ndarray:
+    """Small smooth tremor added to every frame (positions +-0.6 px, angle +-0.03 rad)."""
+    t = np.arange(n, dtype=np.float64)
+    out = np.zeros((n, 4))
+    for dim, amp in ((0, 0.3 * geo.speed), (1, 0.3 * geo.speed), (3, 0.015)):
+        for _ in range(2):
+            freq = rng.uniform(0.03, 0.15)
+            out[:, dim] += amp * np.sin(2 * math.pi * freq * t + rng.uniform(0, 2 * math.pi))
+    return out
+
+
+def _plan_untrimmed(n: int, classes: list[int], lengths: list[int], rng: np.random.Generator,
+                    geo: _Geometry) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """An idle actor with the given action segments separated by random idle gaps.
+
+    Returns the state [n, 4] and [(start_frame, end_frame_exclusive, class)]."""
+    k = len(classes)
+    idle = n - sum(lengths)
+    extra = idle - (k + 1) * _MIN_GAP
+    weights = rng.dirichlet(np.ones(k + 1))
+    gaps = [_MIN_GAP + int(w) for w in np.floor(weights * extra)]
+    gaps[-1] += idle - sum(gaps)
+    state = np.empty((n, 4))
+    current = _random_start(rng, geo)
+    frame = 0
+    segments = []
+    for i in range(k):
+        state[frame:frame + gaps[i]] = current
+        frame += gaps[i]
+        cls, motion = _segment_motion(classes[i], current, lengths[i], rng, geo)
+        state[frame:frame + lengths[i]] = motion
+        segments.append((frame, frame + lengths[i], cls))
+        frame += lengths[i]
+        current = motion[-1].copy()
+    state[frame:] = current
+    return state, segments
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+def _composite(frames: np.ndarray, sprite: np.ndarray, state: np.ndarray, geo: _Geometry,
+               frame_index: np.ndarray | None = None) -> None:
+    """Draw the sprite into ``frames`` (in place) at per-frame (x, y, log_scale, angle)."""
+    if len(state) == 0:
+        return
+    if frame_index is None:
+        frame_index = np.arange(len(state))
+    b = geo.window
+    xs, ys = state[:, 0], state[:, 1]
+    scale = np.exp(state[:, 2])
+    x0 = np.clip(np.floor(xs).astype(np.int64) - b // 2, 0, geo.width - b)
+    y0 = np.clip(np.floor(ys).astype(np.int64) - b // 2, 0, geo.height - b)
+    ar = np.arange(b)
+    px = x0[:, None] + ar[None, :]                                    # [T, b]
+    py = y0[:, None] + ar[None, :]
+    dx = (px + 0.5 - xs[:, None]).astype(np.float32)[:, None, :]      # [T, 1, b]
+    dy = (py + 0.5 - ys[:, None]).astype(np.float32)[:, :, None]      # [T, b, 1]
+    cos = (np.cos(state[:, 3]) / scale).astype(np.float32)[:, None, None]
+    sin = (np.sin(state[:, 3]) / scale).astype(np.float32)[:, None, None]
+    size = sprite.shape[0]                      # padded: inner size + 2
+    half = (size - 2) / 2.0 + 1.0
+    k = float(_SUPERSAMPLE)
+    iu = np.clip(np.floor((cos * dx + sin * dy) * k + half), 0, size - 1).astype(np.intp)
+    iv = np.clip(np.floor((cos * dy - sin * dx) * k + half), 0, size - 1).astype(np.intp)
+    rgba = sprite[iv, iu]                                             # [T, b, b, 4]
+    tt = frame_index[:, None, None]
+    yy = py[:, :, None]
+    xx = px[:, None, :]
+    region = frames[tt, yy, xx].astype(np.float32)
+    out = rgba[..., :3] + (1.0 - rgba[..., 3:]) * region
+    frames[tt, yy, xx] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _render_video(background: np.ndarray, actors: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+                  n: int, geo: _Geometry) -> np.ndarray:
+    frames = np.broadcast_to(background, (n,) + background.shape).copy()
+    for sprite, state, index in actors:
+        _composite(frames, sprite, state, geo, index)
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    import av
+
+    tmp = _tmp_name(path)
+    try:
+        container = av.open(str(tmp), mode="w", format="mp4")
+        try:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001),
+                                          options=dict(_X264_OPTIONS))
+            stream.width = frames.shape[2]
+            stream.height = frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.thread_count = 1
+            for i, image in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        finally:
+            container.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    tmp = _tmp_name(path)
+    try:
+        Image.fromarray(image, mode="RGB").save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = _tmp_name(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------- planning
+@dataclass
+class _Item:
+    part: str
+    index: int
+    video_id: str
+    path: str
+    split: str
+    subject: int | None
+    label: int | None
+    n_frames: int
+    classes: list[int]                 # TAD: planned segment classes
+    lengths: list[int]                 # TAD: segment lengths; AD: anomalous interval lengths
+    anomalous: bool = False
+    code: int = 0                      # images: position in the balanced attribute-code cycle
+
+
+def _rng(config: SynthConfig, *key: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, *key])
+
+
+def _subject_id(index: int, n_subjects: int) -> str:
+    width = max(2, len(str(n_subjects - 1)))
+    return f"s{index:0{width}d}"
+
+
+def _plan(config: SynthConfig) -> list[_Item]:
+    """Every file to produce, with its split, subject and labels (cheap; pixels come later)."""
+    items: list[_Item] = []
+    ns = config.n_subjects
+
+    # trimmed: per split, per class, consecutive subjects from one running cycle -> with even counts and
+    # an even number of subjects every (class, split) cell holds complementary attribute pairs.
+    rng = _rng(config, _PLAN, _TRIMMED)
+    cursor = 0
+    index = 0
+    for split, per_class in (("train", config.train_per_class), ("test", config.test_per_class)):
+        for cls in range(len(CLASS_NAMES)):
+            for _ in range(per_class):
+                n = int(rng.integers(config.trimmed_min_frames, config.trimmed_max_frames + 1))
+                vid = f"trim_{index:05d}"
+                items.append(_Item("synthetic", index, vid, f"trimmed/{vid}.mp4", split, cursor % ns, cls, n, [], []))
+                cursor += 1
+                index += 1
+
+    # TAD: segment classes drawn from a shuffled balanced pool shared by all videos.
+    rng = _rng(config, _PLAN, _TAD)
+    cursor = 0
+    index = 0
+    plans = []
+    for split, count in (("train", config.tad_train_videos), ("test", config.tad_test_videos)):
+        for _ in range(count):
+            n = int(rng.integers(config.tad_min_frames, config.tad_max_frames + 1))
+            k = int(rng.integers(config.tad_min_segments, config.tad_max_segments + 1))
+            budget = n - (k + 1) * _MIN_GAP
+            lengths = [int(x) for x in rng.integers(config.tad_min_segment_frames,
+                                                    config.tad_max_segment_frames + 1, size=k)]
+            excess = sum(lengths) - budget
+            while excess > 0:  # keep room for the idle gaps: trim the longest segment (validated to fit)
+                longest = int(np.argmax(lengths))
+                cut = min(excess, lengths[longest] - config.tad_min_segment_frames)
+                lengths[longest] -= cut
+                excess -= cut
+            plans.append((split, n, lengths))
+    pool: list[int] = []
+    while len(pool) < sum(len(p[2]) for p in plans):
+        pool += [int(c) for c in rng.permutation(len(CLASS_NAMES))]
+    used = 0
+    for split, n, lengths in plans:
+        classes = pool[used:used + len(lengths)]
+        used += len(lengths)
+        vid = f"tad_{index:05d}"
+        items.append(_Item("synthetic-tad", index, vid, f"untrimmed/{vid}.mp4", split, cursor % ns, None, n,
+                           classes, lengths))
+        cursor += 1
+        index += 1
+
+    # AD: per split a fixed share of anomalous videos, at random positions.
+    rng = _rng(config, _PLAN, _AD)
+    cursor = 0
+    index = 0
+    for split, count in (("train", config.ad_train_videos), ("test", config.ad_test_videos)):
+        n_anomalous = min(count - 1, max(1, round(config.ad_anomaly_fraction * count)))
+        anomalous = set(int(i) for i in rng.permutation(count)[:n_anomalous])
+        for j in range(count):
+            n = int(rng.integers(config.ad_min_frames, config.ad_max_frames + 1))
+            lengths: list[int] = []
+            if j in anomalous:
+                k = int(rng.integers(1, config.ad_max_intervals + 1))
+                for _ in range(k):
+                    lengths.append(int(rng.integers(config.ad_min_anomaly_frames, config.ad_max_anomaly_frames + 1)))
+                # intervals keep 8 idle frames at both ends and 16 frames between each other
+                while len(lengths) > 1 and sum(lengths) + 16 + 16 * (len(lengths) - 1) > n:
+                    lengths.pop()
+                lengths[0] = min(lengths[0], n - 16)
+            vid = f"ad_{index:05d}"
+            items.append(_Item("synthetic-ad", index, vid, f"anomaly/{vid}.mp4", split, cursor % ns,
+                               int(j in anomalous), n, [], lengths, anomalous=j in anomalous))
+            cursor += 1
+            index += 1
+
+    # images: fresh identities with attribute codes cycling the balanced order within each split.
+    index = 0
+    for split, count in (("train", config.image_train), ("test", config.image_test)):
+        for j in range(count):
+            vid = f"img_{index:05d}"
+            items.append(_Item("synthetic-images", index, vid, f"images/{vid}.png", split, None, None, 1, [], [], code=j))
+            index += 1
+    return items
+
+
+# ---------------------------------------------------------------------------------------------- generation
+def _subjects(config: SynthConfig, geo: _Geometry) -> list[_Identity]:
+    return [_make_identity(_code_attributes(s), _rng(config, _SUBJECT, s), geo) for s in range(config.n_subjects)]
+
+
+def _produce(item: _Item, config: SynthConfig, geo: _Geometry, subjects: list[_Identity], out: Path) -> VideoRecord:
+    """Render and write one item; return its manifest record."""
+    fps = config.fps
+    target = out / item.path
+    if item.part == "synthetic-images":
+        rng = _rng(config, _IMAGES, item.index)
+        ident = _make_identity(_code_attributes(item.code), rng, geo)
+        background = _render_background(ident.attributes[3], rng, geo.height, geo.width)
+        start = _random_start(rng, geo)
+        image = _render_video(background, [(ident.sprite, start[None, :], None)], 1, geo)[0]
+        _write_png(target, image)
+        return VideoRecord(item.video_id, item.path, item.split, label=None, attributes=ident.attributes,
+                           subject=None, segments=[], fps=None, duration=None, n_frames=1, media="image")
+
+    subject = subjects[item.subject]
+    n = item.n_frames
+    segments: list[Segment] = []
+    actors = []
+    if item.part == "synthetic":
+        rng = _rng(config, _TRIMMED, item.index)
+        state = _trimmed_motion(item.label, n, rng, geo)
+    elif item.part == "synthetic-tad":
+        rng = _rng(config, _TAD, item.index)
+        state, segs = _plan_untrimmed(n, item.classes, item.lengths, rng, geo)
+        segments = [Segment(round(a / fps, 6), round(b / fps, 6), c) for a, b, c in segs]
+    else:
+        rng = _rng(config, _AD, item.index)
+        state, intervals, intruders = _plan_anomaly(item, subjects, rng, geo)
+        segments = [Segment(round(a / fps, 6), round(b / fps, 6), 1) for a, b in intervals]
+        actors += intruders
+    background = _render_background(subject.attributes[3], rng, geo.height, geo.width)
+    state = state + _jitter(n, rng, geo)
+    state[:, 0] = np.clip(state[:, 0], geo.margin - 1, geo.width - geo.margin + 1)
+    state[:, 1] = np.clip(state[:, 1], geo.margin - 1, geo.height - geo.margin + 1)
+    frames = _render_video(background, [(subject.sprite, state, None)] + actors, n, geo)
+    _write_mp4(target, frames, fps)
+    return VideoRecord(
+        item.video_id, item.path, item.split, label=item.label, attributes=list(subject.attributes),
+        subject=_subject_id(item.subject, config.n_subjects), segments=segments, fps=float(fps),
+        duration=round(n / fps, 6), n_frames=n, media="video",
+    )
+
+
+def _plan_anomaly(item: _Item, subjects: list[_Identity], rng: np.random.Generator, geo: _Geometry):
+    """Normal untrimmed activity, plus (for anomalous videos) erratic jumping or an intruding second actor
+    in each anomalous interval. Returns (state, [(start, end)], extra actors)."""
+    n = item.n_frames
+    k = max(1, min(3, n // 90))
+    lengths = [int(x) for x in rng.integers(24, 49, size=k)]
+    while sum(lengths) + (k + 1) * _MIN_GAP > n and lengths:
+        lengths = [max(8, x // 2) for x in lengths]
+        if sum(lengths) + (k + 1) * _MIN_GAP > n:
+            lengths.pop()
+            k -= 1
+    classes = [int(c) for c in rng.integers(0, len(CLASS_NAMES), size=len(lengths))]
+    state, _ = _plan_untrimmed(n, classes, lengths, rng, geo)
+    intervals: list[tuple[int, int]] = []
+    extra = []
+    if not item.anomalous:
+        return state, intervals, extra
+    edge, gap = 8, 16
+    lens = list(item.lengths)
+    free = n - 2 * edge - sum(lens) - gap * (len(lens) - 1)
+    if free < 0:  # very short video: one interval in the middle
+        lens = [min(lens[0], n - 2)]
+        edge, free = max(1, (n - lens[0]) // 2), 0
+    offsets = np.sort(rng.integers(0, free + 1, size=len(lens)))
+    frame = edge
+    previous = 0
+    lows, highs = geo.lows(), geo.highs()
+    for length, offset in zip(lens, offsets):
+        start = frame + int(offset - previous)
+        end = start + length
+        intervals.append((start, end))
+        frame, previous = end + gap, int(offset)
+        if rng.uniform() < 0.5:
+            # erratic: the actor jumps to a new random offset every 2-4 frames and spins
+            t = start
+            while t < end:
+                hold = int(rng.integers(2, 5))
+                jump = np.array([rng.uniform(-0.25, 0.25) * geo.side, rng.uniform(-0.25, 0.25) * geo.side,
+                                 rng.uniform(-0.3, 0.3), rng.uniform(-1.2, 1.2)])
+                sl = slice(t, min(end, t + hold))
+                state[sl] = state[sl] + jump
+                state[sl, :3] = np.clip(state[sl, :3], lows, highs)
+                t += hold
+        else:
+            # intruder: another identity pops up and darts around fast, bouncing off the frame borders
+            others = [i for i in range(len(subjects)) if i != item.subject]
+            other = subjects[int(rng.choice(others))]
+            pos = rng.uniform(lows[:2], highs[:2])
+            speed = rng.uniform(1.6, 2.6) * geo.speed
+            heading = rng.uniform(0, 2 * math.pi)
+            vel = speed * np.array([math.cos(heading), math.sin(heading)])
+            angle, spin = rng.uniform(-math.pi, math.pi), rng.uniform(-0.25, 0.25)
+            log_s = rng.uniform(math.log(0.8), math.log(1.2))
+            track = np.empty((length, 4))
+            for i in range(length):
+                track[i] = (pos[0], pos[1], log_s, angle)
+                pos = pos + vel
+                for dim in range(2):
+                    if pos[dim] < lows[dim] or pos[dim] > highs[dim]:
+                        vel[dim] = -vel[dim]
+                        pos[dim] = np.clip(pos[dim], lows[dim], highs[dim])
+                angle += spin
+            extra.append((other.sprite, track, np.arange(start, end)))
+    return state, intervals, extra
+
+
+_DESCRIPTIONS = {
+    "synthetic": "Synthetic trimmed action clips: 10 motion-defined classes; 4 static private attributes per subject.",
+    "synthetic-tad": "Synthetic untrimmed videos: an idle actor performs annotated action segments (same 10 classes).",
+    "synthetic-ad": "Synthetic untrimmed videos: normal motion; anomalous intervals of erratic jumps or an intruder.",
+    "synthetic-images": "Synthetic still images of actors with the 4 private attribute labels (static privacy).",
+}
+_TASKS = {"synthetic": "action", "synthetic-tad": "tad", "synthetic-ad": "ad", "synthetic-images": "static"}
+
+
+def generate_synthetic(out: Path, config: SynthConfig, show_progress: bool = True) -> dict[str, Path]:
+    """Generate all four synthetic parts under ``out``; returns part name -> manifest path.
+
+    Media files are written first (each to a temporary name, then renamed), then ``synth_config.json``,
+    then the manifests; existing manifests are removed up front, so an interrupted run never leaves a
+    manifest that points at a half-written dataset.
+    """
+    if not isinstance(config, SynthConfig):
+        raise FeatstoreError(f"generate_synthetic needs a SynthConfig, got {type(config).__name__}")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for part in PARTS:
+            manifest_path(out, part).unlink(missing_ok=True)
+        (out / CONFIG_FILE).unlink(missing_ok=True)
+        for folder in ("trimmed", "untrimmed", "anomaly", "images"):
+            (out / folder).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise FeatstoreError(f"cannot prepare the synthetic dataset folder {out}: {exc}") from exc
+
+    geo = _Geometry.of(config)
+    subjects = _subjects(config, geo)
+    items = _plan(config)
+    records: dict[str, list[VideoRecord]] = {part: [] for part in PARTS}
+    progress = None
+    if show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(items), desc=f"synthetic data -> {out}", unit="file", leave=False)
+    try:
+        for item in items:
+            try:
+                records[item.part].append(_produce(item, config, geo, subjects, out))
+            except OSError as exc:
+                raise FeatstoreError(f"cannot write {out / item.path}: {exc}") from exc
+            if progress is not None:
+                progress.update(1)
+    finally:
+        if progress is not None:
+            progress.close()
+
+    _write_text(out / CONFIG_FILE, json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n")
+    paths = {}
+    for part in PARTS:
+        header = ManifestHeader(
+            name=part,
+            task=_TASKS[part],
+            class_names=list(AD_CLASS_NAMES if part == "synthetic-ad" else CLASS_NAMES),
+            attribute_names=list(ATTRIBUTE_NAMES),
+            root="..",
+            description=f"{_DESCRIPTIONS[part]} Generated by featstore.synth v{GENERATOR_VERSION}, seed {config.seed}.",
+        )
+        if part == "synthetic-images":
+            header.class_names = []
+        manifest = Manifest(header, records[part], out)
+        paths[part] = manifest.save(manifest_path(out, part))
+    return paths
