@@ -45,6 +45,7 @@ from featstore.store import (
     Store,
     StoreContents,
     VideoResult,
+    remove_partial_writes,
     utc_now,
     write_store,
 )
@@ -453,6 +454,7 @@ def _prepare_output(out: Path, staging: StagingArea, identity: dict, manifest: M
         tmp.write_text(json.dumps({"identity": identity, "started": utc_now()}, indent=2))
         tmp.replace(staging.run_file)
     staging.clear_temporaries()
+    remove_partial_writes(out)
 
 
 def _existing_identity(out: Path, staging: StagingArea) -> dict | None:

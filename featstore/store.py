@@ -190,6 +190,12 @@ class StagingArea:
         shutil.rmtree(self.root, ignore_errors=False)
 
 
+def remove_partial_writes(store_path: Path) -> None:
+    """Delete the temporary files a killed Zarr write leaves (zarr writes ``*.partial`` then renames)."""
+    for leftover in Path(store_path).rglob("*.partial"):
+        leftover.unlink()
+
+
 def _concat(blocks: list, empty_shape: tuple, dtype) -> np.ndarray:
     blocks = [b for b in blocks if b is not None and len(b)]
     if not blocks:

@@ -68,13 +68,16 @@ _MIRROR = {MOVE_LEFT: MOVE_RIGHT, MOVE_RIGHT: MOVE_LEFT, MOVE_UP: MOVE_DOWN, MOV
 # Part codes for seeding: rng = default_rng([seed, part_code, index, purpose]).
 _TRIMMED, _TAD, _AD, _IMAGES, _SUBJECT, _PLAN = 1, 2, 3, 4, 5, 6
 
-_S_MIN, _S_MAX = 0.65, 1.45        # actor scale range (all parts)
+_S_MIN, _S_MAX = 0.7, 1.4          # actor scale range (all parts)
 _SIZE_MIN, _SIZE_MAX = 0.9, 1.1    # per-identity body size factor
-_ACTOR_FRAC = 0.15                 # actor "radius" R as a fraction of min(height, width)
-_SPRITE_EXTENT = 1.0               # every sprite pixel lies within this many R of the pivot
+_ACTOR_FRAC = 0.16                 # actor "radius" R as a fraction of min(height, width)
+_SPRITE_EXTENT = 0.95              # every sprite pixel lies within this many R of the pivot
 _SUPERSAMPLE = 3                   # sprite pixels per output pixel at scale 1
 _MIN_GAP = 4                       # minimum idle frames between TAD segments
-_X264_OPTIONS = {"crf": "20", "preset": "veryfast", "threads": "1"}
+# One thread and no lookahead-driven decisions: x264's macroblock-tree rate control (on by default) gave
+# different bytes for identical frames depending on what was encoded before in the same process.
+_X264_OPTIONS = {"crf": "20", "preset": "veryfast", "threads": "1",
+                 "x264-params": "mbtree=0:rc-lookahead=0:b-adapt=0:scenecut=0"}
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -463,35 +466,48 @@ def _plan_untrimmed(n: int, classes: list[int], lengths: list[int], rng: np.rand
 # ---------------------------------------------------------------------------------------------- rendering
 def _composite(frames: np.ndarray, sprite: np.ndarray, state: np.ndarray, geo: _Geometry,
                frame_index: np.ndarray | None = None) -> None:
-    """Draw the sprite into ``frames`` (in place) at per-frame (x, y, log_scale, angle)."""
+    """Draw the sprite into ``frames`` (in place) at per-frame (x, y, log_scale, angle).
+
+    Each output pixel of a fixed window around the actor is mapped back into the (supersampled) sprite
+    by the inverse rotation/scale and sampled there; only pixels the sprite covers are blended.
+    """
     if len(state) == 0:
         return
     if frame_index is None:
         frame_index = np.arange(len(state))
+    assert frames.flags.c_contiguous
     b = geo.window
+    height, width = frames.shape[1:3]
     xs, ys = state[:, 0], state[:, 1]
     scale = np.exp(state[:, 2])
-    x0 = np.clip(np.floor(xs).astype(np.int64) - b // 2, 0, geo.width - b)
-    y0 = np.clip(np.floor(ys).astype(np.int64) - b // 2, 0, geo.height - b)
+    x0 = np.clip(np.floor(xs).astype(np.int64) - b // 2, 0, width - b)
+    y0 = np.clip(np.floor(ys).astype(np.int64) - b // 2, 0, height - b)
     ar = np.arange(b)
-    px = x0[:, None] + ar[None, :]                                    # [T, b]
+    px = x0[:, None] + ar[None, :]                                            # [T, b]
     py = y0[:, None] + ar[None, :]
-    dx = (px + 0.5 - xs[:, None]).astype(np.float32)[:, None, :]      # [T, 1, b]
-    dy = (py + 0.5 - ys[:, None]).astype(np.float32)[:, :, None]      # [T, b, 1]
-    cos = (np.cos(state[:, 3]) / scale).astype(np.float32)[:, None, None]
-    sin = (np.sin(state[:, 3]) / scale).astype(np.float32)[:, None, None]
+    k = float(_SUPERSAMPLE)
     size = sprite.shape[0]                      # padded: inner size + 2
     half = (size - 2) / 2.0 + 1.0
-    k = float(_SUPERSAMPLE)
-    iu = np.clip(np.floor((cos * dx + sin * dy) * k + half), 0, size - 1).astype(np.intp)
-    iv = np.clip(np.floor((cos * dy - sin * dx) * k + half), 0, size - 1).astype(np.intp)
-    rgba = sprite[iv, iu]                                             # [T, b, b, 4]
-    tt = frame_index[:, None, None]
-    yy = py[:, :, None]
-    xx = px[:, None, :]
-    region = frames[tt, yy, xx].astype(np.float32)
-    out = rgba[..., :3] + (1.0 - rgba[..., 3:]) * region
-    frames[tt, yy, xx] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    dx = ((px + 0.5 - xs[:, None]) * k).astype(np.float32)[:, None, :]       # [T, 1, b]
+    dy = ((py + 0.5 - ys[:, None]) * k).astype(np.float32)[:, :, None]       # [T, b, 1]
+    cos = (np.cos(state[:, 3]) / scale).astype(np.float32)[:, None, None]
+    sin = (np.sin(state[:, 3]) / scale).astype(np.float32)[:, None, None]
+    u = cos * dx + sin * dy
+    u += half
+    v = cos * dy - sin * dx
+    v += half
+    np.clip(u, 0, size - 1, out=u)
+    np.clip(v, 0, size - 1, out=v)
+    src = v.astype(np.intp) * size + u.astype(np.intp)    # non-negative, so truncation is floor
+    alpha = sprite[..., 3].reshape(-1)[src]
+    covered = alpha > 0
+    src = src[covered]
+    a = alpha[covered][:, None]
+    rgb = sprite[..., :3].reshape(-1, 3)[src]
+    pix = ((frame_index[:, None, None] * height + py[:, :, None]) * width + px[:, None, :])[covered]
+    flat = frames.reshape(-1, 3)
+    out = rgb + (1.0 - a) * flat[pix].astype(np.float32)
+    flat[pix] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _render_video(background: np.ndarray, actors: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
@@ -637,7 +653,14 @@ def _plan(config: SynthConfig) -> list[_Item]:
     index = 0
     for split, count in (("train", config.ad_train_videos), ("test", config.ad_test_videos)):
         n_anomalous = min(count - 1, max(1, round(config.ad_anomaly_fraction * count)))
-        anomalous = set(int(i) for i in rng.permutation(count)[:n_anomalous])
+        pairs = count // 2
+        if pairs >= 2 and n_anomalous % 2 == 0:
+            # whole aligned subject pairs (complementary attributes) share the label, so the anomaly
+            # label is balanced against every attribute too
+            chosen = rng.permutation(pairs)[: n_anomalous // 2]
+            anomalous = {int(2 * p + d) for p in chosen for d in (0, 1)}
+        else:
+            anomalous = set(int(i) for i in rng.permutation(count)[:n_anomalous])
         for j in range(count):
             n = int(rng.integers(config.ad_min_frames, config.ad_max_frames + 1))
             lengths: list[int] = []
@@ -816,7 +839,8 @@ def generate_synthetic(out: Path, config: SynthConfig, show_progress: bool = Tru
     if show_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(items), desc=f"synthetic data -> {out}", unit="file", leave=False)
+        progress = tqdm(total=sum(item.n_frames for item in items), desc=f"synthetic data -> {out}",
+                        unit="frame", unit_scale=True, leave=False)
     try:
         for item in items:
             try:
@@ -824,7 +848,7 @@ def generate_synthetic(out: Path, config: SynthConfig, show_progress: bool = Tru
             except OSError as exc:
                 raise FeatstoreError(f"cannot write {out / item.path}: {exc}") from exc
             if progress is not None:
-                progress.update(1)
+                progress.update(item.n_frames)
     finally:
         if progress is not None:
             progress.close()

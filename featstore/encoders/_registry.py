@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or others for unsafe/bad files
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         raise FeatstoreError(f"cannot load {path} safely as a weights file: {str(exc).splitlines()[0][:200]}") from exc
     if not isinstance(state, dict):
         raise FeatstoreError(f"{path} does not hold a state dict")

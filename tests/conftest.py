@@ -1,0 +1,52 @@
+"""Shared fixtures: one tiny synthetic dataset and one store, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from featstore.extract import ExtractConfig, extract
+from featstore.synth import SynthConfig, generate_synthetic
+
+TINY_SYNTH = SynthConfig(
+    seed=3,
+    train_per_class=2,
+    test_per_class=1,
+    tad_train_videos=2,
+    tad_test_videos=2,
+    ad_train_videos=2,
+    ad_test_videos=2,
+    image_train=8,
+    image_test=4,
+)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    generate_synthetic(root, TINY_SYNTH, show_progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trimmed_manifest(synth_root) -> Path:
+    return synth_root / "manifests" / "synthetic.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_store(synth_root, trimmed_manifest, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("stores") / "tiny.zarr"
+    extract(ExtractConfig(model="tiny-vit", dataset=str(trimmed_manifest), out=str(out), videos_per_part=4),
+            show_progress=False)
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a console entry point as a user would (a fresh process), capturing its output."""
+    env = dict(os.environ, COLUMNS="200", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=timeout)

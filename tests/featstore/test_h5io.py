@@ -1,0 +1,47 @@
+import h5py
+import numpy as np
+import pytest
+
+from featstore.errors import FeatstoreError
+from featstore.h5io import export_h5, import_h5
+from featstore.store import Store
+from tests.conftest import run_cli
+from tests.featstore.test_extract_cli import all_arrays, assert_same_arrays
+
+
+def test_h5_round_trip_is_exact(tiny_store, tmp_path):
+    h5 = export_h5(tiny_store, tmp_path / "f.h5")
+    back = import_h5(h5, tmp_path / "back.zarr")
+    assert_same_arrays(back, tiny_store)
+    original, imported = Store.open(tiny_store).attrs, Store.open(back).attrs
+    for key in ("identity", "config", "provenance", "dataset", "failures"):
+        assert imported[key] == original[key], key
+    with h5py.File(h5, "r") as handle:
+        np.testing.assert_array_equal(handle["clips/embeddings"][...], Store.open(tiny_store).clip_embeddings[...])
+        assert handle["videos/video_id"].asstr()[0] == "trim_00000"
+
+
+def test_cli_and_api_round_trips_agree(tiny_store, tmp_path):
+    assert run_cli("featstore", "export", str(tiny_store), "--format", "h5", "--out", str(tmp_path / "c.h5")).returncode == 0
+    done = run_cli("featstore", "import", str(tmp_path / "c.h5"), "--out", str(tmp_path / "c.zarr"))
+    assert done.returncode == 0, done.stderr
+    api = import_h5(export_h5(tiny_store, tmp_path / "a.h5"), tmp_path / "a.zarr")
+    assert_same_arrays(tmp_path / "c.zarr", api)
+    assert run_cli("featstore", "verify", str(tmp_path / "c.zarr")).returncode == 0
+
+
+def test_import_refuses_bad_files_and_keeps_existing_stores(tiny_store, tmp_path):
+    with h5py.File(tmp_path / "other.h5", "w") as handle:
+        handle["features"] = np.zeros((3, 4))
+    with pytest.raises(FeatstoreError, match="not in the featstore HDF5 layout"):
+        import_h5(tmp_path / "other.h5", tmp_path / "x.zarr")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(FeatstoreError, match="not a readable HDF5"):
+        import_h5(tmp_path / "text.h5", tmp_path / "x.zarr")
+    before = all_arrays(tiny_store)
+    with pytest.raises(FeatstoreError, match="already exists"):
+        import_h5(export_h5(tiny_store, tmp_path / "ok.h5"), tiny_store)
+    after = all_arrays(tiny_store)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    done = run_cli("featstore", "export", str(tiny_store), "--format", "parquet", "--out", str(tmp_path / "p"))
+    assert done.returncode == 2 and "unknown export format" in done.stderr
