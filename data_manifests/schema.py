@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -129,9 +130,14 @@ class Manifest:
         return cls(header, records, root_dir.resolve(), source=path)
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically (temp file + rename), so a reader never sees half a manifest."""
+        """Write atomically (temp file + rename), so a reader never sees half a manifest.
+
+        The header's root is rewritten relative to the new file, so records still resolve to the
+        same files wherever the manifest is saved.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.header.root = os.path.relpath(self.root_dir.resolve(), path.parent.resolve())
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as handle:
             handle.write(json.dumps(self.header.to_json()) + "\n")

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from featstore.decode import DECODERS, VideoDecodeError, open_media
 from featstore.device import autocast, resolve_device, resolve_precision
 from featstore.encoders import LoadedEncoder, create_encoder, get_encoder_entry
 from featstore.errors import FeatstoreError
-from featstore.preprocess import PreprocessSpec, preprocess_frames
+from featstore.preprocess import preprocess_frames
 from featstore.progress import ExtractProgress
 from featstore.sampling import (
     SamplingConfig,
@@ -50,7 +51,8 @@ from featstore.store import (
     write_store,
 )
 
-CLIPS_PER_CHUNK = 8  # clips decoded and preprocessed together; bounds decode memory per video
+CLIPS_PER_CHUNK = 8  # clips decoded together at most
+CHUNK_FRAME_BYTES = 64 << 20  # and at most this many bytes of decoded frames (1080p: one clip)
 
 
 @dataclass
@@ -117,24 +119,37 @@ class _VideoPlan:
 
 @dataclass
 class _Chunk:
+    """Decoded frames of some clips of one video; ``index`` (n_clips, clip_len) points into ``frames``."""
+
     position: int
     kind: str  # "clip" | "static"
-    clips: torch.Tensor  # (n, 3, T, H, W)
+    frames: np.ndarray  # uint8 (n_frames, H, W, 3)
+    index: np.ndarray
 
 
 _END = object()
 
 
-def plan_and_decode(manifest: Manifest, record: VideoRecord, position: int, config: ExtractConfig,
-                    preprocess: PreprocessSpec, emit) -> _VideoPlan:
-    """Decode one video chunk by chunk, emitting preprocessed clip tensors; never the whole video."""
+def clips_per_chunk(clip_len: int, height: int, width: int) -> int:
+    """Clips decoded together: up to CLIPS_PER_CHUNK, fewer when frames are large (bounded memory)."""
+    return int(max(1, min(CLIPS_PER_CHUNK, CHUNK_FRAME_BYTES // max(1, clip_len * height * width * 3))))
+
+
+def decode_video(manifest: Manifest, record: VideoRecord, position: int, config: ExtractConfig) -> Iterator:
+    """Decode one video chunk by chunk, yielding its plan, then uint8 frames with clip indices, then
+    ("done", position) or ("failed", position, plan); never the whole video at once.
+
+    No torch work happens here: this may run in a decode thread, and torch ops in two threads at once
+    oversubscribe the cores. Preprocessing happens next to the forward, on the encoder's device.
+    """
     plan = _VideoPlan(position, record)
     sampling = config.sampling
     try:
         source = open_media(manifest.resolve_path(record), config.decoder, record.media)
     except VideoDecodeError as exc:
         plan.failed_reason = str(exc)
-        return plan
+        yield ("failed", position, plan)
+        return
     try:
         info = source.info
         plan.decoder, plan.n_frames, plan.fps = source.name, info.n_frames, info.fps
@@ -148,72 +163,89 @@ def plan_and_decode(manifest: Manifest, record: VideoRecord, position: int, conf
             windows = clip_windows(len(timeline), sampling)
             static_t = static_frame_indices(len(timeline), sampling.static_per_video)
             fps = sampling.fps or info.fps
-        plan.clip_frames = np.stack(
-            [timeline[windows[:, 0]], timeline[np.maximum(windows[:, 1] - 1, 0)] + 1], axis=1
-        ) if len(windows) else np.zeros((0, 2), dtype=np.int64)
-        plan.clip_times = (windows / fps).astype(np.float64) if len(windows) else np.zeros((0, 2))
+        if len(windows):
+            plan.clip_frames = np.stack([timeline[windows[:, 0]], timeline[windows[:, 1] - 1] + 1], axis=1)
+            plan.clip_times = (windows / fps).astype(np.float64)
+        else:
+            plan.clip_frames, plan.clip_times = np.zeros((0, 2), dtype=np.int64), np.zeros((0, 2))
         plan.static_frames = timeline[static_t]
-        emit(plan)  # announce the video before its rows arrive
+        yield plan  # announce the video before its rows arrive
 
-        static_sources = timeline[static_t]
-        static_done = np.zeros(len(static_sources), dtype=bool)
-        static_tensors: dict[int, torch.Tensor] = {}
-
-        def read(sources: np.ndarray) -> dict[int, torch.Tensor]:
-            unique = np.unique(sources)
-            frames = preprocess_frames(source.read(unique), preprocess)
-            return {int(s): frames[i] for i, s in enumerate(unique)}
-
-        for start in range(0, len(windows), CLIPS_PER_CHUNK):
-            chunk = windows[start : start + CLIPS_PER_CHUNK]
-            clip_sources = [timeline[clip_frame_indices(w, sampling.clip_len)] for w in chunk]
-            highest = max(int(c.max()) for c in clip_sources)
+        static_sources = plan.static_frames
+        static_pending = np.ones(len(static_sources), dtype=bool)
+        stills: dict[int, np.ndarray] = {}
+        step = clips_per_chunk(sampling.clip_len, info.height, info.width)
+        for start in range(0, len(windows), step):
+            clip_sources = np.stack(
+                [timeline[clip_frame_indices(w, sampling.clip_len)] for w in windows[start : start + step]]
+            )
             # Static frames up to this point are read in the same forward pass (PyAV reads forward only).
-            due = np.flatnonzero(~static_done & (static_sources <= highest))
-            frames = read(np.concatenate([*clip_sources, static_sources[due]]))
-            for i in due:
-                static_tensors[int(i)] = frames[int(static_sources[i])]
-            static_done[due] = True
-            clips = torch.stack([torch.stack([frames[int(s)] for s in c], dim=1) for c in clip_sources])
-            emit(_Chunk(position, "clip", clips))
-        remaining = np.flatnonzero(~static_done)
+            due = np.flatnonzero(static_pending & (static_sources <= clip_sources.max()))
+            unique, inverse = np.unique(np.concatenate([clip_sources.ravel(), static_sources[due]]), return_inverse=True)
+            frames = source.read(unique)
+            for i, at in zip(due, inverse[clip_sources.size :]):
+                stills[int(i)] = frames[at]
+            static_pending[due] = False
+            yield _Chunk(position, "clip", frames, inverse[: clip_sources.size].reshape(clip_sources.shape))
+        remaining = np.flatnonzero(static_pending)
         if len(remaining):
-            frames = read(static_sources[remaining])
-            for i in remaining:
-                static_tensors[int(i)] = frames[int(static_sources[i])]
+            unique, inverse = np.unique(static_sources[remaining], return_inverse=True)
+            frames = source.read(unique)
+            for i, at in zip(remaining, inverse):
+                stills[int(i)] = frames[at]
         if len(static_sources):
-            stills = torch.stack([static_tensors[i] for i in range(len(static_sources))])
-            tiled = stills[:, :, None].expand(-1, -1, sampling.clip_len, -1, -1).contiguous()
-            emit(_Chunk(position, "static", tiled))
+            frames = np.stack([stills[i] for i in range(len(static_sources))])
+            index = np.repeat(np.arange(len(static_sources))[:, None], sampling.clip_len, axis=1)
+            yield _Chunk(position, "static", frames, index)  # each still tiled to a clip
     except VideoDecodeError as exc:
         plan.failed_reason = str(exc)
     finally:
         source.close()
-    return plan
+    yield ("failed", position, plan) if plan.failed_reason else ("done", position)
 
 
-def _decode_part(manifest, records, config, preprocess, out_queue: queue.Queue, stop: threading.Event) -> None:
-    def emit(item):
-        while not stop.is_set():
-            try:
-                out_queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+def decode_part(manifest: Manifest, records: list[VideoRecord], config: ExtractConfig) -> Iterator:
+    for position, record in enumerate(records):
+        yield from decode_video(manifest, record, position, config)
 
+
+def prefetched(items: Iterator, depth: int = 4) -> Iterator:
+    """Run an iterator in a background thread, ``depth`` items ahead; errors re-raise in the caller."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    buffer.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except Exception as exc:  # handed over to the consuming thread, which re-raises it
+            put(("error", exc))
+            return
+        put(_END)
+
+    worker = threading.Thread(target=pump, daemon=True)
+    worker.start()
     try:
-        for position, record in enumerate(records):
-            if stop.is_set():
+        while True:
+            item = buffer.get()
+            if item is _END:
                 return
-            plan = plan_and_decode(manifest, record, position, config, preprocess, emit)
-            if plan.failed_reason:
-                emit(("failed", position, plan))
-            else:
-                emit(("done", position))
-    except Exception as exc:  # hand any unexpected decoder-thread error to the main thread
-        emit(("error", exc))
-        return
-    emit(_END)
+            if isinstance(item, tuple) and item[0] == "error":
+                raise item[1]
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 # ---------------------------------------------------------------------- the encode side
@@ -222,9 +254,10 @@ class _PartEncoder:
 
     def __init__(self, encoder: LoadedEncoder, device: torch.device, precision: torch.dtype, batch_size: int):
         self.encoder, self.device, self.precision, self.batch_size = encoder, device, precision, batch_size
+        self.preprocess = encoder.spec.preprocess()
         self.forward_seconds = 0.0
 
-    def run(self, records: list[VideoRecord], stream: queue.Queue, progress: ExtractProgress) -> list[VideoResult]:
+    def run(self, records: list[VideoRecord], stream: Iterator, progress: ExtractProgress) -> list[VideoResult]:
         plans: dict[int, _VideoPlan] = {}
         rows: dict[tuple[int, str], list[torch.Tensor]] = {}
         pending: list[tuple[int, str, torch.Tensor]] = []
@@ -256,22 +289,16 @@ class _PartEncoder:
                 if limit is None:
                     break
 
-        while True:
-            item = stream.get()
-            if item is _END:
-                break
+        for item in stream:
             if isinstance(item, _VideoPlan):
                 plans[item.position] = item
             elif isinstance(item, _Chunk):
-                pending.append((item.position, item.kind, item.clips))
-                pending_rows += len(item.clips)
+                clips = self._clips(item)
+                pending.append((item.position, item.kind, clips))
+                pending_rows += len(clips)
                 flush(self.batch_size)
-            elif item[0] == "error":
-                raise item[1]
-            else:
-                status, position = item[0], item[1]
-                if status == "failed":
-                    plans[position] = item[2]
+            elif item[0] == "failed":
+                plans[item[1]] = item[2]
         flush(None)
 
         results = []
@@ -300,10 +327,16 @@ class _PartEncoder:
             progress.video_done(len(clips) + len(static), self.forward_seconds)
         return results
 
+    def _clips(self, chunk: _Chunk) -> torch.Tensor:
+        """uint8 frames -> preprocessed (n, 3, T, H, W) clips on the encoder's device."""
+        frames = torch.from_numpy(chunk.frames).to(self.device, non_blocking=True)
+        frames = preprocess_frames(frames, self.preprocess)
+        return frames[torch.from_numpy(chunk.index).to(self.device)].permute(0, 2, 1, 3, 4)
+
     def _forward(self, clips: torch.Tensor) -> np.ndarray:
         started = time.perf_counter()
         with torch.inference_mode(), autocast(self.device, self.precision):
-            out = self.encoder.module(clips.to(self.device, non_blocking=True))
+            out = self.encoder.module(clips)
         result = out.float().cpu().numpy()
         self.forward_seconds += time.perf_counter() - started
         return result
@@ -368,17 +401,11 @@ def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
     total_videos = sum(len(units[i]) for i in todo)
     with ExtractProgress(total_videos, enabled=show_progress) as progress:
         for index in todo:
-            stream: queue.Queue = queue.Queue(maxsize=4)
-            stop = threading.Event()
-            worker = threading.Thread(
-                target=_decode_part, args=(manifest, units[index], config, spec.preprocess(), stream, stop), daemon=True
-            )
-            worker.start()
-            try:
-                results = part_encoder.run(units[index], stream, progress)
-            finally:
-                stop.set()
-                worker.join()
+            items = decode_part(manifest, units[index], config)
+            # On the CPU a decode thread would steal cores from the encoder's threads (its OpenMP team
+            # then waits for the slowest thread), so decoding runs inline there.
+            stream = prefetched(items) if device.type != "cpu" else items
+            results = part_encoder.run(units[index], stream, progress)
             staging.save_part(Part(index, results, {"device": str(device), "finished": utc_now()}))
 
     contents = StoreContents(

@@ -29,18 +29,32 @@ def resized_shape(height: int, width: int, short: int) -> tuple[int, int]:
     return max(short, round(height * short / width)), short
 
 
-def preprocess_frames(frames: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
-    """uint8 (N, H, W, 3) frames -> float32 (N, 3, crop, crop), normalized."""
+def preprocess_frames(frames: np.ndarray | torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """uint8 (N, H, W, 3) frames -> float32 (N, 3, crop, crop), normalized, on the frames' device."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected (N, H, W, 3) frames, got shape {frames.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        raise ValueError(f"expected (N, H, W, 3) frames, got shape {tuple(frames.shape)}")
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    x = frames.permute(0, 3, 1, 2)  # NCHW view with channels-last strides
     height, width = x.shape[-2:]
     new_h, new_w = resized_shape(height, width, spec.resize_short)
     if (new_h, new_w) != (height, width):
-        x = F.interpolate(x, size=(new_h, new_w), mode=spec.interpolation, align_corners=False, antialias=spec.antialias)
+        x = _resize_uint8(x, (new_h, new_w), spec)
     top = (new_h - spec.crop) // 2
     left = (new_w - spec.crop) // 2
-    x = x[:, :, top : top + spec.crop, left : left + spec.crop]
-    mean = torch.tensor(spec.mean, dtype=x.dtype).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(spec.std, dtype=x.dtype).view(1, 3, 1, 1) * 255.0
-    return ((x - mean) / std).contiguous()
+    x = x[:, :, top : top + spec.crop, left : left + spec.crop].float()  # a new tensor: safe to edit in place
+    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
+    return x.sub_(mean).div_(std)
+
+
+def _resize_uint8(x: torch.Tensor, size: tuple[int, int], spec: PreprocessSpec) -> torch.Tensor:
+    """Resize uint8 frames to uint8 (the resized image is rounded to whole levels, as image libraries do).
+
+    On the CPU torch has a fast SIMD path for uint8 channels-last input; elsewhere the float result is
+    rounded, which agrees with it to within one level.
+    """
+    if x.device.type == "cpu":
+        return F.interpolate(x, size=size, mode=spec.interpolation, align_corners=False, antialias=spec.antialias)
+    resized = F.interpolate(x.float(), size=size, mode=spec.interpolation, align_corners=False, antialias=spec.antialias)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)

@@ -65,7 +65,8 @@ CONFIG_FILE = "synth_config.json"
 _MIRROR = {MOVE_LEFT: MOVE_RIGHT, MOVE_RIGHT: MOVE_LEFT, MOVE_UP: MOVE_DOWN, MOVE_DOWN: MOVE_UP,
            ROTATE_CW: ROTATE_CCW, ROTATE_CCW: ROTATE_CW, GROW: SHRINK, SHRINK: GROW, BOUNCE: BOUNCE, ORBIT: ORBIT}
 
-# Part codes for seeding: rng = default_rng([seed, part_code, index, purpose]).
+# Seeding: every file uses default_rng([seed, part_code, index]); subjects use [seed, _SUBJECT, subject];
+# the per-part plans (splits, subjects, labels, lengths) use [seed, _PLAN, part_code].
 _TRIMMED, _TAD, _AD, _IMAGES, _SUBJECT, _PLAN = 1, 2, 3, 4, 5, 6
 
 _S_MIN, _S_MAX = 0.7, 1.4          # actor scale range (all parts)

@@ -1,0 +1,1 @@
+"""End-to-end recipes over featstore (and, as they land, anonymize and evaluate)."""
