@@ -314,6 +314,28 @@ class Store:
         start, end = (int(x) for x in offsets[video_index : video_index + 2])
         return self.clip_embeddings[start:end]
 
+    def split_indices(self, split: str) -> np.ndarray:
+        """Indices of the videos of a split that have rows (failed videos are left out)."""
+        table_split = self.array("videos/split")
+        has_rows = (np.diff(self.clip_offsets()) > 0) | (np.diff(self.static_offsets()) > 0)
+        return np.flatnonzero((table_split == split) & has_rows)
+
+    def evenly_spaced_clip_rows(self, k: int = 5) -> np.ndarray:
+        """(V, k) clip rows per video at k evenly spaced positions (bin centres; repeats when a video has
+        fewer than k clips; -1 for a video without clips): the 5-clip evaluation convention."""
+        offsets = self.clip_offsets()
+        counts = np.diff(offsets)
+        positions = np.floor((np.arange(k) + 0.5)[None, :] * counts[:, None] / k).astype(np.int64)
+        rows = offsets[:-1, None] + positions
+        rows[counts == 0] = -1
+        return rows
+
+    def load_embeddings(self, kind: str = "clips") -> np.ndarray:
+        """All rows of ``clips`` or ``static`` embeddings in memory as float32."""
+        if kind not in ("clips", "static"):
+            raise ValueError(f"kind must be 'clips' or 'static', got {kind!r}")
+        return self.group[f"{kind}/embeddings"][...].astype(np.float32)
+
     def video_static(self, video_index: int) -> np.ndarray:
         offsets = self.group["static/offsets"]
         start, end = (int(x) for x in offsets[video_index : video_index + 2])
@@ -508,3 +530,44 @@ def _write_video_table(group, records, decoders, fps, duration, n_frames, n_attr
     array = _create(group, "videos/attributes", attributes.shape, np.int8, rows_per_chunk=max(1, len(records)))
     if attributes.size:
         array[...] = attributes
+
+
+def write_transformed_store(source: Store, out: Path, transform, attrs_update: dict, block_rows: int | None = None) -> None:
+    """Write a copy of ``source`` whose clip and static embeddings are ``transform(rows)``.
+
+    Streams whole shards: memory is bounded by one block whatever the store's size. Every other
+    array is copied unchanged; ``attrs_update`` is merged into the attributes (state goes last).
+    The source embeddings are not copied: only transformed rows reach ``out``.
+    """
+    out = Path(out)
+    group = zarr.open_group(str(out), mode="w")
+    group.attrs.put({"featstore": {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "state": "extracting"}})
+    for kind in ("clips", "static"):
+        rows = source.group[f"{kind}/embeddings"]
+        writer = None
+        for start, block in source.iter_blocks(rows):
+            transformed = np.asarray(transform(block))
+            if transformed.shape[0] != block.shape[0]:
+                raise ValueError("the transform must keep one output row per input row")
+            if writer is None:
+                array = _create(group, f"{kind}/embeddings", (rows.shape[0], transformed.shape[1]), rows.dtype, sharded=True)
+                writer = _RowWriter(array)
+            writer.append(transformed.astype(rows.dtype))
+        if writer is None:  # an empty array: keep its shape
+            writer = _RowWriter(_create(group, f"{kind}/embeddings", rows.shape, rows.dtype, sharded=True))
+        writer.close()
+    copied = ["clips/frames", "clips/times", "clips/offsets", "static/frames", "static/offsets",
+              "videos/segments", "videos/segment_offsets", *(f"videos/{c}" for c in TABLE_COLUMNS)]
+    for name in copied:
+        values = source.array(name)
+        if name == "videos/attributes":
+            array = _create(group, name, values.shape, np.int8, rows_per_chunk=max(1, len(values)))
+            if values.size:
+                array[...] = values
+        else:
+            _write_full(group, name, values)
+    attrs = {key: value for key, value in source.attrs.items() if key != "featstore"}
+    attrs.update(attrs_update)
+    attrs["featstore"] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "state": "complete",
+                          "finalized": utc_now()}
+    group.attrs.put(attrs)

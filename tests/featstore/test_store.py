@@ -130,3 +130,34 @@ def test_open_refuses_non_stores_and_other_versions(tmp_path, tiny_store):
     (future / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(FeatstoreError, match="format version 99"):
         Store.open(future)
+
+
+def test_evenly_spaced_clip_rows_and_split_indices(tiny_store):
+    store = Store.open(tiny_store)
+    offsets = store.clip_offsets()
+    rows = store.evenly_spaced_clip_rows(5)
+    assert rows.shape == (store.n_videos, 5)
+    for v in range(store.n_videos):
+        assert offsets[v] <= rows[v].min() and rows[v].max() < offsets[v + 1]
+        assert np.all(np.diff(rows[v]) >= 0)
+    # 3 clips over 5 positions: bin centres 0.3, 0.9, 1.5, 2.1, 2.7 -> clips 0, 0, 1, 2, 2
+    three = next(v for v in range(store.n_videos) if offsets[v + 1] - offsets[v] == 3)
+    assert (rows[three] - offsets[three]).tolist() == [0, 0, 1, 2, 2]
+    train, test = store.split_indices("train"), store.split_indices("test")
+    assert len(train) == 20 and len(test) == 10 and not set(train) & set(test)
+
+
+def test_transformed_copy_has_only_transformed_rows(tiny_store, tmp_path):
+    from featstore.store import write_transformed_store
+
+    source = Store.open(tiny_store)
+    out = tmp_path / "t.zarr"
+    write_transformed_store(source, out, lambda rows: rows.astype(np.float32) * 2 + 1, {"note": {"by": "test"}})
+    copy = Store.open(out)
+    assert verify_store(out) == []
+    for kind in ("clips", "static"):
+        expected = (source.load_embeddings(kind) * 2 + 1).astype(np.float16)
+        np.testing.assert_array_equal(copy.group[f"{kind}/embeddings"][...], expected)
+    np.testing.assert_array_equal(copy.clip_offsets(), source.clip_offsets())
+    assert copy.videos().video_id.tolist() == source.videos().video_id.tolist()
+    assert copy.attrs["note"] == {"by": "test"} and copy.provenance == source.provenance
