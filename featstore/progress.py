@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 class ExtractProgress:
@@ -16,13 +16,11 @@ class ExtractProgress:
         self.videos = self.failed = self.clips = 0
         self._started = time.perf_counter()
         self._progress = Progress(
-            TextColumn("[bold]extract"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
-            TextColumn("videos  {task.fields[rates]}"),
-            TimeElapsedColumn(),
+            TextColumn("videos {task.fields[rates]}"),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TimeRemainingColumn(compact=True),
             disable=not self.enabled,
         )
         self._task = None
@@ -41,7 +39,7 @@ class ExtractProgress:
         self.failed += int(failed)
         self.clips += n_clips
         elapsed = max(time.perf_counter() - self._started, 1e-9)
-        rates = f"{self.videos / elapsed:.1f} videos/s  {self.clips / elapsed:.1f} clips/s  forward {forward_seconds / elapsed:.0%}"
+        rates = f"{self.videos / elapsed:.1f}/s {self.clips / elapsed:.0f} clips/s fwd {forward_seconds / elapsed:.0%}"
         if self.failed:
             rates += f"  [red]{self.failed} failed"
         self._progress.update(self._task, advance=1, rates=rates)

@@ -39,7 +39,7 @@ def test_cli_extract_info_verify_and_api_give_identical_arrays(trimmed_manifest,
     done = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(trimmed_manifest),
                    "--out", str(out), "--videos-per-part", "4")
     assert done.returncode == 0, done.stderr
-    assert "30 videos" in done.stdout and "videos/s" in done.stdout + done.stderr
+    assert "30 videos" in done.stdout and "clips/s" in done.stdout + done.stderr
     assert_same_arrays(out, tiny_store)  # tiny_store came from the Python API with the same settings
 
     info = run_cli("featstore", "info", str(out))
