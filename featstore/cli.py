@@ -21,14 +21,38 @@ err_console = Console(stderr=True)
 @app.command()
 def synth(
     out: Path = typer.Option(Path("data/synth"), help="Folder for the generated videos, images and manifests."),
-    seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical files."),
+    seed: Optional[int] = typer.Option(None, help="Random seed [default: 0, or the config file's]; same seed, same bytes."),
+    config: Optional[Path] = typer.Option(None, help="JSON file of SynthConfig fields (sizes, lengths) to override."),
 ) -> None:
     """Generate the built-in synthetic video dataset (mp4 files + manifests)."""
-    from featstore.synth import SynthConfig, generate_synthetic
+    from featstore.synth import generate_synthetic
 
-    paths = generate_synthetic(out, SynthConfig(seed=seed))
+    paths = generate_synthetic(out, synth_config(seed, config))
     for part, path in paths.items():
         console.print(f"{part}: {path}")
+
+
+def synth_config(seed: int | None, config_file: Path | None):
+    """SynthConfig from an optional JSON file of its fields (unknown fields are an error), then --seed."""
+    import dataclasses
+
+    from featstore.synth import SynthConfig
+
+    fields = {}
+    if config_file is not None:
+        try:
+            fields = json.loads(config_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise FeatstoreError(f"cannot read the synthetic config {config_file}: {exc}") from exc
+        if not isinstance(fields, dict):
+            raise FeatstoreError(f"{config_file} must hold a JSON object of SynthConfig fields")
+        known = {f.name for f in dataclasses.fields(SynthConfig)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise FeatstoreError(f"unknown synthetic config fields {unknown} (known: {', '.join(sorted(known))})")
+    if seed is not None:
+        fields["seed"] = seed
+    return SynthConfig(**fields)
 
 
 @app.command()
