@@ -82,6 +82,41 @@ def _hmdb51(root: Path, fold: int) -> Manifest:
     return build_hmdb51(root, fold)
 
 
+def _lazy_builder(module: str, function: str) -> Callable[[Path, int], Manifest]:
+    """A builder that imports ``data_manifests.builders.<module>`` only when the dataset is used."""
+
+    def build(root: Path, fold: int) -> Manifest:
+        from importlib import import_module
+
+        return getattr(import_module(f"data_manifests.builders.{module}"), function)(root, fold)
+
+    build.__qualname__ = f"{module}.{function}"
+    return build
+
+
+# name users type -> (builder module, function, one-line description)
+_PUBLIC_DATASETS = {
+    "vispr": ("vispr", "build_vispr", "VISPR images (annotations/{train,val,test}2017/*.json), 7 private attributes"),
+    "vp-hmdb51": ("vp", "build_vp_hmdb51",
+                  "HMDB51 + STPrivacy attribute labels (hmdb51_privacy_attribute_label.pickle); --fold 1..3"),
+    "vp-ucf101": ("vp", "build_vp_ucf101",
+                  "UCF101 + STPrivacy attribute labels (ucf101_privacy_attribute_label.pickle); --fold 1..3"),
+    "pa-hmdb51": ("pa_hmdb51", "build_pa_hmdb51",
+                  "PA-HMDB51 (PrivacyAttributes/*.json + HMDB51 split files), 5 attributes; --fold 1..3"),
+    "ntu60": ("ntu60", "build_ntu60", "NTU RGB+D 60 RGB videos; --fold 1 cross-subject, 2 cross-view"),
+    "toyota-smarthome": ("toyota_smarthome", "build_toyota_smarthome",
+                         "Toyota Smarthome clips, 31 classes, cross-subject protocol"),
+    "casia-b": ("casia_b", "build_casia_b",
+                "CASIA-B gait videos: gallery nm-01..04 (train) / probe nm-05,06 (test); --fold 2 adds bg/cl probes"),
+    "kinetics400": ("kinetics400", "build_kinetics400",
+                    "Kinetics-400 (annotations/{train,val,test}.csv + split folders)"),
+    "thumos14": ("thumos14", "build_thumos14",
+                 "THUMOS14 TAD (ActionFormer thumos14.json): validation -> train, test -> test"),
+    "ucf-crime": ("ucf_crime", "build_ucf_crime",
+                  "UCF-Crime AD (Anomaly_Train/Test.txt + temporal annotation of the test videos)"),
+}
+
+
 def _register_builtins() -> None:
     global _BUILTINS_REGISTERED
     if _BUILTINS_REGISTERED:
@@ -97,3 +132,5 @@ def _register_builtins() -> None:
         register_dataset(DatasetEntry(name, description, _synthetic_builder(name), DEFAULT_SYNTH_ROOT))
     register_dataset(DatasetEntry("ucf101", "UCF101 (classInd.txt + trainlist/testlist 01-03); --fold 1..3", _ucf101))
     register_dataset(DatasetEntry("hmdb51", "HMDB51 (official split files); --fold 1..3", _hmdb51))
+    for name, (module, function, description) in _PUBLIC_DATASETS.items():
+        register_dataset(DatasetEntry(name, description, _lazy_builder(module, function)))
