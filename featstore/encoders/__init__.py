@@ -1,6 +1,7 @@
 """The encoder registry: register, create by name (with validated overrides), list."""
 
 from featstore.encoders._registry import (
+    ConvertedWeights,
     EncoderEntry,
     EncoderSpec,
     LoadedEncoder,
@@ -10,10 +11,12 @@ from featstore.encoders._registry import (
     register_encoder,
 )
 
-# Importing the family modules registers their encoders.
-from featstore.encoders import tiny_vit  # noqa: E402,F401  (registration side effect is the point)
+# Importing the family modules registers their encoders (the optional ones only when their library imports).
+from featstore.encoders import tiny_vit, vjepa, videomae, i3d  # noqa: E402,F401  (registration is the point)
+from featstore.encoders import torchvision_video, vjepa2_hf  # noqa: E402,F401
 
 __all__ = [
+    "ConvertedWeights",
     "EncoderEntry",
     "EncoderSpec",
     "LoadedEncoder",

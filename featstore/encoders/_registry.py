@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import pickle
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from featstore.errors import FeatstoreError
@@ -17,6 +19,10 @@ from featstore.preprocess import PreprocessSpec
 WEIGHTS_DIR_ENV = "FEATSTORE_WEIGHTS_DIR"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# What $FEATSTORE_WEIGHTS_DIR/<model name><suffix> may be called, besides the entry's official file name.
+WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".pt", ".pth.tar", ".bin", "")
+# Files a weights directory (e.g. a Hugging Face `save_pretrained` folder) may hold, in order of preference.
+DIRECTORY_FALLBACKS = ("pytorch_model.bin", "model.pth", "model.pt")
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,26 @@ class EncoderSpec:
 
 
 @dataclass(frozen=True)
+class ConvertedWeights:
+    """A checkpoint mapped onto our module's key names, and what its layout says about the model."""
+
+    state: dict[str, torch.Tensor]
+    layout: str  # which official key layout was recognized (named in reports)
+    # Config fields the layout fixes, e.g. a pretrain checkpoint has a final norm instead of fc_norm.
+    # Explicit user overrides win over these.
+    implied_overrides: dict = field(default_factory=dict)
+
+
+# (the loaded checkpoint, possibly nested; the path it came from) -> our key layout
+Converter = Callable[[dict, Path], ConvertedWeights]
+
+
+def native_layout(checkpoint: dict, source: Path) -> ConvertedWeights:
+    """The default converter: the file already uses this project's module names."""
+    return ConvertedWeights(dict(checkpoint), "native")
+
+
+@dataclass(frozen=True)
 class EncoderEntry:
     name: str
     description: str
@@ -51,6 +77,8 @@ class EncoderEntry:
     build: Callable[[dict], tuple[nn.Module, EncoderSpec]]
     weights_required: bool
     default_weights_file: str | None = None
+    convert: Converter = native_layout
+    layouts: tuple[str, ...] = ("native (this project's module names)",)  # what convert accepts, for reports
 
 
 @dataclass
@@ -59,6 +87,7 @@ class LoadedEncoder:
     spec: EncoderSpec
     weights: str  # a path, or "random-init(seed=N)"
     weights_sha256: str
+    layout: str = "random-init"  # the key layout the weights were read in
 
 
 _ENCODERS: dict[str, EncoderEntry] = {}
@@ -87,67 +116,146 @@ def create_encoder(
     weights: str | Path | None = None,
     seed: int = 0,
     overrides: dict | None = None,
+    torch_compile: bool = False,
 ) -> LoadedEncoder:
-    """Build a registered encoder in eval mode with its weights loaded strictly (or seeded random init)."""
+    """Build a registered encoder in eval mode with its weights loaded strictly (or seeded random init).
+
+    With weights, the file is read first (without running pickled code), the family's converter maps its
+    key layout onto our module names and says which config the layout implies (explicit ``overrides``
+    win), then the model is built and loaded with zero missing and zero unexpected keys.
+    ``torch_compile`` compiles the module in place (``nn.Module.compile``); the first batches are slower.
+    """
     entry = get_encoder_entry(name)
     weights_path = _resolve_weights(entry, weights)
-    torch.manual_seed(seed)
-    module, spec = entry.build(dict(overrides or {}))
-    module.eval()
+    overrides = dict(overrides or {})
     if weights_path is None:
+        torch.manual_seed(seed)
+        module, spec = entry.build(overrides)
+        module.eval()
         digest = hashlib.sha256(save({k: v.contiguous() for k, v in module.state_dict().items()})).hexdigest()
-        return LoadedEncoder(module, spec, f"random-init(seed={seed})", digest)
-    state = load_state_dict_file(weights_path)
-    load_strict(module, state, name)
-    return LoadedEncoder(module, spec, str(weights_path), file_sha256(weights_path))
+        loaded = LoadedEncoder(module, spec, f"random-init(seed={seed})", digest)
+    else:
+        converted = entry.convert(load_weights(weights_path), weights_path)
+        torch.manual_seed(seed)
+        module, spec = entry.build({**converted.implied_overrides, **overrides})
+        module.eval()
+        load_strict(module, converted.state, name, converted.layout, entry.layouts)
+        loaded = LoadedEncoder(module, spec, str(weights_path), weights_sha256(weights_path), converted.layout)
+    if torch_compile:
+        loaded.module.compile()
+    return loaded
 
 
 def _resolve_weights(entry: EncoderEntry, weights: str | Path | None) -> Path | None:
     if weights is not None:
         path = Path(weights)
-        if not path.is_file():
+        if not path.exists():
             raise FeatstoreError(f"weights file not found: {path}")
         return path
     weights_dir = os.environ.get(WEIGHTS_DIR_ENV)
-    if weights_dir and entry.default_weights_file:
-        path = Path(weights_dir) / entry.default_weights_file
-        if path.is_file():
-            return path
+    if weights_dir:
+        names = ([entry.default_weights_file] if entry.default_weights_file else [])
+        names += [entry.name + suffix for suffix in WEIGHTS_SUFFIXES]
+        for candidate in names:
+            path = Path(weights_dir) / candidate
+            if path.is_file() or (path.is_dir() and any(path.iterdir())):
+                return path
     if entry.weights_required:
-        hint = f" or put {entry.default_weights_file} in ${WEIGHTS_DIR_ENV}" if entry.default_weights_file else ""
-        raise FeatstoreError(f"model {entry.name!r} needs its checkpoint: pass --weights PATH{hint}")
+        official = f"{entry.default_weights_file} or " if entry.default_weights_file else ""
+        raise FeatstoreError(
+            f"model {entry.name!r} needs its checkpoint: pass --weights PATH, or put {official}"
+            f"{entry.name}.safetensors/.pth in ${WEIGHTS_DIR_ENV}"
+        )
     return None
 
 
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """Read tensors without executing pickled code (safetensors, or torch.load weights_only)."""
+def weights_files(path: Path) -> list[Path]:
+    """The file(s) a weights path stands for: itself, or a directory's safetensors shards / single file."""
+    if path.is_file():
+        return [path]
+    shards = sorted(path.glob("*.safetensors"))
+    if shards:
+        return shards
+    for name in DIRECTORY_FALLBACKS:
+        if (path / name).is_file():
+            return [path / name]
+    raise FeatstoreError(f"{path} holds no weights (*.safetensors, {', '.join(DIRECTORY_FALLBACKS)})")
+
+
+def load_weights(path: Path) -> dict:
+    """A weights file or directory -> its checkpoint dict (safetensors shards are merged)."""
+    checkpoint: dict = {}
+    for file in weights_files(path):
+        checkpoint.update(load_state_dict_file(file))
+    return checkpoint
+
+
+def load_state_dict_file(path: Path) -> dict:
+    """Read a checkpoint without executing pickled code (safetensors, or torch.load weights_only).
+
+    The result may be a training checkpoint (nested dicts, numbers); family converters unwrap it.
+    """
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise FeatstoreError(f"cannot read {path} as safetensors: {str(exc).splitlines()[0][:200]}") from exc
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        # argparse.Namespace holds the training arguments some official checkpoints carry ('args');
+        # rebuilding it only sets attributes, so it is allowed; anything else unknown is refused.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise FeatstoreError(f"cannot load {path} safely as a weights file: {str(exc).splitlines()[0][:200]}") from exc
+        raise FeatstoreError(f"cannot load {path} safely as a weights file: {_load_failure(exc)}") from exc
     if not isinstance(state, dict):
         raise FeatstoreError(f"{path} does not hold a state dict")
     return state
 
 
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+def _load_failure(exc: Exception) -> str:
+    """The informative line of a torch.load failure (its first line is generic and suggests unsafe loading)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    marker = next((i for i, line in enumerate(lines) if "WeightsUnpickler error" in line), None)
+    if marker is not None:
+        detail = lines[marker].split("WeightsUnpickler error:", 1)[1].strip() or (lines[marker + 1:] or ["?"])[0]
+        return (f"it is not a plain tensor file ({detail[:160]}); pickled code is never run here, so convert it to "
+                f"safetensors where you trust it")
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def load_strict(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    name: str,
+    layout: str = "native",
+    accepted_layouts: tuple[str, ...] = (),
+) -> None:
+    """Load with zero missing and zero unexpected keys; a mismatch is reported in one readable line.
+
+    A module may define ``fit_checkpoint(state) -> state`` to adapt tensors whose size legitimately
+    differs (a position table made for another input grid is interpolated).
+    """
+    fit = getattr(module, "fit_checkpoint", None)
+    if fit is not None:
+        state = fit(state)
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
+    accepted = f"; accepted layouts: {'; '.join(accepted_layouts)}" if accepted_layouts else ""
     if missing or unexpected:
         raise FeatstoreError(
-            f"weights do not match {name!r}: {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
+            f"weights do not match {name!r} (read as layout: {layout}): {len(missing)} missing keys "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]}){accepted}"
         )
     bad_shapes = [k for k in expected if tuple(expected[k].shape) != tuple(state[k].shape)]
     if bad_shapes:
         k = bad_shapes[0]
         raise FeatstoreError(
-            f"weights do not match {name!r}: {len(bad_shapes)} tensors with other shapes "
-            f"(e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
+            f"weights do not match {name!r} (read as layout: {layout}): {len(bad_shapes)} tensors with other "
+            f"shapes (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)}); "
+            f"is it another model size?{accepted}"
         )
+    # Half-precision checkpoints are cast to the module's dtype here.
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
@@ -157,3 +265,12 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def weights_sha256(path: Path) -> str:
+    """SHA-256 of the weights file; for a sharded directory, of its sorted 'name digest' lines."""
+    files = weights_files(path)
+    if len(files) == 1:
+        return file_sha256(files[0])
+    lines = "".join(f"{file.name} {file_sha256(file)}\n" for file in files)
+    return hashlib.sha256(lines.encode()).hexdigest()

@@ -1,23 +1,58 @@
 """Registry-wide checks: every registered encoder is exercised here automatically."""
 
+import hashlib
 import pickle
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from featstore.encoders import create_encoder, list_encoders
-from featstore.encoders._registry import load_state_dict_file
+from featstore.encoders import create_encoder, get_encoder_entry, list_encoders
+from featstore.encoders._registry import WEIGHTS_DIR_ENV, file_sha256, load_state_dict_file
 from featstore.errors import FeatstoreError
 
-# Small overrides so full-size families run quickly on the CPU; each family module names its own.
-SMALL = {"tiny-vit": {}}
+# Small overrides so full-size families run quickly on the CPU (same code path, fewer layers and dims).
+# A newly registered encoder fails test_every_encoder_has_small_overrides until it is listed here.
+VIT_SMALL = dict(embed_dim=64, depth=2, num_heads=4, img_size=32, num_frames=4)
+SMALL = {
+    "tiny-vit": {},
+    "vjepa-l": dict(VIT_SMALL, embed_dim=96), "vjepa-h": dict(VIT_SMALL, embed_dim=96),
+    "vjepa-h-384": dict(VIT_SMALL, embed_dim=96),
+    "videomae-b": VIT_SMALL, "videomae-l": VIT_SMALL, "videomae-h": VIT_SMALL,
+    "videomaev2-g": dict(embed_dim=176, depth=2, num_heads=2, img_size=28, num_frames=4),  # patch 14, head 88
+    "videomaev2-b": VIT_SMALL, "videomaev2-s": VIT_SMALL, "internvideo-h": VIT_SMALL,
+    "i3d": dict(num_frames=8, img_size=32),
+    "vjepa2": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, crop_size=32, frames_per_clip=4),
+    # Optional torchvision extras (registered only where torchvision imports; not run in this project's env).
+    "r2plus1d-18": dict(num_frames=4, img_size=32), "mvit-v2-s": {}, "swin3d-b": dict(num_frames=4, img_size=64),
+    "s3d": dict(num_frames=16),
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models: one intra-op thread is as fast, and far faster when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_encoder_has_small_overrides():
+    assert {entry.name for entry in list_encoders()} <= set(SMALL)
+
+
+@pytest.mark.parametrize("entry", list_encoders(), ids=lambda e: e.name)
+def test_full_size_spec_is_the_listed_spec(entry):
+    with torch.device("meta"):  # full size without allocating it
+        _, spec = entry.build({})
+    assert spec == entry.spec and spec.name == entry.name
 
 
 @pytest.mark.parametrize("entry", list_encoders(), ids=lambda e: e.name)
 def test_every_encoder_builds_and_matches_its_spec(entry):
     torch.manual_seed(0)
-    module, spec = entry.build(SMALL[entry.name])  # random init: checkpoints are not needed for the shapes
+    module, spec = entry.build(dict(SMALL[entry.name]))  # random init: checkpoints are not needed for shapes
     module.eval()
     assert spec.name == entry.name
     if not SMALL[entry.name]:
@@ -31,6 +66,22 @@ def test_every_encoder_builds_and_matches_its_spec(entry):
     with torch.inference_mode():
         alone = module(clips[:1])
     torch.testing.assert_close(alone, out[:1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("entry", list_encoders(), ids=lambda e: e.name)
+def test_weights_saved_from_a_built_model_load_back(entry, tmp_path):
+    """Every family's converter accepts the module's own key names (and fp16 files) and loads them strictly."""
+    torch.manual_seed(1)
+    module, spec = entry.build(dict(SMALL[entry.name]))
+    module.eval()
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in module.state_dict().items()}
+    save_file(state, tmp_path / "w.safetensors")
+    module.load_state_dict({k: v.to(module.state_dict()[k].dtype) for k, v in state.items()})  # fp16-rounded
+    loaded = create_encoder(entry.name, weights=tmp_path / "w.safetensors", overrides=dict(SMALL[entry.name]))
+    assert loaded.spec == spec
+    clips = torch.randn(2, 3, spec.num_frames, spec.resolution, spec.resolution)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.module(clips), module(clips))
 
 
 def test_seeded_init_is_deterministic_and_hashed():
@@ -81,3 +132,39 @@ def test_unknown_model_and_bad_override():
         create_encoder("vit-gigantic")
     with pytest.raises(FeatstoreError, match="bad override"):
         create_encoder("tiny-vit", overrides={"depht": 2})
+    with pytest.raises(FeatstoreError, match="bad override.*known fields"):
+        get_encoder_entry("videomae-b").build({"pooling_mode": "mean"})
+    with pytest.raises(FeatstoreError, match="qkv_bias must be one of"):
+        get_encoder_entry("videomae-b").build({"qkv_bias": True})
+
+
+def test_real_encoders_ask_for_their_checkpoint(monkeypatch, tmp_path):
+    monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
+    with pytest.raises(FeatstoreError, match=r"needs its checkpoint: pass --weights PATH, or put vith16\.pth\.tar"):
+        create_encoder("vjepa-h")
+    with pytest.raises(FeatstoreError, match="weights file not found"):
+        create_encoder("vjepa-h", weights=tmp_path / "missing.pth.tar")
+
+
+def test_weights_directory_and_weights_dir_lookup(monkeypatch, tmp_path):
+    source = create_encoder("tiny-vit", seed=4)
+    state = {k: v.contiguous() for k, v in source.module.state_dict().items()}
+    keys = sorted(state)
+    folder = tmp_path / "sharded"  # a save_pretrained-style folder with two safetensors shards
+    folder.mkdir()
+    save_file({k: state[k] for k in keys[: len(keys) // 2]}, folder / "model-00001-of-00002.safetensors")
+    save_file({k: state[k] for k in keys[len(keys) // 2 :]}, folder / "model-00002-of-00002.safetensors")
+    clips = torch.randn(1, 3, 16, 64, 64)
+    loaded = create_encoder("tiny-vit", weights=folder)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.module(clips), source.module(clips))
+    shard_digests = "".join(f"{f.name} {file_sha256(f)}\n" for f in sorted(folder.glob("*.safetensors")))
+    assert loaded.weights_sha256 == hashlib.sha256(shard_digests.encode()).hexdigest()
+
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    save_file(state, weights_dir / "tiny-vit.safetensors")
+    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(weights_dir))
+    found = create_encoder("tiny-vit")  # no --weights: $FEATSTORE_WEIGHTS_DIR/<name>.safetensors is used
+    assert found.weights == str(weights_dir / "tiny-vit.safetensors")
+    assert found.weights_sha256 == file_sha256(weights_dir / "tiny-vit.safetensors")
