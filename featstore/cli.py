@@ -59,7 +59,9 @@ def synth_config(seed: int | None, config_file: Path | None):
 def extract(
     model: str = typer.Option(..., help="Encoder name (see `featstore models`)."),
     dataset: str = typer.Option(..., help="Dataset name (see `featstore datasets`) or a manifest .jsonl path."),
-    out: Optional[Path] = typer.Option(None, help="Store path [default: runs/<dataset>-<model>.zarr]."),
+    out: Optional[str] = typer.Option(
+        None, help="Store path or fsspec URL, e.g. s3://bucket/x.zarr (default: runs/<dataset>-<model>.zarr)."
+    ),
     data_root: Optional[Path] = typer.Option(None, help="Where the dataset's files are."),
     fold: int = typer.Option(1, help="Official split number for datasets that have several."),
     weights: Optional[Path] = typer.Option(None, help="Checkpoint file for the encoder."),
@@ -77,6 +79,10 @@ def extract(
     decoder: str = typer.Option("auto", help="auto (decord, PyAV fallback), decord or pyav."),
     overwrite: bool = typer.Option(False, help="Replace a store made with other settings."),
     retry_failed: bool = typer.Option(False, help="Try the videos that failed before again."),
+    workers: Optional[int] = typer.Option(
+        None, help="Decode processes (default: 0, inline, on the CPU; min(8, cores per GPU) on a GPU)."
+    ),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (first batches slower)."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     """Decode videos, cut clips, run the encoder, and write (or resume) a feature store."""
@@ -86,16 +92,21 @@ def extract(
 
     sampling = SamplingConfig(clip_len=clip_len, stride=stride, fps=fps, tail=tail, static_per_video=static_per_video)
     config = ExtractConfig(
-        model=model, dataset=dataset, out=str(out or Path("runs") / f"{Path(dataset).stem}-{model}.zarr"),
+        model=model, dataset=dataset, out=out or str(Path("runs") / f"{Path(dataset).stem}-{model}.zarr"),
         data_root=None if data_root is None else str(data_root), fold=fold,
         weights=None if weights is None else str(weights), seed=seed, sampling=sampling, dtype=dtype,
         batch_size=batch_size, videos_per_part=videos_per_part, device=device, precision=precision,
-        decoder=decoder, overwrite=overwrite, retry_failed=retry_failed,
+        decoder=decoder, overwrite=overwrite, retry_failed=retry_failed, workers=workers, compile=compile,
     )
     result = run_extract(config, show_progress=progress)
+    if result.rank > 0:  # under torchrun: one line per rank; rank 0 reports the store
+        console.print(f"rank {result.rank}/{result.world_size}: {result.parts_computed} parts "
+                      f"({result.videos_computed} videos) computed in {result.seconds:.1f}s")
+        return
+    ranks = f", {result.world_size} ranks" if result.world_size > 1 else ""
     console.print(
         f"[bold]{result.store}[/]: {result.n_videos} videos, {result.n_clips} clips, {result.n_static} static clips "
-        f"in {result.seconds:.1f}s ({result.parts_computed} parts computed, {result.parts_reused} reused)"
+        f"in {result.seconds:.1f}s ({result.parts_computed} parts computed, {result.parts_reused} reused{ranks})"
     )
     if result.failures:
         err_console.print(f"[red]{len(result.failures)} videos failed[/] (retry with --retry-failed):")
@@ -105,7 +116,23 @@ def extract(
 
 
 @app.command()
-def info(store: Path = typer.Argument(..., help="Store path."), as_json: bool = typer.Option(False, "--json")) -> None:
+def finalize(store: str = typer.Argument(..., help="Store path or fsspec URL.")) -> None:
+    """Consolidate an extraction's staged parts into the store (done automatically at the end of a run;
+    by hand e.g. after a multi-node job whose rank 0 died). Fails naming the parts still missing."""
+    from featstore.extract import finalize_store
+
+    result = finalize_store(store)
+    if result is None:
+        console.print(f"{store}: already complete, nothing to finalize")
+        return
+    console.print(f"[bold]{result.store}[/]: finalized {result.parts_reused} parts, {result.n_videos} videos, "
+                  f"{result.n_clips} clips, {result.n_static} static clips ({result.n_failed} failed)")
+
+
+@app.command()
+def info(
+    store: str = typer.Argument(..., help="Store path or fsspec URL."), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Print a readable summary of a store."""
     from featstore.store import Store
     from featstore.summary import summarize
@@ -146,7 +173,7 @@ def print_summary(summary: dict) -> None:
 
 
 @app.command()
-def verify(store: Path = typer.Argument(..., help="Store path.")) -> None:
+def verify(store: str = typer.Argument(..., help="Store path or fsspec URL.")) -> None:
     """Check a store's integrity; exits 1 when any problem is found."""
     from featstore.summary import verify_store
 
@@ -162,15 +189,18 @@ def verify(store: Path = typer.Argument(..., help="Store path.")) -> None:
 @app.command()
 def export(
     store: Path = typer.Argument(..., help="Store path."),
-    format: str = typer.Option("h5", "--format", help="Export format: h5."),
-    out: Path = typer.Option(..., help="Output file."),
+    format: str = typer.Option("h5", "--format", help="Export format: h5 (one file), opentad (one (T, C) .npy per "
+                                                      "video + annotations.json) or mgfn ((T, crops, C) .npy + lists)."),
+    out: Path = typer.Option(..., help="Output file (h5) or an empty/new folder (opentad, mgfn)."),
+    crops: int = typer.Option(10, help="mgfn only: crop axis size (the single view is repeated; MGFN assumes 10)."),
 ) -> None:
     """Export a store to another format."""
-    from featstore.h5io import export_h5
+    from featstore.exporters import EXPORT_FORMATS
+    from featstore.exporters import export as run_export
 
-    if format != "h5":
-        raise FeatstoreError(f"unknown export format {format!r} (available: h5)")
-    console.print(f"wrote {export_h5(store, out)}")
+    if format not in EXPORT_FORMATS:
+        raise FeatstoreError(f"unknown export format {format!r} (available: {', '.join(EXPORT_FORMATS)})")
+    console.print(f"wrote {run_export(store, out, format, crops=crops)}")
 
 
 @app.command("import")

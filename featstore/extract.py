@@ -3,31 +3,47 @@
 Work is committed in *parts*: fixed consecutive groups of ``videos_per_part`` manifest videos. A
 part is encoded as one stream of clips cut into batches of ``batch_size``, so the batches, and
 therefore the numbers, depend only on the part; a resumed run recomputes unfinished parts exactly
-as an uninterrupted run would have. Decoding runs in a background thread, one part ahead at most.
+as an uninterrupted run would have, and so does a run spread over several processes.
+
+Decoding feeds the encoder in one of three ways, all yielding the same items in the same order:
+inline (the CPU default: a decode thread or process would steal the encoder's cores), a background
+thread (``workers=0`` on a GPU), or DataLoader worker processes (``workers=N``, the GPU default),
+each decoding whole videos and handing over page-locked uint8 frames; the main process reads the
+videos back in manifest order. Preprocessing runs next to the forward, on the encoder's device.
+
+Under torchrun (see ``featstore.distributed``) rank 0 prepares the output and assigns the missing
+parts to ranks, balanced by duration; every rank writes only its own part files; rank 0 finalizes
+(``finalize_store``, also ``featstore finalize``) once every rank is done.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
+import multiprocessing
+import os
 import platform
 import queue
-import shutil
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, IterableDataset
 
 from data_manifests.registry import resolve_dataset
 from data_manifests.schema import Manifest, VideoRecord
 from featstore.decode import DECODERS, VideoDecodeError, open_media
 from featstore.device import autocast, resolve_device, resolve_precision
+from featstore.distributed import Ranks, assign_parts, ranks_from_environment, video_costs
 from featstore.encoders import LoadedEncoder, create_encoder, get_encoder_entry
 from featstore.errors import FeatstoreError
 from featstore.preprocess import preprocess_frames
@@ -40,7 +56,9 @@ from featstore.sampling import (
     static_frame_indices,
 )
 from featstore.store import (
+    STAGING_DIR,
     STORE_DTYPES,
+    Location,
     Part,
     StagingArea,
     Store,
@@ -53,13 +71,19 @@ from featstore.store import (
 
 CLIPS_PER_CHUNK = 8  # clips decoded together at most
 CHUNK_FRAME_BYTES = 64 << 20  # and at most this many bytes of decoded frames (1080p: one clip)
+MAX_DEFAULT_WORKERS = 8  # decode processes per GPU by default
+# Decoded chunks each worker may hold ready: bounds memory at workers x this x CHUNK_FRAME_BYTES.
+WORKER_PREFETCH = 4
+# How long a rank looks again for files another node wrote: shared filesystems (NFS) may cache a
+# directory's listing for some seconds.
+SHARED_STORAGE_SETTLE_SECONDS = 60.0
 
 
 @dataclass
 class ExtractConfig:
     model: str
     dataset: str
-    out: str
+    out: str  # a local path or an fsspec URL (s3://bucket/x.zarr)
     data_root: str | None = None
     fold: int = 1
     weights: str | None = None
@@ -73,6 +97,8 @@ class ExtractConfig:
     decoder: str = "auto"
     overwrite: bool = False
     retry_failed: bool = False
+    workers: int | None = None  # decode processes; None: 0 on the CPU, min(8, cores per rank) on a GPU
+    compile: bool = False  # torch.compile the encoder module
 
     def __post_init__(self) -> None:
         if self.dtype not in STORE_DTYPES:
@@ -83,6 +109,8 @@ class ExtractConfig:
             raise FeatstoreError(f"--videos-per-part must be >= 1, got {self.videos_per_part}")
         if self.decoder not in DECODERS:
             raise FeatstoreError(f"--decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
+        if self.workers is not None and self.workers < 0:
+            raise FeatstoreError(f"--workers must be >= 0, got {self.workers}")
 
     def to_json(self) -> dict:
         record = asdict(self)
@@ -92,15 +120,27 @@ class ExtractConfig:
 
 @dataclass
 class ExtractResult:
-    store: Path
+    store: Path | str
     n_videos: int
     n_failed: int
     n_clips: int
     n_static: int
-    parts_computed: int
+    parts_computed: int  # by this process
     parts_reused: int
     seconds: float
     failures: list[dict]
+    rank: int = 0
+    world_size: int = 1
+    videos_computed: int = 0  # by this process
+
+
+def resolve_workers(requested: int | None, device: torch.device, local_world_size: int = 1) -> int:
+    """Decode processes: as asked, else none on the CPU and min(8, this rank's share of the cores) on a GPU."""
+    if requested is not None:
+        return requested
+    if device.type == "cpu":
+        return 0
+    return max(1, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) // max(1, local_world_size)))
 
 
 # ---------------------------------------------------------------------- the decode side
@@ -123,8 +163,33 @@ class _Chunk:
 
     position: int
     kind: str  # "clip" | "static"
-    frames: np.ndarray  # uint8 (n_frames, H, W, 3)
+    frames: np.ndarray | torch.Tensor  # uint8 (n_frames, H, W, 3)
     index: np.ndarray
+
+    def pin_memory(self) -> _Chunk:
+        """Page-locked frames, which copy to the GPU asynchronously (the DataLoader's pinning thread calls this)."""
+        return dataclasses.replace(self, frames=torch.as_tensor(self.frames).pin_memory())
+
+
+@dataclass
+class _VideoEnd:
+    """The last item of a video; ``failed`` is its plan, with the reason, when it could not be decoded."""
+
+    position: int
+    failed: _VideoPlan | None = None
+
+
+@dataclass(frozen=True)
+class _DecodeJob:
+    position: int  # within its part
+    path: str
+    record: VideoRecord
+
+
+@dataclass(frozen=True)
+class _DecodeSettings:
+    sampling: SamplingConfig
+    decoder: str
 
 
 _END = object()
@@ -135,20 +200,21 @@ def clips_per_chunk(clip_len: int, height: int, width: int) -> int:
     return int(max(1, min(CLIPS_PER_CHUNK, CHUNK_FRAME_BYTES // max(1, clip_len * height * width * 3))))
 
 
-def decode_video(manifest: Manifest, record: VideoRecord, position: int, config: ExtractConfig) -> Iterator:
-    """Decode one video chunk by chunk, yielding its plan, then uint8 frames with clip indices, then
-    ("done", position) or ("failed", position, plan); never the whole video at once.
+def decode_video(job: _DecodeJob, settings: _DecodeSettings) -> Iterator:
+    """Decode one video chunk by chunk, yielding its plan, then uint8 frames with clip indices, then a
+    ``_VideoEnd``; never the whole video at once.
 
     No torch work happens here: this may run in a decode thread, and torch ops in two threads at once
     oversubscribe the cores. Preprocessing happens next to the forward, on the encoder's device.
     """
+    position, record = job.position, job.record
     plan = _VideoPlan(position, record)
-    sampling = config.sampling
+    sampling = settings.sampling
     try:
-        source = open_media(manifest.resolve_path(record), config.decoder, record.media)
+        source = open_media(Path(job.path), settings.decoder, record.media)
     except VideoDecodeError as exc:
         plan.failed_reason = str(exc)
-        yield ("failed", position, plan)
+        yield _VideoEnd(position, plan)
         return
     try:
         info = source.info
@@ -201,12 +267,24 @@ def decode_video(manifest: Manifest, record: VideoRecord, position: int, config:
         plan.failed_reason = str(exc)
     finally:
         source.close()
-    yield ("failed", position, plan) if plan.failed_reason else ("done", position)
+    yield _VideoEnd(position, plan if plan.failed_reason else None)
 
 
-def decode_part(manifest: Manifest, records: list[VideoRecord], config: ExtractConfig) -> Iterator:
-    for position, record in enumerate(records):
-        yield from decode_video(manifest, record, position, config)
+def decode_stream(jobs: list[_DecodeJob], settings: _DecodeSettings, device: torch.device, workers: int) -> Iterator:
+    """The decode items of ``jobs``, video after video, however decoding is spread."""
+    if workers > 0:
+        return _worker_stream(jobs, settings, workers, pin=device.type == "cuda")
+    items = (item for job in jobs for item in decode_video(job, settings))
+    if device.type == "cpu":
+        # On the CPU a decode thread would steal cores from the encoder's threads (its OpenMP team
+        # then waits for the slowest thread), so decoding runs inline there.
+        return items
+    return prefetched(_pinned(items))
+
+
+def _pinned(items: Iterator) -> Iterator:
+    for item in items:
+        yield item.pin_memory() if isinstance(item, _Chunk) else item
 
 
 def prefetched(items: Iterator, depth: int = 4) -> Iterator:
@@ -248,18 +326,96 @@ def prefetched(items: Iterator, depth: int = 4) -> Iterator:
         worker.join()
 
 
+class _DecodeDataset(IterableDataset):
+    """Decodes some videos, one after another, inside a DataLoader worker process."""
+
+    def __init__(self, jobs: list[_DecodeJob], settings: _DecodeSettings):
+        super().__init__()
+        self.jobs, self.settings = jobs, settings
+
+    def __iter__(self) -> Iterator:
+        for job in self.jobs:
+            for item in decode_video(job, self.settings):
+                if isinstance(item, _Chunk):
+                    # A tensor reaches the main process through shared memory rather than a pipe.
+                    item.frames = torch.from_numpy(item.frames)
+                yield item
+
+
+def _as_is(item):
+    """The DataLoader's per-item conversion: none (items are already what the encoder side reads)."""
+    return item
+
+
+def _worker_stream(jobs: list[_DecodeJob], settings: _DecodeSettings, workers: int, pin: bool) -> Iterator:
+    """Decode in ``workers`` processes, video ``i`` in process ``i % workers``, read back in order.
+
+    One single-worker DataLoader per process, rather than one DataLoader with many workers, so that
+    the main process asks exactly the process that holds the next video: each process blocks once
+    WORKER_PREFETCH chunks are ready, which bounds memory without a reorder buffer, and the order
+    (hence every batch) is the manifest order. Whole videos per process keep PyAV's forward-only reads.
+    """
+    n = min(workers, len(jobs))
+    if n == 0:
+        return
+    # Not fork: the parent may hold CUDA state and zarr's event-loop thread. A forkserver imports this
+    # module (torch included) once and forks each worker from there, instead of each importing it anew.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
+    loaders = [
+        iter(
+            DataLoader(
+                _DecodeDataset(jobs[w::n], settings),
+                batch_size=None,
+                num_workers=1,
+                collate_fn=_as_is,
+                pin_memory=pin,
+                prefetch_factor=WORKER_PREFETCH,
+                multiprocessing_context=context,
+            )
+        )
+        for w in range(n)
+    ]
+    for index in range(len(jobs)):
+        loader = loaders[index % n]
+        while True:
+            item = next(loader)
+            yield item
+            if isinstance(item, _VideoEnd):
+                break
+
+
+def _one_part(stream: Iterator, n_videos: int) -> Iterator:
+    """The items of the next ``n_videos`` videos of a stream that runs on into the following parts."""
+    ended = 0
+    while ended < n_videos:
+        item = next(stream)
+        if isinstance(item, _VideoEnd):
+            ended += 1
+        yield item
+
+
 # ---------------------------------------------------------------------- the encode side
 class _PartEncoder:
-    """Consumes one part's stream, cuts it into fixed batches and routes embeddings back to videos."""
+    """Consumes one part's stream, cuts it into fixed batches and routes embeddings back to videos.
+
+    Embeddings stay on the encoder's device until the part ends and then come back in one copy, so a
+    GPU is not made to wait for the host after every batch.
+    """
 
     def __init__(self, encoder: LoadedEncoder, device: torch.device, precision: torch.dtype, batch_size: int):
         self.encoder, self.device, self.precision, self.batch_size = encoder, device, precision, batch_size
         self.preprocess = encoder.spec.preprocess()
         self.forward_seconds = 0.0
+        self._cuda_timings: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
 
     def run(self, records: list[VideoRecord], stream: Iterator, progress: ExtractProgress) -> list[VideoResult]:
         plans: dict[int, _VideoPlan] = {}
-        rows: dict[tuple[int, str], list[torch.Tensor]] = {}
+        outputs: list[torch.Tensor] = []  # one (batch, D) float32 tensor per forward
+        owners: list[tuple[int, str, int]] = []  # (video position, kind, rows), in output row order
         pending: list[tuple[int, str, torch.Tensor]] = []
         pending_rows = 0
 
@@ -268,7 +424,7 @@ class _PartEncoder:
             while pending and (limit is None or pending_rows >= limit):
                 take = self.batch_size if limit is not None else pending_rows
                 take = min(take, pending_rows)
-                pieces, owners, got = [], [], 0
+                pieces, got = [], 0
                 while got < take:
                     position, kind, clips = pending[0]
                     need = take - got
@@ -280,11 +436,7 @@ class _PartEncoder:
                     pieces.append(piece)
                     owners.append((position, kind, len(piece)))
                     got += len(piece)
-                embeddings = self._forward(torch.cat(pieces))
-                at = 0
-                for position, kind, n in owners:
-                    rows.setdefault((position, kind), []).append(embeddings[at : at + n])
-                    at += n
+                outputs.append(self._forward(torch.cat(pieces)))
                 pending_rows -= take
                 if limit is None:
                     break
@@ -297,10 +449,11 @@ class _PartEncoder:
                 pending.append((item.position, item.kind, clips))
                 pending_rows += len(clips)
                 flush(self.batch_size)
-            elif item[0] == "failed":
-                plans[item[1]] = item[2]
+            elif item.failed is not None:
+                plans[item.position] = item.failed
         flush(None)
 
+        rows = self._route(outputs, owners)
         results = []
         for position, record in enumerate(records):
             plan = plans[position]
@@ -329,17 +482,43 @@ class _PartEncoder:
 
     def _clips(self, chunk: _Chunk) -> torch.Tensor:
         """uint8 frames -> preprocessed (n, 3, T, H, W) clips on the encoder's device."""
-        frames = torch.from_numpy(chunk.frames).to(self.device, non_blocking=True)
+        frames = torch.as_tensor(chunk.frames).to(self.device, non_blocking=True)  # async when pinned
         frames = preprocess_frames(frames, self.preprocess)
         return frames[torch.from_numpy(chunk.index).to(self.device)].permute(0, 2, 1, 3, 4)
 
-    def _forward(self, clips: torch.Tensor) -> np.ndarray:
+    def _forward(self, clips: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":  # GPU time, read once the part's rows are back on the host
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = self._encode(clips)
+            end.record()
+            self._cuda_timings.append((start, end))
+            return out
         started = time.perf_counter()
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            out = self.encoder.module(clips)
-        result = out.float().cpu().numpy()
+        out = self._encode(clips)
         self.forward_seconds += time.perf_counter() - started
-        return result
+        return out
+
+    def _encode(self, clips: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return self.encoder.module(clips).float()
+
+    def _route(self, outputs: list[torch.Tensor], owners: list[tuple[int, str, int]]) -> dict:
+        """All of the part's embeddings to the host in one copy, then split back per (video, kind)."""
+        with torch.inference_mode():
+            if outputs:
+                table = torch.cat(outputs).cpu().numpy()
+            else:
+                table = np.zeros((0, self.encoder.spec.embed_dim), np.float32)
+        for start, end in self._cuda_timings:  # complete: the copy above waited for them
+            self.forward_seconds += start.elapsed_time(end) / 1000.0
+        self._cuda_timings.clear()
+        rows: dict[tuple[int, str], list[np.ndarray]] = {}
+        at = 0
+        for position, kind, n in owners:
+            rows.setdefault((position, kind), []).append(table[at : at + n])
+            at += n
+        return rows
 
 
 def _gather(blocks: list | None, dim: int) -> np.ndarray:
@@ -349,89 +528,219 @@ def _gather(blocks: list | None, dim: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- orchestration
+@dataclass
+class _RunPlan:
+    """Rank 0's plan, handed to every rank: which parts are missing and who computes them."""
+
+    todo: list[int]
+    reused: int
+    assignment: list[list[int]]  # per rank
+
+
 def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
-    """Run (or resume) an extraction; returns a summary. Raises FeatstoreError on bad input."""
+    """Run (or resume) an extraction; returns a summary. Raises FeatstoreError on bad input.
+
+    Under torchrun every rank calls this with the same config; each computes its share of the parts
+    and rank 0 finalizes the store (the result then describes this rank's share).
+    """
     started = time.perf_counter()
-    out = Path(config.out)
     entry = get_encoder_entry(config.model)  # cheap checks first: unknown model, missing weights
     manifest = resolve_dataset(config.dataset, config.data_root, config.fold)
-    encoder = create_encoder(entry.name, config.weights, config.seed)
+    encoder = create_encoder(entry.name, config.weights, config.seed, torch_compile=config.compile)
     spec = encoder.spec
     if config.sampling.clip_len != spec.num_frames:
         raise FeatstoreError(
             f"model {spec.name!r} takes {spec.num_frames}-frame clips; --clip-len {config.sampling.clip_len} does not fit it"
         )
-    device = resolve_device(config.device)
-    precision = resolve_precision(device, config.precision)
-    encoder.module.to(device)
-
-    identity = {
-        "model": spec.name,
-        "weights_sha256": encoder.weights_sha256,
-        "spec": spec.to_json(),
-        "preprocess": spec.preprocess().to_json(),
-        "sampling": config.sampling.to_json(),
-        "dtype": config.dtype,
-        "dataset": manifest.header.name,
-        "videos_per_part": config.videos_per_part,
-        "batch_size": config.batch_size,
-        "precision": str(precision).replace("torch.", ""),
-    }
-    identity = json.loads(json.dumps(identity))  # the form it has when read back (tuples -> lists)
-    staging = StagingArea(out, spec.embed_dim, config.dtype)
-    if _up_to_date(out, staging, identity, manifest, config):
-        return _result(out, len(manifest.records), 0, 0, time.perf_counter() - started)
-    _prepare_output(out, staging, identity, manifest, config)
-
-    records = manifest.records
-    n_parts = math.ceil(len(records) / config.videos_per_part)
-    units = [records[i * config.videos_per_part : (i + 1) * config.videos_per_part] for i in range(n_parts)]
-    todo, reused = [], 0
-    for index, unit in enumerate(units):
-        summary = staging.load_summary(index) if staging.part_file(index).is_file() else None
-        valid = summary is not None and summary["video_ids"].tolist() == [r.video_id for r in unit]
-        if valid and config.retry_failed and any(summary["failed_reasons"].tolist()):
-            valid = False
-        if valid:
-            reused += 1
-        else:
-            todo.append(index)
-
-    part_encoder = _PartEncoder(encoder, device, precision, config.batch_size)
-    total_videos = sum(len(units[i]) for i in todo)
-    with ExtractProgress(total_videos, enabled=show_progress) as progress:
-        for index in todo:
-            items = decode_part(manifest, units[index], config)
-            # On the CPU a decode thread would steal cores from the encoder's threads (its OpenMP team
-            # then waits for the slowest thread), so decoding runs inline there.
-            stream = prefetched(items) if device.type != "cpu" else items
-            results = part_encoder.run(units[index], stream, progress)
-            staging.save_part(Part(index, results, {"device": str(device), "finished": utc_now()}))
-
-    contents = StoreContents(
-        manifest_records=records,
-        attribute_names=manifest.header.attribute_names,
-        attrs={
+    with ranks_from_environment() as ranks:
+        device = _rank_device(resolve_device(config.device), ranks)
+        precision = resolve_precision(device, config.precision)
+        workers = resolve_workers(config.workers, device, ranks.local_world_size)
+        encoder.module.to(device)
+        identity = {
+            "model": spec.name,
+            "weights_sha256": encoder.weights_sha256,
+            "spec": spec.to_json(),
+            "preprocess": spec.preprocess().to_json(),
+            "sampling": config.sampling.to_json(),
+            "dtype": config.dtype,
+            "dataset": manifest.header.name,
+            "videos_per_part": config.videos_per_part,
+            "batch_size": config.batch_size,
+            "precision": str(precision).replace("torch.", ""),
+        }
+        identity = json.loads(json.dumps(identity))  # the form it has when read back (tuples -> lists)
+        attrs = {
             "identity": identity,
             "config": config.to_json(),
-            "provenance": _provenance(encoder, device, precision, config),
+            "provenance": _provenance(encoder, device, precision, config, workers, ranks.world_size),
             "dataset": {
                 "header": manifest.header.to_json(),
                 "fingerprint": manifest.fingerprint(),
                 "source": str(manifest.source) if manifest.source else None,
-                "n_videos": len(records),
+                "n_videos": len(manifest.records),
             },
-        },
-    )
-    write_store(out, contents, staging, n_parts)
+        }
+        attrs = json.loads(json.dumps(attrs))
+        staging = StagingArea(config.out, spec.embed_dim, config.dtype)
+        plan = ranks.on_rank0(lambda: _plan_run(staging, identity, attrs, manifest, config, ranks.world_size))
+        if plan is None:  # the store is finished and up to date
+            return _result(config.out, len(manifest.records), 0, 0, time.perf_counter() - started, ranks)
+
+        if ranks.active and not ranks.is_main:
+            _wait_until_visible(staging)
+        units = _units(manifest.records, config.videos_per_part)
+        mine = plan.assignment[ranks.rank]
+        jobs = [
+            _DecodeJob(position, str(manifest.resolve_path(record)), record)
+            for index in mine
+            for position, record in enumerate(units[index])
+        ]
+        settings = _DecodeSettings(config.sampling, config.decoder)
+        part_encoder = _PartEncoder(encoder, device, precision, config.batch_size)
+        meta = {"device": str(device), "rank": ranks.rank, "world_size": ranks.world_size, "workers": workers}
+        with contextlib.closing(decode_stream(jobs, settings, device, workers)) as stream, ExtractProgress(
+            len(jobs), enabled=show_progress and ranks.is_main
+        ) as progress:
+            for index in mine:
+                results = part_encoder.run(units[index], _one_part(stream, len(units[index])), progress)
+                staging.save_part(Part(index, results, {**meta, "finished": utc_now()}))
+
+        ranks.barrier()  # every rank's parts are staged
+        settle = SHARED_STORAGE_SETTLE_SECONDS if ranks.active else 0.0
+        ranks.on_rank0(lambda: finalize_store(config.out, settle_seconds=settle))
+        return _result(config.out, len(manifest.records), len(mine), plan.reused, time.perf_counter() - started,
+                       ranks, videos_computed=len(jobs))
+
+
+def finalize_store(out: str | Path, settle_seconds: float = 0.0) -> ExtractResult | None:
+    """Consolidate the staged parts of an extraction into the store and mark it complete.
+
+    Rank 0 calls this at the end of every run; ``featstore finalize`` calls it by hand, e.g. after a
+    multi-node job whose rank 0 died after the others had finished. Raises a one-line FeatstoreError
+    naming the parts that are missing, after looking again for up to ``settle_seconds`` (a shared
+    filesystem may show another node's new files late). Returns None when the store is already complete.
+    """
+    started = time.perf_counter()
+    location = Location(out)
+    probe = StagingArea(out, 0, "float32")  # dim and dtype are read from run.json below
+    if not probe.exists():
+        if Store.is_store(out):
+            Store.open(out)  # complete (else this raises saying what it is)
+            return None
+        raise FeatstoreError(f"no extraction to finalize at {location} (no {STAGING_DIR}/run.json)")
+    run = probe.read_run()
+    attrs = run.get("attrs")
+    if attrs is None:
+        raise FeatstoreError(
+            f"{location}: the staging area does not record what finalize needs (staged by an older featstore, or "
+            "interrupted while being prepared); re-run the same extract command to finish it"
+        )
+    identity = run["identity"]
+    staging = StagingArea(out, identity["spec"]["embed_dim"], identity["dtype"])
+    manifest = _load_staged_manifest(staging)
+    units = _units(manifest.records, identity["videos_per_part"])
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        missing = [index for index, unit in enumerate(units) if not _part_is_valid(staging, index, unit, False)]
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    if missing:
+        shown = ", ".join(StagingArea.part_name(i).removesuffix(".npz") for i in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise FeatstoreError(
+            f"{location}: cannot finalize, {len(missing)} of {len(units)} parts are missing ({shown}{more}); "
+            "re-run the extract command (any number of processes) to compute them"
+        )
+    attrs["provenance"]["finished"] = utc_now()
+    contents = StoreContents(manifest.records, manifest.header.attribute_names, attrs)
+    write_store(location.path, contents, staging, len(units))
     staging.remove()
-    return _result(out, len(records), len(todo), reused, time.perf_counter() - started)
+    return _result(out, len(manifest.records), 0, len(units), time.perf_counter() - started)
 
 
-def _result(out: Path, n_videos: int, computed: int, reused: int, seconds: float) -> ExtractResult:
+def _wait_until_visible(staging: StagingArea) -> None:
+    """A rank other than 0 checks that it sees the staging area rank 0 prepared (same storage)."""
+    deadline = time.monotonic() + SHARED_STORAGE_SETTLE_SECONDS
+    while not staging.exists():
+        if time.monotonic() >= deadline:
+            raise FeatstoreError(
+                f"this rank does not see {staging.run_file}, which rank 0 wrote: --out must be on storage "
+                "every node shares (a shared filesystem or an object-store URL)"
+            )
+        time.sleep(1.0)
+
+
+def _units(records: list[VideoRecord], videos_per_part: int) -> list[list[VideoRecord]]:
+    n_parts = math.ceil(len(records) / videos_per_part)
+    return [records[i * videos_per_part : (i + 1) * videos_per_part] for i in range(n_parts)]
+
+
+def _part_is_valid(staging: StagingArea, index: int, unit: list[VideoRecord], retry_failed: bool) -> bool:
+    """A staged part holds exactly this unit's videos (and no failure, when failures are retried)."""
+    if not staging.has_part(index):
+        return False
+    summary = staging.load_summary(index)
+    if summary["video_ids"].tolist() != [r.video_id for r in unit]:
+        return False
+    return not (retry_failed and any(summary["failed_reasons"].tolist()))
+
+
+def _plan_run(
+    staging: StagingArea, identity: dict, attrs: dict, manifest: Manifest, config: ExtractConfig, world_size: int
+) -> _RunPlan | None:
+    """Rank 0: prepare the output and decide what is left to compute and by whom (None: nothing)."""
+    if _up_to_date(staging, identity, manifest, config):
+        return None
+    _prepare_output(staging, identity, attrs, manifest, config)
+    units = _units(manifest.records, config.videos_per_part)
+    todo = [index for index, unit in enumerate(units) if not _part_is_valid(staging, index, unit, config.retry_failed)]
+    costs = _part_costs(manifest, units)
+    assignment = assign_parts(todo, [costs[i] for i in todo], world_size)
+    return _RunPlan(todo, len(units) - len(todo), assignment)
+
+
+def _part_costs(manifest: Manifest, units: list[list[VideoRecord]]) -> list[float]:
+    """Each part's expected work, from the manifest's durations (else file sizes, else video counts)."""
+    records = [record for unit in units for record in unit]
+
+    def duration(record: VideoRecord) -> float | None:
+        if record.media == "image":
+            return 0.0
+        if record.duration is not None:
+            return record.duration
+        if record.n_frames is not None and record.fps:
+            return record.n_frames / record.fps
+        return None
+
+    costs = video_costs(
+        [duration(r) for r in records], lambda: [manifest.resolve_path(r).stat().st_size for r in records]
+    )
+    totals, at = [], 0
+    for unit in units:
+        totals.append(sum(costs[at : at + len(unit)]))
+        at += len(unit)
+    return totals
+
+
+def _rank_device(device: torch.device, ranks: Ranks) -> torch.device:
+    """Each rank of a node on its own GPU (cuda:LOCAL_RANK) unless a device index was given."""
+    if device.type != "cuda":
+        return device
+    if device.index is None and ranks.active:
+        device = torch.device("cuda", ranks.local_rank)
+    if device.index is not None:
+        torch.cuda.set_device(device)
+    return device
+
+
+def _result(out, n_videos: int, computed: int, reused: int, seconds: float, ranks: Ranks | None = None,
+            videos_computed: int = 0) -> ExtractResult:
     store = Store.open(out)
+    ranks = ranks or Ranks()
     return ExtractResult(
-        store=out,
+        store=store.path,
         n_videos=n_videos,
         n_failed=len(store.failures),
         n_clips=int(store.clip_offsets()[-1]),
@@ -440,11 +749,15 @@ def _result(out: Path, n_videos: int, computed: int, reused: int, seconds: float
         parts_reused=reused,
         seconds=seconds,
         failures=store.failures,
+        rank=ranks.rank,
+        world_size=ranks.world_size,
+        videos_computed=videos_computed,
     )
 
 
-def _up_to_date(out: Path, staging: StagingArea, identity: dict, manifest: Manifest, config: ExtractConfig) -> bool:
+def _up_to_date(staging: StagingArea, identity: dict, manifest: Manifest, config: ExtractConfig) -> bool:
     """A finished store of the same settings and dataset content needs no work (unless retrying failures)."""
+    out = staging.location.path
     if staging.exists() or not Store.is_store(out):
         return False
     store = Store.open(out)
@@ -455,46 +768,64 @@ def _up_to_date(out: Path, staging: StagingArea, identity: dict, manifest: Manif
     )
 
 
-def _prepare_output(out: Path, staging: StagingArea, identity: dict, manifest: Manifest, config: ExtractConfig) -> None:
-    """Create, resume or refuse the output; a finished store is reopened for more work as staged parts."""
-    if out.exists() and not Store.is_store(out):
-        if out.is_dir() and not any(out.iterdir()):
-            pass
-        else:
-            raise FeatstoreError(f"{out} exists and is not a featstore store; refusing to touch it")
-    previous = _existing_identity(out, staging)
+def _prepare_output(
+    staging: StagingArea, identity: dict, attrs: dict, manifest: Manifest, config: ExtractConfig
+) -> None:
+    """Create, resume or refuse the output; a finished store is reopened for more work as staged parts.
+
+    Ends with the staging area holding this run's manifest and attributes, so that the store can be
+    finalized from the staging area alone (``finalize_store``), by any process.
+    """
+    location = staging.location
+    out = location.path
+    if location.exists() and not Store.is_store(out) and not location.is_empty_folder():
+        raise FeatstoreError(f"{location} exists and is not a featstore store; refusing to touch it")
+    previous = _existing_identity(staging)
     if previous is not None and previous != identity:
         if not config.overwrite:
             changed = sorted(k for k in identity if previous.get(k) != identity.get(k))
             raise FeatstoreError(
-                f"{out} was made with other settings ({', '.join(changed)} differ); "
+                f"{location} was made with other settings ({', '.join(changed)} differ); "
                 "use --overwrite to replace it or choose another --out"
             )
-        shutil.rmtree(out)
+        location.remove_tree()
         previous = None
     if previous is not None and not staging.exists():
-        _reopen_complete_store(out, staging)
-    if not staging.exists():
-        staging.root.mkdir(parents=True, exist_ok=True)
-        manifest.save(staging.manifest_file)
-        tmp = staging.run_file.with_name("run.json.tmp")
-        tmp.write_text(json.dumps({"identity": identity, "started": utc_now()}, indent=2))
-        tmp.replace(staging.run_file)
+        _reopen_complete_store(staging)
+    run = staging.read_run() if staging.exists() else {"identity": identity, "started": utc_now()}
+    staging.create()
     staging.clear_temporaries()
+    staging.write_file(StagingArea.MANIFEST_FILE, _manifest_bytes(manifest))
+    staging.write_run({**run, "attrs": attrs, "updated": utc_now()})  # run.json last: it marks the staging area
     remove_partial_writes(out)
 
 
-def _existing_identity(out: Path, staging: StagingArea) -> dict | None:
+def _manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest as JSON lines with an absolute root, readable wherever the staging area lives."""
+    header = manifest.header.to_json()
+    header["root"] = str(manifest.root_dir.resolve())
+    lines = [json.dumps(header)] + [json.dumps(record.to_json()) for record in manifest.records]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _load_staged_manifest(staging: StagingArea) -> Manifest:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / StagingArea.MANIFEST_FILE
+        path.write_bytes(staging.read_file(StagingArea.MANIFEST_FILE))
+        return Manifest.load(path)
+
+
+def _existing_identity(staging: StagingArea) -> dict | None:
     if staging.exists():
-        return json.loads(staging.run_file.read_text())["identity"]
-    if Store.is_store(out):
-        return Store.open(out).identity
+        return staging.read_run()["identity"]
+    if Store.is_store(staging.location.path):
+        return Store.open(staging.location.path).identity
     return None
 
 
-def _reopen_complete_store(out: Path, staging: StagingArea) -> None:
+def _reopen_complete_store(staging: StagingArea) -> None:
     """Turn a finished store back into staged parts so new or failed videos can be (re)done."""
-    store = Store.open(out)
+    store = Store.open(staging.location.path)
     identity = store.identity
     per_part = identity["videos_per_part"]
     table = store.videos()
@@ -502,7 +833,7 @@ def _reopen_complete_store(out: Path, staging: StagingArea) -> None:
     clip_off, static_off = store.clip_offsets(), store.static_offsets()
     clip_frames, clip_times = store.array("clips/frames"), store.array("clips/times")
     static_frames = store.array("static/frames")
-    staging.root.mkdir(parents=True, exist_ok=True)
+    staging.create()
     for index in range(math.ceil(len(table) / per_part)):
         results = []
         for v in range(index * per_part, min(len(table), (index + 1) * per_part)):
@@ -523,14 +854,14 @@ def _reopen_complete_store(out: Path, staging: StagingArea) -> None:
                 result.static_frames = static_frames[s0:s1]
             results.append(result)
         staging.save_part(Part(index, results, {"reopened": utc_now()}))
-    tmp = staging.run_file.with_name("run.json.tmp")
-    tmp.write_text(json.dumps({"identity": identity, "started": utc_now()}, indent=2))
-    tmp.replace(staging.run_file)
+    # Without a manifest copy yet: the caller writes the current one before anything can finalize.
+    staging.write_run({"identity": identity, "started": utc_now()})
 
 
-def _provenance(encoder: LoadedEncoder, device: torch.device, precision: torch.dtype, config: ExtractConfig) -> dict:
+def _provenance(encoder: LoadedEncoder, device: torch.device, precision: torch.dtype, config: ExtractConfig,
+                workers: int, world_size: int) -> dict:
     versions = {}
-    for package in ("latent-anonymization", "torch", "numpy", "zarr", "decord", "av", "pillow"):
+    for package in ("latent-anonymization", "torch", "numpy", "zarr", "decord", "av", "pillow", "fsspec"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -545,9 +876,12 @@ def _provenance(encoder: LoadedEncoder, device: torch.device, precision: torch.d
         "device": str(device),
         "precision": str(precision).replace("torch.", ""),
         "decoder_preference": config.decoder,
+        "workers": workers,
+        "compile": config.compile,
+        "world_size": world_size,
         "versions": versions,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "command": " ".join(sys.argv),
-        "finished": utc_now(),
+        "finished": None,  # set by finalize_store
     }

@@ -22,19 +22,25 @@ Layout (FORMAT_VERSION 1), a Zarr v3 group::
 Every manifest video has a row in ``videos/``; a failed video has zero clips and an entry in the
 ``failures`` attribute. Embedding arrays are chunked at ~1 MB rows and written one whole shard at a
 time by a single writer.
+
+A store lives in a local folder or at an fsspec URL (``s3://bucket/x.zarr`` with s3fs installed;
+``file://`` and ``memory://`` work too): see ``Location``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
+import fsspec
 import numpy as np
 import zarr
 
@@ -57,6 +63,134 @@ def chunk_rows(dim: int, itemsize: int) -> int:
     """Rows per chunk: the power of two giving at least ~1 MB per chunk."""
     rows = max(1, CHUNK_BYTES // max(1, dim * itemsize))
     return 1 << math.ceil(math.log2(rows)) if rows > 1 else 1
+
+
+def is_url(location: str | Path) -> bool:
+    """An fsspec URL (``s3://bucket/x.zarr``, ``file:///data/x.zarr``, ``memory://x.zarr``), not a local path."""
+    return isinstance(location, str) and "://" in location
+
+
+class Location:
+    """Where a store lives, and the few file operations the store and its staging area need.
+
+    A local folder keeps os-level operations: a file is written to a temporary name, fsynced and
+    renamed. An fsspec URL goes through fsspec: a file is serialized in memory, written with one PUT
+    to a temporary key and then moved to its name; on object stores each object appears whole (a PUT
+    and a server-side copy are atomic per object), on file-like backends the move is a rename. Either
+    way a reader never sees half a file. fsspec settings (credentials, endpoints) come from the usual
+    places, e.g. ``FSSPEC_S3='{"endpoint_url": ...}'`` or the AWS environment for s3fs.
+    """
+
+    def __init__(self, location: str | Path):
+        self.is_url = is_url(location)
+        if self.is_url:
+            self.text = str(location).rstrip("/")
+            self.storage_options = _storage_options(self.text)
+            try:
+                self.fs, self._root = fsspec.core.url_to_fs(self.text, **self.storage_options)
+            except (ImportError, ValueError) as exc:  # e.g. s3:// without s3fs installed
+                raise FeatstoreError(f"cannot open {self.text}: {exc}") from exc
+            self.path: Path | str = self.text
+        else:
+            self.path = Path(location)
+            self.text = str(self.path)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def join(self, *names: str) -> Path | str:
+        """A child location: a Path for local folders, a URL for remote ones."""
+        if self.is_url:
+            return "/".join([self.text, *names])
+        return self.path.joinpath(*names)
+
+    def _key(self, name: str) -> str:
+        return f"{self._root}/{name}" if name else self._root
+
+    # ------------------------------------------------------------------ queries
+    def exists(self, name: str = "") -> bool:
+        if self.is_url:
+            return self.fs.exists(self._key(name))
+        return self.path.joinpath(name).exists() if name else self.path.exists()
+
+    def is_file(self, name: str) -> bool:
+        if self.is_url:
+            return self.fs.isfile(self._key(name))
+        return self.path.joinpath(name).is_file()
+
+    def is_empty_folder(self) -> bool:
+        if self.is_url:
+            return self.fs.isdir(self._root) and not self.fs.ls(self._root, detail=False)
+        return self.path.is_dir() and not any(self.path.iterdir())
+
+    def names(self, folder: str) -> list[str]:
+        """File names (not paths) directly inside ``folder``; empty when it does not exist."""
+        if self.is_url:
+            if not self.fs.isdir(self._key(folder)):
+                return []
+            return sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(self._key(folder), detail=False))
+        path = self.path / folder
+        return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+    # ------------------------------------------------------------------ reading
+    def read_bytes(self, name: str) -> bytes:
+        if self.is_url:
+            return self.fs.cat_file(self._key(name))
+        return self.path.joinpath(name).read_bytes()
+
+    def open_read(self, name: str) -> BinaryIO:
+        """A seekable binary file (a member of an .npz is then read without fetching the others)."""
+        if self.is_url:
+            return self.fs.open(self._key(name), "rb")
+        return open(self.path / name, "rb")
+
+    # ------------------------------------------------------------------ writing
+    def makedirs(self, name: str = "") -> None:
+        if self.is_url:
+            self.fs.makedirs(self._key(name), exist_ok=True)  # a no-op on object stores
+        else:
+            self.path.joinpath(name).mkdir(parents=True, exist_ok=True)
+
+    def write_atomic(self, name: str, write: Callable[[BinaryIO], None]) -> None:
+        """Write a file whole or not at all: ``write(handle)`` fills a temporary that is then renamed."""
+        if self.is_url:
+            buffer = io.BytesIO()
+            write(buffer)
+            tmp = self._key(name + ".tmp")
+            self.fs.pipe_file(tmp, buffer.getvalue())
+            self.fs.mv(tmp, self._key(name))
+            return
+        final = self.path / name
+        tmp = final.with_name(final.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(final)
+
+    def remove(self, name: str) -> None:
+        if self.is_url:
+            self.fs.rm_file(self._key(name))
+        else:
+            self.path.joinpath(name).unlink()
+
+    def remove_tree(self, name: str = "") -> None:
+        if self.is_url:
+            if self.fs.exists(self._key(name)):
+                self.fs.rm(self._key(name), recursive=True)
+        else:
+            shutil.rmtree(self.path.joinpath(name) if name else self.path)
+
+    def open_group(self, mode: str) -> zarr.Group:
+        if self.is_url:
+            return zarr.open_group(self.text, mode=mode, storage_options=self.storage_options)
+        return zarr.open_group(str(self.path), mode=mode)
+
+
+def _storage_options(url: str) -> dict:
+    # fsspec's local filesystem does not create parent folders unless asked; object stores have none.
+    protocol = url.split("://", 1)[0]
+    return {"auto_mkdir": True} if protocol in ("file", "local") else {}
 
 
 @dataclass
@@ -97,32 +231,66 @@ class StagingArea:
     """Work in progress inside ``STORE/_staging``: run.json, manifest.jsonl and one file per part.
 
     Each part file is written to a temporary name, flushed to disk and renamed, so a part either
-    exists whole or not at all, whenever the process is killed.
+    exists whole or not at all, whenever the process is killed. Ranks of a distributed run each write
+    only their own part files; run.json and the manifest copy are written by rank 0 alone.
     """
 
-    def __init__(self, store_path: Path, dim: int, dtype: str):
-        self.root = Path(store_path) / STAGING_DIR
+    RUN_FILE = "run.json"
+    MANIFEST_FILE = "manifest.jsonl"
+
+    def __init__(self, store_path: str | Path, dim: int, dtype: str):
+        self.location = Location(store_path)
+        self.root = self.location.join(STAGING_DIR)  # a Path for local stores, a URL for remote ones
         self.dim = dim
         self.dtype = np.dtype(dtype)
 
     @property
-    def run_file(self) -> Path:
-        return self.root / "run.json"
+    def run_file(self) -> Path | str:
+        return self.location.join(STAGING_DIR, self.RUN_FILE)
 
     @property
-    def manifest_file(self) -> Path:
-        return self.root / "manifest.jsonl"
+    def manifest_file(self) -> Path | str:
+        return self.location.join(STAGING_DIR, self.MANIFEST_FILE)
 
-    def part_file(self, index: int) -> Path:
-        return self.root / f"part-{index:06d}.npz"
+    @staticmethod
+    def part_name(index: int) -> str:
+        return f"part-{index:06d}.npz"
+
+    def part_file(self, index: int) -> Path | str:
+        return self.location.join(STAGING_DIR, self.part_name(index))
+
+    def _name(self, name: str) -> str:
+        return f"{STAGING_DIR}/{name}"
 
     def exists(self) -> bool:
-        return self.run_file.is_file()
+        return self.location.is_file(self._name(self.RUN_FILE))
+
+    def has_part(self, index: int) -> bool:
+        return self.location.is_file(self._name(self.part_name(index)))
+
+    def create(self) -> None:
+        self.location.makedirs(STAGING_DIR)
 
     def clear_temporaries(self) -> None:
-        for tmp in self.root.glob("*.tmp*"):
-            tmp.unlink()
+        for name in self.location.names(STAGING_DIR):
+            if ".tmp" in name:
+                self.location.remove(self._name(name))
 
+    # ------------------------------------------------------------------ run.json and other small files
+    def read_run(self) -> dict:
+        return json.loads(self.location.read_bytes(self._name(self.RUN_FILE)))
+
+    def write_run(self, run: dict) -> None:
+        text = json.dumps(run, indent=2).encode()
+        self.location.write_atomic(self._name(self.RUN_FILE), lambda handle: handle.write(text))
+
+    def write_file(self, name: str, data: bytes) -> None:
+        self.location.write_atomic(self._name(name), lambda handle: handle.write(data))
+
+    def read_file(self, name: str) -> bytes:
+        return self.location.read_bytes(self._name(name))
+
+    # ------------------------------------------------------------------ parts
     def save_part(self, part: Part) -> None:
         results = part.results
         ok = [r for r in results if not r.failed]
@@ -142,27 +310,22 @@ class StagingArea:
             "static_frames": _concat([r.static_frames for r in ok], (0,), np.int64),
             "meta": np.array(json.dumps(part.meta)),
         }
-        final = self.part_file(part.index)
-        tmp = final.with_name(final.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(final)
+        self.location.write_atomic(self._name(self.part_name(part.index)), lambda handle: np.savez(handle, **arrays))
 
     SUMMARY_KEYS = ("video_ids", "failed_reasons", "decoders", "n_frames", "fps", "duration", "clip_counts", "static_counts")
 
     def load_summary(self, index: int) -> dict[str, np.ndarray]:
         """The per-video columns of a part, without its rows."""
-        with np.load(self.part_file(index), allow_pickle=False) as data:
-            return {key: data[key] for key in self.SUMMARY_KEYS}
+        with self.location.open_read(self._name(self.part_name(index))) as handle:
+            with np.load(handle, allow_pickle=False) as data:
+                return {key: data[key] for key in self.SUMMARY_KEYS}
 
     def load_part(self, index: int) -> Part | None:
-        path = self.part_file(index)
-        if not path.is_file():
+        if not self.has_part(index):
             return None
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        with self.location.open_read(self._name(self.part_name(index))) as handle:
+            with np.load(handle, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
         results = []
         clip_at = static_at = 0
         for i, video_id in enumerate(arrays["video_ids"].tolist()):
@@ -187,11 +350,16 @@ class StagingArea:
         return Part(index, results, json.loads(str(arrays["meta"])))
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=False)
+        self.location.remove_tree(STAGING_DIR)
 
 
-def remove_partial_writes(store_path: Path) -> None:
-    """Delete the temporary files a killed Zarr write leaves (zarr writes ``*.partial`` then renames)."""
+def remove_partial_writes(store_path: str | Path) -> None:
+    """Delete the temporary files a killed Zarr write leaves (zarr writes ``*.partial`` then renames).
+
+    Only local stores have them: through fsspec, zarr writes each object with one PUT.
+    """
+    if is_url(store_path):
+        return
     for leftover in Path(store_path).rglob("*.partial"):
         leftover.unlink()
 
@@ -226,34 +394,34 @@ class VideoTable:
 class Store:
     """A feature store on disk. ``Store.open`` reads; ``write_store`` (finalize) writes it whole."""
 
-    def __init__(self, path: Path, group: zarr.Group):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, group: zarr.Group):
+        self.path = path if is_url(path) else Path(path)  # a Path, or the URL of a remote store
         self.group = group
         self.attrs = group.attrs.asdict()
 
     # ------------------------------------------------------------------ opening
     @staticmethod
     def is_store(path: str | Path) -> bool:
-        path = Path(path)
-        return (path / STAGING_DIR / "run.json").is_file() or _read_format(path) is not None
+        location = Location(path)
+        return location.is_file(f"{STAGING_DIR}/run.json") or _read_format(location) is not None
 
     @classmethod
     def open(cls, path: str | Path, require_complete: bool = True) -> Store:
-        path = Path(path)
-        if not path.exists():
-            raise FeatstoreError(f"no store at {path}")
-        fmt = _read_format(path)
+        location = Location(path)
+        if not location.exists():
+            raise FeatstoreError(f"no store at {location}")
+        fmt = _read_format(location)
         if fmt is None:
-            if (path / STAGING_DIR / "run.json").is_file():
-                raise FeatstoreError(f"{path} is an unfinished extraction: re-run the same extract command to finish it")
-            raise FeatstoreError(f"{path} is not a featstore store")
+            if location.is_file(f"{STAGING_DIR}/run.json"):
+                raise FeatstoreError(f"{location} is an unfinished extraction: re-run the same extract command to finish it")
+            raise FeatstoreError(f"{location} is not a featstore store")
         if fmt.get("format_version") != FORMAT_VERSION:
             raise FeatstoreError(
-                f"{path} has store format version {fmt.get('format_version')}; this build reads version {FORMAT_VERSION}"
+                f"{location} has store format version {fmt.get('format_version')}; this build reads version {FORMAT_VERSION}"
             )
         if require_complete and fmt.get("state") != "complete":
-            raise FeatstoreError(f"{path} is an unfinished extraction: re-run the same extract command to finish it")
-        return cls(path, zarr.open_group(str(path), mode="r"))
+            raise FeatstoreError(f"{location} is an unfinished extraction: re-run the same extract command to finish it")
+        return cls(location.path, location.open_group("r"))
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -360,12 +528,11 @@ class Store:
             yield start, array[start : start + step]
 
 
-def _read_format(path: Path) -> dict | None:
-    meta = path / "zarr.json"
-    if not meta.is_file():
+def _read_format(location: Location) -> dict | None:
+    if not location.is_file("zarr.json"):
         return None
     try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
+        attrs = json.loads(location.read_bytes("zarr.json")).get("attributes", {})
     except (json.JSONDecodeError, OSError):
         return None
     fmt = attrs.get("featstore")
@@ -428,7 +595,7 @@ class StoreContents:
     attrs: dict  # identity, config, provenance, dataset (failures are derived here)
 
 
-def write_store(path: Path, contents: StoreContents, staging: StagingArea, n_parts: int) -> None:
+def write_store(path: str | Path, contents: StoreContents, staging: StagingArea, n_parts: int) -> None:
     """Consolidate the staged parts into the final arrays (the store's single writer), then mark it complete.
 
     Streams one part at a time, so memory is bounded by a part plus one shard. Safe to repeat after a
@@ -443,7 +610,7 @@ def write_store(path: Path, contents: StoreContents, staging: StagingArea, n_par
     static_counts = np.concatenate([s["static_counts"] for s in summaries]) if summaries else np.zeros(0, np.int64)
     n_clips, n_static, dim, dtype = int(clip_counts.sum()), int(static_counts.sum()), staging.dim, staging.dtype
 
-    group = zarr.open_group(str(path), mode="a")
+    group = Location(path).open_group("a")
     # A finished store being extended must not read as complete while its arrays are rewritten.
     group.attrs.put({"featstore": {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "state": "extracting"}})
     writers = {
