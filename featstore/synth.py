@@ -47,7 +47,7 @@ __all__ = [
     "manifest_path",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: trimmed classes share one subject run per split
 PARTS = ("synthetic", "synthetic-tad", "synthetic-ad", "synthetic-images")
 CLASS_NAMES = [
     "move_left", "move_right", "move_up", "move_down", "rotate_cw",
@@ -602,18 +602,19 @@ def _plan(config: SynthConfig) -> list[_Item]:
     items: list[_Item] = []
     ns = config.n_subjects
 
-    # trimmed: per split, per class, consecutive subjects from one running cycle -> with even counts and
-    # an even number of subjects every (class, split) cell holds complementary attribute pairs.
+    # trimmed: within a split every class gets the SAME run of consecutive subjects (train starts at
+    # subject 0, test continues after the train run), so appearance says nothing about the class: a
+    # class-dependent subject set would let a probe learn subject -> class on train and fail on test.
+    # With even counts every (class, split) cell holds complementary attribute pairs.
     rng = _rng(config, _PLAN, _TRIMMED)
-    cursor = 0
     index = 0
-    for split, per_class in (("train", config.train_per_class), ("test", config.test_per_class)):
+    for split, per_class, first in (("train", config.train_per_class, 0),
+                                    ("test", config.test_per_class, config.train_per_class)):
         for cls in range(len(CLASS_NAMES)):
-            for _ in range(per_class):
+            for k in range(per_class):
                 n = int(rng.integers(config.trimmed_min_frames, config.trimmed_max_frames + 1))
                 vid = f"trim_{index:05d}"
-                items.append(_Item("synthetic", index, vid, f"trimmed/{vid}.mp4", split, cursor % ns, cls, n, [], []))
-                cursor += 1
+                items.append(_Item("synthetic", index, vid, f"trimmed/{vid}.mp4", split, (first + k) % ns, cls, n, [], []))
                 index += 1
 
     # TAD: segment classes drawn from a shuffled balanced pool shared by all videos.

@@ -179,6 +179,16 @@ def test_subject_keeps_its_appearance(manifests):
     assert (attrs.sum(axis=0) == 2).all()  # each attribute split evenly over subjects
 
 
+def test_trimmed_classes_share_their_subjects_within_a_split(manifests):
+    """Appearance must not predict the action: every class of a split has the same subjects."""
+    for split in ("train", "test"):
+        by_class: dict[int, list[str]] = {}
+        for record in manifests["synthetic"].split(split):
+            by_class.setdefault(record.label, []).append(record.subject)
+        subject_lists = [sorted(subjects) for subjects in by_class.values()]
+        assert all(subjects == subject_lists[0] for subjects in subject_lists), split
+
+
 def test_tad_segments_inside_video(manifests):
     manifest = manifests["synthetic-tad"]
     assert manifest.header.class_names == CLASS_NAMES
