@@ -14,7 +14,7 @@ from featstore.synth import SynthConfig, generate_synthetic
 
 TINY_SYNTH = SynthConfig(
     seed=3,
-    train_per_class=2,
+    train_per_class=8,  # 8 train subjects: their attribute codes are pairwise uncorrelated
     test_per_class=1,
     tad_train_videos=2,
     tad_test_videos=2,

@@ -39,12 +39,12 @@ def test_cli_extract_info_verify_and_api_give_identical_arrays(trimmed_manifest,
     done = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(trimmed_manifest),
                    "--out", str(out), "--videos-per-part", "4")
     assert done.returncode == 0, done.stderr
-    assert "30 videos" in done.stdout and "clips/s" in done.stdout + done.stderr
+    assert "90 videos" in done.stdout and "clips/s" in done.stdout + done.stderr
     assert_same_arrays(out, tiny_store)  # tiny_store came from the Python API with the same settings
 
     info = run_cli("featstore", "info", str(out))
     assert info.returncode == 0
-    for fact in ("tiny-vit", "dim 192, float16", "synthetic", "30 (0 failed)", "clip_len 16", "resize short 73"):
+    for fact in ("tiny-vit", "dim 192, float16", "synthetic", "90 (0 failed)", "clip_len 16", "resize short 73"):
         assert fact in info.stdout, fact
     verify = run_cli("featstore", "verify", str(out))
     assert verify.returncode == 0 and "OK" in verify.stdout
@@ -98,7 +98,7 @@ def test_missing_videos_are_named_before_anything_is_written(synth_root, tmp_pat
     done = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", "synthetic",
                    "--data-root", str(data), "--out", str(tmp_path / "x.zarr"))
     assert done.returncode == 2
-    assert "1 of 30 files" in done.stderr and "trim_00003.mp4" in done.stderr
+    assert "1 of 90 files" in done.stderr and "trim_00003.mp4" in done.stderr
     assert not (tmp_path / "x.zarr").exists()
 
 

@@ -72,9 +72,9 @@ def test_video_accessors_slice_by_offsets(tiny_store):
 
 def test_summary_counts(tiny_store):
     summary = summarize(Store.open(tiny_store))
-    assert summary["n_videos"] == 30 and summary["n_failed"] == 0
-    assert summary["splits"] == {"test": 10, "train": 20}
-    assert summary["n_static"] == 300
+    assert summary["n_videos"] == 90 and summary["n_failed"] == 0
+    assert summary["splits"] == {"test": 10, "train": 80}
+    assert summary["n_static"] == 900
 
 
 def test_verify_passes_on_a_sound_store(tiny_store):
@@ -144,7 +144,7 @@ def test_evenly_spaced_clip_rows_and_split_indices(tiny_store):
     three = next(v for v in range(store.n_videos) if offsets[v + 1] - offsets[v] == 3)
     assert (rows[three] - offsets[three]).tolist() == [0, 0, 1, 2, 2]
     train, test = store.split_indices("train"), store.split_indices("test")
-    assert len(train) == 20 and len(test) == 10 and not set(train) & set(test)
+    assert len(train) == 80 and len(test) == 10 and not set(train) & set(test)
 
 
 def test_transformed_copy_has_only_transformed_rows(tiny_store, tmp_path):

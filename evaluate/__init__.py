@@ -1,0 +1,1 @@
+"""Privacy and utility evaluation protocols on feature stores (one peer module per protocol)."""

@@ -1,0 +1,3 @@
+from evaluate.cli import main
+
+main()

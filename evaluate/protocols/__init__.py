@@ -1,0 +1,1 @@
+"""One module per protocol: ``<Name>Config``, ``run(store, config) -> dict``, ``register(app)``."""

@@ -1,0 +1,188 @@
+"""Static private-attribute protocol (VISPR-style): how well an attacker MLP reads the private
+attributes from embeddings. Lower cMAP = better privacy; chance = the mean positive rate.
+
+Samples: ``kind="static"`` (default) uses every static clip (one frame tiled to a clip) of the
+training and test videos, each labelled with its video's attributes; an image store has one static
+clip per image. ``kind="clips"`` uses every full clip instead. Each sample is scored on its own
+(image-level AP, as VISPR); see ``vp`` for the 5-clip video-level variant.
+
+The attackers (``standard``, ``authors``) are defined in ``_attribute_attack``; ``attacker="both"``
+(default) trains both and reports both by name, with ``standard`` as the headline ``cmap``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import typer
+from torch import nn
+
+from evaluate.common import (
+    StoreData,
+    Stopwatch,
+    TrainSettings,
+    check,
+    check_choice,
+    check_training,
+    device_of,
+    device_option,
+    finish,
+    open_store,
+    out_option,
+    predict,
+    print_columns,
+    progress_option,
+    seed_option,
+    store_option,
+    timing_block,
+)
+from evaluate.metrics import mean_defined, per_attribute_ap, positive_rates
+from evaluate.protocols._attribute_attack import (
+    ATTACKER_CHOICES,
+    AttackSetup,
+    attackers_of,
+    named,
+    primary_attacker,
+    run_attacker,
+)
+from featstore.errors import FeatstoreError
+from featstore.store import Store
+
+KINDS = ("static", "clips")
+
+
+@dataclass
+class PrivacyConfig:
+    attacker: str = "both"  # standard | authors | both
+    epochs: int = 100
+    lr: float = 1e-3
+    batch_size: int = 512
+    weight_decay: float = 0.0
+    plateau_factor: float = 0.2  # the paper: learning rate to 1/5 on a loss plateau
+    plateau_patience: int = 10
+    val_fraction: float = 0.1  # standard attacker: share of training videos held out for selection
+    seed: int = 0
+    kind: str = "static"  # static | clips
+    train_split: str = "train"
+    test_split: str = "test"
+    device: str = "auto"
+
+    def __post_init__(self):
+        check_choice("attacker", self.attacker, ATTACKER_CHOICES)
+        check_choice("kind", self.kind, KINDS)
+        check_training(self.epochs, self.lr, self.batch_size, self.weight_decay)
+        check(0 < self.plateau_factor < 1, f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
+        check(self.plateau_patience >= 0, f"plateau_patience must be >= 0, got {self.plateau_patience}")
+        check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check(self.train_split != self.test_split, "train_split and test_split must differ")
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay,
+                             seed=self.seed, plateau_factor=self.plateau_factor, plateau_patience=self.plateau_patience)
+
+
+def attribute_names_of(data: StoreData) -> list[str]:
+    names = data.attribute_names
+    if not names or data.videos.attributes.shape[1] == 0:
+        raise FeatstoreError(f"{data.store.path} has no private attributes to attack (dataset "
+                             f"{data.header.get('name')!r})")
+    return names
+
+
+def check_test_positives(attributes: np.ndarray, names: list[str], store_path: Path) -> np.ndarray:
+    """Positive rates of the test targets; an error when no attribute has a positive (cMAP undefined)."""
+    rates = positive_rates(attributes)
+    if np.all(np.isnan(rates) | (rates == 0)):
+        raise FeatstoreError(f"{store_path}: no private attribute has a positive test sample, so cMAP is undefined")
+    return rates
+
+
+def run(store: Store, config: PrivacyConfig, *, show_progress: bool = False) -> dict:
+    """Train the attacker(s) and return cMAP, per-attribute AP and the chance level (see module docs)."""
+    watch = Stopwatch(device_of(config.device))
+    device = watch.device
+    data = StoreData(store, device, kinds=(config.kind,))
+    names = attribute_names_of(data)
+    train_videos = data.split_videos(config.train_split, config.kind)
+    test_videos = data.split_videos(config.test_split, config.kind)
+    attributes = data.videos.attributes.astype(np.int64)
+    features = data.embeddings[config.kind]
+
+    def make_evaluator(videos: np.ndarray):
+        rows, owner = data.rows_of(videos, config.kind)
+        rows = torch.from_numpy(rows).to(device)
+        sample_targets = attributes[videos[owner]]
+
+        def evaluate(model: nn.Module) -> dict:
+            scores = predict(model, features, rows).float().cpu().numpy()
+            ap = per_attribute_ap(scores, sample_targets)
+            return {"cmap": mean_defined(ap), "per_attribute": ap}
+
+        return evaluate
+
+    test_rows, test_owner = data.rows_of(test_videos, config.kind)
+    rates = check_test_positives(attributes[test_videos[test_owner]], names, store.path)
+    setup = AttackSetup(
+        features=features, targets=data.tensor(attributes), train_videos=train_videos, test_videos=test_videos,
+        make_sampler=lambda videos: data.all_rows_sampler(videos, config.kind), make_evaluator=make_evaluator,
+    )
+    results, outcomes = {}, []
+    for attacker in attackers_of(config.attacker):
+        evaluation, outcome = run_attacker(setup, attacker, config.train_settings(), config.val_fraction, show_progress)
+        evaluation["per_attribute"] = named(evaluation["per_attribute"], names)
+        results[attacker] = evaluation
+        outcomes.append(outcome)
+    primary = primary_attacker(config.attacker)
+    return {
+        "cmap": results[primary]["cmap"],
+        "per_attribute": results[primary]["per_attribute"],
+        "attacker": primary,
+        "chance_cmap": mean_defined(rates),
+        "positive_rate": named(rates, names),
+        "kind": config.kind,
+        "n_train_videos": int(len(train_videos)),
+        "n_test_videos": int(len(test_videos)),
+        "n_test_samples": int(len(test_rows)),
+        "attackers": results,
+        "timing": timing_block(watch.seconds(), outcomes),
+    }
+
+
+def print_attribute_table(title: str, metrics: dict, cmap_keys: tuple[str, ...] = ("cmap",)) -> None:
+    """Attributes x attackers AP table, the cMAP row(s) and the chance level."""
+    attackers = list(metrics["attackers"])
+    names = list(metrics["positive_rate"])
+    rows = [[name, *(metrics["attackers"][a]["per_attribute"][name] for a in attackers), metrics["positive_rate"][name]]
+            for name in names]
+    for key in cmap_keys:
+        rows.append([f"[bold]{key}[/]", *(metrics["attackers"][a][key] for a in attackers), metrics["chance_cmap"]])
+    rows.append(["selected epoch", *(str(metrics["attackers"][a]["selected_epoch"]) for a in attackers), ""])
+    print_columns(title, ["attribute", *(f"AP {a}" for a in attackers), "chance (positive rate)"], rows)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("privacy")
+    def privacy_command(
+        store: str = store_option(),
+        out: Optional[Path] = out_option(),
+        attacker: str = typer.Option("both", help="standard, authors or both (see docs/evaluate.md)."),
+        kind: str = typer.Option("static", help="static (static clips, VISPR-style) or clips (full clips)."),
+        epochs: int = typer.Option(100, help="Training epochs."),
+        lr: float = typer.Option(1e-3, help="AdamW learning rate."),
+        batch_size: int = typer.Option(512, help="Samples per step."),
+        val_fraction: float = typer.Option(0.1, help="Standard attacker: share of training videos for selection."),
+        seed: int = seed_option(),
+        device: str = device_option(),
+        progress: bool = progress_option(),
+    ) -> None:
+        """Static private-attribute attack: MLP on static-clip embeddings, cMAP (lower = more private)."""
+        config = PrivacyConfig(attacker=attacker, kind=kind, epochs=epochs, lr=lr, batch_size=batch_size,
+                               val_fraction=val_fraction, seed=seed, device=device)
+        opened = open_store(store)
+        metrics = run(opened, config, show_progress=progress)
+        finish("privacy", config, metrics, opened, out,
+               printer=lambda: print_attribute_table(f"privacy ({config.kind}): {opened.path}", metrics))

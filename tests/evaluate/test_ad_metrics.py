@@ -1,0 +1,64 @@
+"""Frame-level AD metrics: snippet expansion, ground truth from intervals, length checks, AUCs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
+
+from evaluate.ad_metrics import (
+    check_concatenated_length,
+    check_lengths,
+    evaluate_videos,
+    expand_snippet_scores,
+    frame_level_auc,
+)
+from featstore.errors import FeatstoreError
+from featstore.exporters import frame_ground_truth
+
+
+def test_expansion_repeats_each_snippet():
+    expanded = expand_snippet_scores([np.array([0.1, 0.9]), np.array([0.5])], frames_per_snippet=3)
+    np.testing.assert_allclose(expanded, [0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5])
+
+
+def test_ground_truth_marks_the_frames_of_the_intervals():
+    fps = 25.0
+    frames = np.arange(4) * 16
+    times = np.stack([frames, frames + 16], axis=1) / fps
+    truth = frame_ground_truth(times, np.array([[20 / fps, 40 / fps, 1.0]]))  # frames 20..39, label column ignored
+    expected = np.zeros(64, dtype=int)
+    expected[20:40] = 1
+    np.testing.assert_array_equal(truth, expected)
+    assert frame_ground_truth(times, np.zeros((0, 3))).sum() == 0
+
+
+def test_length_checks_name_the_video():
+    with pytest.raises(FeatstoreError, match="video b: frame-level ground truth has 30 values but 2 snippets"):
+        check_lengths(["a", "b"], [np.zeros(1), np.zeros(2)], [np.zeros(16), np.zeros(30)])
+    with pytest.raises(FeatstoreError, match="one per video"):
+        check_lengths(["a"], [np.zeros(1), np.zeros(1)], [np.zeros(16)])
+    with pytest.raises(FeatstoreError, match="3 snippets x 16"):
+        check_concatenated_length(np.zeros(40), [np.zeros(1), np.zeros(2)])
+    check_concatenated_length(np.zeros(48), [np.zeros(1), np.zeros(2)])
+
+
+def test_aucs_match_sklearn_and_need_both_classes():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(500) < 0.2).astype(int)
+    scores = labels * 0.3 + rng.random(500)
+    result = frame_level_auc(scores, labels)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert result["pr_auc"] == pytest.approx(auc(recall, precision))
+    with pytest.raises(FeatstoreError, match="both normal and anomalous"):
+        frame_level_auc(scores, np.zeros(500))
+    with pytest.raises(FeatstoreError, match="frame scores"):
+        frame_level_auc(scores[:10], labels)
+
+
+def test_evaluate_videos_end_to_end():
+    scores = [np.array([0.1, 0.9]), np.array([0.2])]
+    truth = [np.r_[np.zeros(16), np.ones(16)], np.zeros(16)]
+    result = evaluate_videos(["a", "b"], scores, truth)
+    assert result["roc_auc"] == 1.0 and result["anomalous_frame_rate"] == pytest.approx(1 / 3)

@@ -1,0 +1,70 @@
+"""`evaluate ad` end to end on a tiny synthetic AD store (plumbing, ground truth, checkpoint reload)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from evaluate.protocols.ad import ADConfig, load_ad_videos, run, snippet_frames
+from featstore.errors import FeatstoreError
+from featstore.exporters import frame_ground_truth
+from featstore.store import Store
+from tests.conftest import run_cli
+from tests.evaluate.tadad_stores import ad_planted_store, ad_store, tad_store  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(autouse=True)
+def one_thread_subprocesses(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_ground_truth_of_the_store_matches_its_frames(ad_store):
+    store = Store.open(ad_store)
+    assert snippet_frames(store) == 16
+    frames = store.array("clips/frames")
+    fps = store.videos().fps
+    for video in load_ad_videos(store, "test"):
+        truth = frame_ground_truth(video.clip_times, video.intervals, 16)
+        assert len(truth) == 16 * len(video.features)
+        first = frames[store.clip_offsets()[video.index]:store.clip_offsets()[video.index + 1], 0]
+        frame_numbers = (first[:, None] + np.arange(16)[None, :]).reshape(-1)
+        expected = np.zeros(len(frame_numbers), dtype=int)
+        for start, end in video.intervals:
+            expected |= (frame_numbers >= round(start * fps[video.index])) & (frame_numbers < round(end * fps[video.index]))
+        np.testing.assert_array_equal(truth, expected)
+
+
+def test_cli_trains_reports_and_reloads(ad_planted_store, tmp_path):
+    out = tmp_path / "eval"
+    done = run_cli("evaluate", "ad", "--store", str(ad_planted_store), "--out", str(out), "--steps", "5",
+                   "--no-progress", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "ad.json").read_text())["metrics"]
+    assert 0 <= metrics["roc_auc"] <= 1 and 0 <= metrics["pr_auc"] <= 1
+    assert metrics["chance_roc_auc"] == 0.5 and metrics["n_test_frames"] % 16 == 0
+    reloaded = run(Store.open(ad_planted_store), ADConfig(head_checkpoint=str(out / "ad-head.safetensors"), device="cpu"))
+    assert reloaded["roc_auc"] == metrics["roc_auc"] and reloaded["pr_auc"] == metrics["pr_auc"]
+
+
+def test_bad_inputs(tad_store, tmp_path):
+    # a TAD store has no normal/anomalous video labels (the CLI turns this into one line + exit 2, see the TAD test)
+    with pytest.raises(FeatstoreError, match="task 'ad'"):
+        run(Store.open(tad_store), ADConfig(steps=1, device="cpu"))
+    with pytest.raises(FeatstoreError, match="loss_variant"):
+        ADConfig(loss_variant="other")
+    with pytest.raises(FeatstoreError, match="steps"):
+        ADConfig(steps=0)
+
+
+def test_overlapping_snippets_are_refused(ad_store, tmp_path):
+    from featstore.store import write_transformed_store
+
+    source = Store.open(ad_store)
+    out = tmp_path / "overlap.zarr"
+    attrs = dict(source.attrs["config"])
+    attrs["sampling"] = {**attrs.get("sampling", {}), "stride": 4}
+    write_transformed_store(source, out, lambda x: x, {"config": attrs})
+    with pytest.raises(FeatstoreError, match="non-overlapping"):
+        run(Store.open(out), ADConfig(steps=1, device="cpu"))

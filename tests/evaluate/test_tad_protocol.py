@@ -1,0 +1,89 @@
+"""`evaluate tad` end to end on a tiny synthetic TAD store (2 training videos: plumbing, mapping, determinism;
+learning itself is tested on planted sequences in test_tad_head.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from evaluate.protocols.tad import FeatureGrid, TADConfig, ground_truth_of, load_tad_videos, run
+from evaluate.tad_metrics import Segments, evaluate_detections
+from featstore.errors import FeatstoreError
+from featstore.store import Store
+from tests.conftest import run_cli
+from tests.evaluate.tadad_stores import tad_planted_store, tad_store  # noqa: F401  (fixtures)
+
+FAST = ["--epochs", "2", "--warmup-epochs", "0", "--no-progress", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread_subprocesses(monkeypatch):
+    """CLI runs are fresh processes: keep them to one intra-op thread on the shared test machines."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_store_sequences_follow_the_recorded_clip_times(tad_store):
+    store = Store.open(tad_store)
+    videos = load_tad_videos(store, "train")
+    times = store.array("clips/times")
+    video = videos[0]
+    centres = times[video.rows].mean(1)
+    np.testing.assert_allclose(video.grid.to_index(centres), np.arange(len(video.rows)), atol=1e-9)
+    assert isinstance(video.grid, FeatureGrid) and video.grid.uniform
+    assert len(video.features) == len(video.rows) and video.features.shape[1] == store.dim
+
+
+def test_ground_truth_survives_the_grid_round_trip(tad_store):
+    """Detections made from the ground truth through seconds -> feature grid -> seconds score mAP 1."""
+    videos = load_tad_videos(Store.open(tad_store), "test")
+    gt = ground_truth_of(videos)
+    ids, starts, ends, labels = [], [], [], []
+    for video in videos:
+        seconds = video.grid.to_seconds(video.grid_segments.astype(np.float64))
+        ids += [video.video_id] * len(seconds)
+        starts.append(seconds[:, 0])
+        ends.append(seconds[:, 1])
+        labels.append(video.labels)
+    predictions = Segments(np.array(ids), np.concatenate(starts), np.concatenate(ends), np.concatenate(labels),
+                           np.ones(len(ids)))
+    np.testing.assert_allclose(evaluate_detections(gt, predictions).mAP, 1.0)
+
+
+def test_cli_trains_reports_and_reloads_the_head(tad_planted_store, tmp_path):
+    out = tmp_path / "eval"
+    done = run_cli("evaluate", "tad", "--store", str(tad_planted_store), "--out", str(out), *FAST)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "tad.json").read_text())
+    metrics = result["metrics"]
+    assert list(metrics["mAP"]) == ["0.3", "0.4", "0.5", "0.6", "0.7"]
+    assert metrics["average_mAP"] == pytest.approx(np.mean(list(metrics["mAP"].values())))
+    assert 0 <= metrics["chance_average_mAP"] <= 1 and 0 <= metrics["class_agnostic_average_mAP"] <= 1
+    assert "tIoU 0.3" in done.stdout and "average" in done.stdout
+    assert (out / "tad-head.safetensors").is_file() and (out / "tad-head.json").is_file()
+    assert result["config"]["preset"] == "auto" and metrics["head"]["preset"] == "small"
+
+    reloaded = run(Store.open(tad_planted_store),
+                   TADConfig(head_checkpoint=str(out / "tad-head.safetensors"), device="cpu"))
+    assert reloaded["mAP"] == metrics["mAP"]
+    assert reloaded["head"]["trained_on"] == str(tad_planted_store)
+
+
+def test_bad_inputs_are_one_line_errors(tiny_store, tad_store, tmp_path):
+    # a trimmed action store has classes but no temporal annotations
+    done = run_cli("evaluate", "tad", "--store", str(tiny_store), "--out", str(tmp_path), *FAST)
+    assert done.returncode == 2 and "no annotated segments" in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(FeatstoreError, match="preset must be one of"):
+        TADConfig(preset="huge")
+    with pytest.raises(FeatstoreError, match="does not exist"):
+        TADConfig(head_checkpoint=str(tmp_path / "none.safetensors"))
+    with pytest.raises(FeatstoreError, match="max_seq_len"):
+        TADConfig(max_seq_len=-1)
+
+
+def test_run_is_seeded(tad_planted_store):
+    config = TADConfig(epochs=2, warmup_epochs=0, device="cpu", seed=5)
+    first = run(Store.open(tad_planted_store), config)
+    second = run(Store.open(tad_planted_store), config)
+    assert first["mAP"] == second["mAP"]
