@@ -602,19 +602,27 @@ def _plan(config: SynthConfig) -> list[_Item]:
     items: list[_Item] = []
     ns = config.n_subjects
 
-    # trimmed: within a split every class gets the SAME run of consecutive subjects (train starts at
-    # subject 0, test continues after the train run), so appearance says nothing about the class: a
-    # class-dependent subject set would let a probe learn subject -> class on train and fail on test.
-    # With even counts every (class, split) cell holds complementary attribute pairs.
+    # trimmed: every train class gets the SAME run of consecutive subjects 0..train_per_class-1, so in
+    # training appearance says nothing about the class (a class-dependent subject set would let a probe
+    # learn subject -> class and then fail on test). Test videos cycle through the remaining subjects
+    # (unseen in training where there are enough). With even counts every (class, split) cell holds
+    # complementary attribute pairs.
     rng = _rng(config, _PLAN, _TRIMMED)
     index = 0
-    for split, per_class, first in (("train", config.train_per_class, 0),
-                                    ("test", config.test_per_class, config.train_per_class)):
+    test_first = config.train_per_class if ns > config.train_per_class else 0
+    test_pool = ns - test_first
+    cursor = 0
+    for split, per_class in (("train", config.train_per_class), ("test", config.test_per_class)):
         for cls in range(len(CLASS_NAMES)):
             for k in range(per_class):
                 n = int(rng.integers(config.trimmed_min_frames, config.trimmed_max_frames + 1))
                 vid = f"trim_{index:05d}"
-                items.append(_Item("synthetic", index, vid, f"trimmed/{vid}.mp4", split, (first + k) % ns, cls, n, [], []))
+                if split == "train":
+                    subject = k % ns
+                else:
+                    subject = test_first + cursor % test_pool
+                    cursor += 1
+                items.append(_Item("synthetic", index, vid, f"trimmed/{vid}.mp4", split, subject, cls, n, [], []))
                 index += 1
 
     # TAD: segment classes drawn from a shuffled balanced pool shared by all videos.
