@@ -1,0 +1,178 @@
+"""Applying a trained AAM to every clip and static embedding of a store: an anonymized store.
+
+The output has the source's layout (``evaluate`` and ``featstore info`` read it like any store) and
+never contains the raw embeddings: ``featstore.store.write_transformed_store`` streams whole shards
+through the AAM (memory bounded by one shard whatever the store's size) and copies every other array.
+Its provenance gains an ``anonymizer`` entry: source store path and fingerprint, the SHA-256 of the
+anonymizer weights (``aam.safetensors``), the training config, epoch and parameter counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anonymize import checkpoint as ckpt
+from anonymize.config import TrainConfig
+from anonymize.model import build_aam
+from featstore.device import resolve_device
+from featstore.errors import FeatstoreError
+from featstore.store import Store, utc_now, write_transformed_store
+
+
+def store_fingerprint(store: Store) -> str:
+    """SHA-256 over what identifies a store's content: encoder identity, dataset, finalization, shapes."""
+    identity = {
+        "identity": store.identity,
+        "dataset_fingerprint": store.dataset.get("fingerprint"),
+        "finalized": store.attrs.get("featstore", {}).get("finalized"),
+        "clips": list(store.clip_embeddings.shape),
+        "static": list(store.static_embeddings.shape),
+        "anonymizer": store.provenance.get("anonymizer", {}).get("aam_sha256"),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class LoadedAAM:
+    module: torch.nn.Module
+    config: TrainConfig
+    sha256: str
+    info: dict
+    device: torch.device
+
+
+def load_trained_aam(run: Path, device: str = "auto") -> LoadedAAM:
+    run = Path(run)
+    config = TrainConfig.load(run / ckpt.CONFIG_FILE)
+    info = ckpt.read_checkpoint_info(run)
+    weights, sha = ckpt.load_aam_weights(run)
+    resolved = resolve_device(device)
+    module = build_aam(int(info["dim"]), config.aam)
+    module.load_state_dict(weights)
+    module.to(resolved).eval()
+    return LoadedAAM(module, config, sha, info, resolved)
+
+
+class ClipTransform:
+    """Rows -> AAM(rows), in sub-batches (the clip mode: rows are independent)."""
+
+    def __init__(self, aam: LoadedAAM, batch_rows: int):
+        self.aam = aam
+        self.batch_rows = batch_rows
+        self.rows = 0
+
+    @torch.no_grad()
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        out = np.empty(block.shape, dtype=np.float32)
+        for start in range(0, len(block), self.batch_rows):
+            rows = torch.from_numpy(np.asarray(block[start : start + self.batch_rows], dtype=np.float32))
+            out[start : start + len(rows)] = self.aam.module(rows.to(self.aam.device)).cpu().numpy()
+        self.rows += len(block)
+        return out
+
+
+class TemporalTransform:
+    """The temporal mode: each row's output is computed from its video's clips within the receptive field.
+
+    ``write_transformed_store`` hands over the clip array's blocks in order, then the static array's;
+    a row cursor tells which rows a block holds, and the context rows (which may lie outside the block)
+    are read from the source store.
+    """
+
+    def __init__(self, aam: LoadedAAM, source: Store, batch_rows: int):
+        self.aam = aam
+        self.batch_rows = batch_rows
+        self.context = aam.config.aam.context_window
+        self.parts = [(source.clip_offsets(), source.clip_embeddings), (source.static_offsets(), source.static_embeddings)]
+        self.part = 0
+        self.cursor = 0
+        self.rows = 0
+
+    @torch.no_grad()
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        while self.part < len(self.parts) and self.cursor >= self.parts[self.part][1].shape[0]:
+            self.part, self.cursor = self.part + 1, 0
+        if self.part >= len(self.parts):
+            raise RuntimeError("the temporal export received more rows than the source store holds")
+        offsets, array = self.parts[self.part]
+        first = self.cursor
+        rows = np.arange(first, first + len(block))
+        videos = np.searchsorted(offsets, rows, side="right") - 1
+        lo = max(0, first - self.context)
+        hi = min(array.shape[0], first + len(block) + self.context)
+        span = torch.from_numpy(np.asarray(array[lo:hi], dtype=np.float32))
+        relative = np.arange(-self.context, self.context + 1)[None, :]
+        out = np.empty(block.shape, dtype=np.float32)
+        for start in range(0, len(rows), self.batch_rows):
+            centre = rows[start : start + self.batch_rows]
+            owner = videos[start : start + self.batch_rows]
+            window = centre[:, None] + relative
+            valid = (window >= offsets[owner][:, None]) & (window < offsets[owner + 1][:, None])
+            window = np.where(valid, window, centre[:, None]) - lo
+            values = span[torch.from_numpy(window)].to(self.aam.device)
+            result = self.aam.module(values, torch.from_numpy(valid).to(self.aam.device))[:, self.context]
+            out[start : start + len(centre)] = result.cpu().numpy()
+        self.cursor += len(block)
+        self.rows += len(block)
+        return out
+
+    def check_complete(self) -> None:
+        total = sum(array.shape[0] for _, array in self.parts)
+        if self.rows != total:
+            raise RuntimeError(f"the temporal export transformed {self.rows} rows of {total}")
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    rows: int
+    seconds: float
+    aam_sha256: str
+
+
+def export_store(run: Path, store: Path, out: Path, device: str = "auto", batch_rows: int = 4096,
+                 overwrite: bool = False) -> ExportResult:
+    """Write ``out``: ``store`` with every clip and static embedding replaced by AAM(embedding)."""
+    run, store, out = Path(run), Path(store), Path(out)
+    if batch_rows < 1:
+        raise FeatstoreError(f"batch rows must be >= 1, got {batch_rows}")
+    aam = load_trained_aam(run, device)
+    source = Store.open(store)
+    if source.dim != int(aam.info["dim"]):
+        raise FeatstoreError(f"{store} has {source.dim}-d embeddings; the anonymizer in {run} was trained on "
+                             f"{aam.info['dim']}-d ones")
+    trained_on = Store.open(aam.config.store) if Path(aam.config.store).exists() else None
+    if trained_on is not None and trained_on.identity.get("weights_sha256") != source.identity.get("weights_sha256"):
+        raise FeatstoreError(f"{store} was extracted with another encoder ({source.provenance.get('encoder')}) than "
+                             f"the anonymizer's training store ({trained_on.provenance.get('encoder')})")
+    if source.provenance.get("anonymizer"):
+        raise FeatstoreError(f"{store} is already anonymized (by {source.provenance['anonymizer'].get('run')})")
+    if out.resolve() == store.resolve():
+        raise FeatstoreError("--out must differ from --store (the source store is read while writing)")
+    if out.exists() and not overwrite:
+        raise FeatstoreError(f"{out} already exists (pass --overwrite to replace it)")
+    transform = (TemporalTransform(aam, source, batch_rows) if aam.config.aam.context_window
+                 else ClipTransform(aam, batch_rows))
+    anonymizer = {
+        "run": str(run.resolve()),
+        "aam_sha256": aam.sha256,
+        "epoch": aam.info["epoch"],
+        "parameters": aam.info.get("parameters"),
+        "training_config": aam.config.to_json(),
+        "source_store": str(store.resolve()),
+        "source_fingerprint": store_fingerprint(source),
+        "created": utc_now(),
+    }
+    attrs_update = {"provenance": dict(source.provenance, anonymizer=anonymizer)}
+    started = time.perf_counter()
+    write_transformed_store(source, out, transform, attrs_update)
+    if isinstance(transform, TemporalTransform):
+        transform.check_complete()
+    return ExportResult(out, transform.rows, time.perf_counter() - started, aam.sha256)

@@ -1,0 +1,176 @@
+"""The Anonymizing Adapter Module (AAM): embeddings in, embeddings of the same shape out.
+
+Variants (paper appendix Table 10/12):
+
+- ``attention``: ``layers`` residual self-attention blocks of ``heads`` heads (default 3 x 8).
+  ``block="transformer"`` (default): pre-LayerNorm attention + pre-LayerNorm feed-forward
+  (hidden ``ffn_ratio`` x dim, GELU). With ``ffn_ratio=2`` the trainable parameters for the paper's
+  encoder dims land within ~1% of its Table 16 (see docs/anonymize.md). ``block="attention-only"``:
+  ``x + MHA(x, x, x)`` with no norm and no feed-forward, the authors' code.
+- ``mlp``: ``layers`` x [Linear(d, d) -> ReLU -> BatchNorm1d -> Dropout(0.1)].
+
+Modes, for the attention variant:
+
+- ``clip`` (default): every embedding is its own one-token sequence, so a sample's output never
+  depends on the rest of its batch (the authors' code passes a 2-D [B, D] tensor to a
+  sequence-first attention, which makes every sample attend to the whole batch). With one token the
+  softmax is 1 and attention reduces to the value and output projections: the query/key weights are
+  unused (zero gradient) in this mode, and the block's non-linearity comes from its feed-forward.
+- ``temporal``: a (B, T, D) sequence of one video's consecutive clips; each clip attends to the clips
+  within ``window`` positions of itself (a banded mask) that are real (``mask`` True). A 2-D (N, D)
+  input is N one-clip sequences, i.e. the clip mode.
+
+The MLP's BatchNorm1d mixes the samples of a training batch (batch statistics); in eval mode (export,
+evaluation) every variant is batch-independent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from featstore.errors import FeatstoreError
+
+ARCHITECTURES = ("attention", "mlp")
+BLOCKS = ("transformer", "attention-only")
+MODES = ("clip", "temporal")
+
+
+@dataclass
+class AAMConfig:
+    architecture: str = "attention"
+    layers: int = 3
+    heads: int = 8
+    block: str = "transformer"
+    ffn_ratio: float = 2.0
+    dropout: float = 0.1  # MLP variant only (paper); the attention blocks use none, like the authors' code
+    mode: str = "clip"
+    window: int = 2  # temporal mode: attend to clips within +-window positions
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise FeatstoreError(f"AAM architecture must be one of {list(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.block not in BLOCKS:
+            raise FeatstoreError(f"AAM block must be one of {list(BLOCKS)}, got {self.block!r}")
+        if self.mode not in MODES:
+            raise FeatstoreError(f"AAM mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.layers < 1:
+            raise FeatstoreError(f"AAM layers must be >= 1, got {self.layers}")
+        if self.heads < 1:
+            raise FeatstoreError(f"AAM heads must be >= 1, got {self.heads}")
+        if self.ffn_ratio < 0:
+            raise FeatstoreError(f"AAM ffn_ratio must be >= 0, got {self.ffn_ratio}")
+        if not 0 <= self.dropout < 1:
+            raise FeatstoreError(f"AAM dropout must be in [0, 1), got {self.dropout}")
+        if self.window < 1:
+            raise FeatstoreError(f"AAM temporal window must be >= 1, got {self.window}")
+        if self.mode == "temporal" and self.architecture != "attention":
+            raise FeatstoreError("the temporal mode needs the attention AAM (the MLP has no sequence axis)")
+
+    @property
+    def context_window(self) -> int:
+        """Neighbouring clips each side that determine a clip's output (0 in the clip mode).
+
+        Each of the ``layers`` blocks widens the receptive field by ``window``, so a window of
+        ``layers * window`` clips each side gives exactly the output the clip has inside its whole video.
+        """
+        return self.window * self.layers if self.mode == "temporal" else 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, block: str, ffn_ratio: float):
+        super().__init__()
+        if dim % heads:
+            raise FeatstoreError(f"embedding dim {dim} is not divisible by {heads} attention heads")
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.transformer = block == "transformer"
+        self.norm_attention = nn.LayerNorm(dim) if self.transformer else None
+        hidden = int(round(dim * ffn_ratio))
+        if self.transformer and hidden > 0:
+            self.norm_ffn = nn.LayerNorm(dim)
+            self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        else:
+            self.norm_ffn = self.ffn = None
+
+    def _single_token_attention(self, x: torch.Tensor) -> torch.Tensor:
+        # Attention over one token: softmax = 1, output = out_proj(v_proj(x)). Same weights as the
+        # temporal path, without computing the unused queries and keys.
+        dim = x.shape[-1]
+        value = nn.functional.linear(x, self.attention.in_proj_weight[2 * dim :], self.attention.in_proj_bias[2 * dim :])
+        return self.attention.out_proj(value)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, padding: torch.Tensor | None) -> torch.Tensor:
+        h = self.norm_attention(x) if self.norm_attention is not None else x
+        if x.dim() == 2:
+            x = x + self._single_token_attention(h)
+        else:
+            x = x + self.attention(h, h, h, attn_mask=attn_mask, key_padding_mask=padding, need_weights=False)[0]
+        if self.ffn is not None:
+            x = x + self.ffn(self.norm_ffn(x))
+        return x
+
+
+class AttentionAAM(nn.Module):
+    def __init__(self, dim: int, config: AAMConfig):
+        super().__init__()
+        self.config = config
+        self.blocks = nn.ModuleList(AttentionBlock(dim, config.heads, config.block, config.ffn_ratio)
+                                    for _ in range(config.layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() == 3 and self.config.mode == "clip":
+            return self.forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        attn_mask = None
+        if x.dim() == 3:
+            length = x.shape[1]
+            positions = torch.arange(length, device=x.device)
+            blocked = (positions[None, :] - positions[:, None]).abs() > self.config.window  # True = blocked
+            if mask is not None:
+                # Padding is never a key; every position keeps itself as a key so that a padded query
+                # with no real neighbour gets a finite (ignored) output instead of NaN.
+                blocked = blocked[None] | ~mask[:, None, :].bool()
+                blocked = blocked & ~torch.eye(length, dtype=torch.bool, device=x.device)[None]
+                attn_mask = blocked.repeat_interleave(self.config.heads, dim=0)
+            else:
+                attn_mask = blocked
+        for block in self.blocks:
+            x = block(x, attn_mask, None)
+        return x
+
+
+class MLPAAM(nn.Module):
+    def __init__(self, dim: int, config: AAMConfig):
+        super().__init__()
+        self.config = config
+        self.layers = nn.Sequential(*(nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.BatchNorm1d(dim),
+                                                    nn.Dropout(config.dropout)) for _ in range(config.layers)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() == 3:
+            return self.layers(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        return self.layers(x)
+
+
+def build_aam(dim: int, config: AAMConfig) -> nn.Module:
+    return AttentionAAM(dim, config) if config.architecture == "attention" else MLPAAM(dim, config)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def parameter_report(dim: int, config: AAMConfig, n_classes: int) -> dict[str, int]:
+    """Trainable parameters of the AAM and a linear action head for an embedding dim (no data needed)."""
+    aam = build_aam(dim, config)
+    head = nn.Linear(dim, n_classes)
+    report = {"aam": count_parameters(aam), "action_head": count_parameters(head)}
+    if config.architecture == "attention":
+        # In the clip mode the query/key projections never receive a gradient (one-token attention).
+        report["aam_unused_in_clip_mode"] = 2 * dim * dim * config.layers + 2 * dim * config.layers
+    report["total"] = report["aam"] + report["action_head"]
+    return report

@@ -1,0 +1,51 @@
+"""A run folder summarized for people (``anonymize info``): config, losses, trainable parameters."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from anonymize import checkpoint as ckpt
+from anonymize.config import TrainConfig
+from featstore.errors import FeatstoreError
+
+
+def _number(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def run_summary(run: Path) -> dict:
+    run = Path(run)
+    if not run.is_dir():
+        raise FeatstoreError(f"no run folder at {run}")
+    config = TrainConfig.load(run / ckpt.CONFIG_FILE)
+    info = ckpt.read_checkpoint_info(run)
+    history = info.get("history", [])
+    init = history[0] if history and history[0].get("epoch") == 0 else {}
+    overview = {
+        "store": config.store,
+        "tasks": ", ".join(f"{t.name} (w {t.weight}) on {t.store}" for t in config.tasks),
+        "aam": f"{config.aam.architecture}, {config.aam.layers} layers, {config.aam.heads} heads, "
+               f"block {config.aam.block}, ffn x{config.aam.ffn_ratio}, mode {config.aam.mode}",
+        "objective": f"{config.w_utility} * utility - {config.w_budget} * budget({config.budget_mode}, "
+                     f"{config.budget_inputs}, T={config.temperature}) + {config.w_lc} * LC({config.lc_distance}, "
+                     f"{config.lc_inputs})",
+        "optimization": f"AdamW lr {config.scaled_lr:.3g} (= {config.lr:g} x {config.batch_size}/"
+                        f"{config.lr_reference_batch}), batch {config.batch_size}, wd {config.weight_decay}, seed {config.seed}",
+        "epochs": f"{info['epoch']} of {config.epochs}",
+        "identity init": init.get("identity_init", "-"),
+        "head init": init.get("head_init", "-"),
+        "aam sha256": info.get("aam_sha256"),
+    }
+    epochs = []
+    for record in history:
+        if record.get("epoch") == 0:
+            continue
+        val = ", ".join(f"{k} {v:.3f}" for k, v in record.get("val", {}).items())
+        epochs.append([str(record["epoch"]), _number(record["loss"]), _number(record["utility"]),
+                       _number(record["privacy"]), _number(record["lc"], 5), _number(record.get("adversary")),
+                       f"{record['clips_per_s']:.0f}", val or "-"])
+    return {"run": str(run), "overview": overview, "parameters": info.get("parameters", {}), "epochs": epochs,
+            "config": config.to_json(), "history": history}

@@ -1,0 +1,528 @@
+"""Training the AAM: identity init, head init, then Eq. 7 with one of the budget modes.
+
+    L = w_T * sum_t w_t L_t(h_t(f_A(z)))  -  w_B * L_budget  +  w_LC * d(f_A(z), z)
+
+Budget modes (what L_budget is and who minimizes it):
+
+- ``direct`` (authors' code): NT-Xent between f_A of two static clips of the same video, computed on
+  the AAM outputs themselves; one joint AdamW step for the AAM and the task heads.
+- ``adversarial`` (SPAct-style): a budget projection head g (MLP d -> hidden -> proj) is trained to
+  *minimize* NT-Xent(g(f_A(s1)), g(f_A(s2))) while the anonymizer maximizes it; alternating, one
+  anonymizer step then ``budget_steps`` adversary steps on the same (detached) outputs, with optional
+  re-initialization of g every ``budget_restart_every`` epochs.
+- ``supervised`` (the paper's Table 2 reference): an attribute classifier (Linear(d,d)-ReLU-Linear(d,A))
+  minimizes BCE on the attribute labels; the anonymizer maximizes that BCE (``maximize``) or pushes
+  the classifier's predictions to 1/2 (``confusion``, bounded).
+- ``none``: no privacy term (an ablation: utility + latent consistency only).
+
+``ntxent_objective="to-uniform"`` (beyond the paper) replaces "maximize NT-Xent" in the direct and
+adversarial modes by "bring the batch-centred NT-Xent to its uniform value" (see
+``losses.nt_xent_to_uniform``), closing two ways to raise NT-Xent without removing information.
+
+Reproducibility: every random draw of an epoch (data order, clip choice, augmentation, dropout,
+adversary restarts) comes from generators seeded by (seed, epoch, stream), and checkpoints are written
+after each epoch, so ``--resume`` continues bit-exactly: N epochs straight and N/2 + N/2 resumed give
+identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from anonymize import checkpoint as ckpt
+from anonymize.config import TrainConfig
+from anonymize.data import PairSource, RowPairs, StreamingRows, buffer_chunks, epoch_order, open_rows
+from anonymize.losses import attribute_bce, attribute_confusion, latent_consistency, nt_xent, nt_xent_to_uniform
+from anonymize.model import build_aam, count_parameters
+from anonymize.utility import TaskBatch, UtilityTask, build_task
+from featstore.device import resolve_device
+from featstore.errors import FeatstoreError
+from featstore.store import Store
+
+# Streams of the per-epoch random generators (any distinct constants).
+STREAM_BUDGET, STREAM_AUGMENT, STREAM_TORCH, STREAM_RESTART, STREAM_INIT = 1, 2, 3, 4, 5
+STREAM_TASK0 = 100
+RESUMABLE_CHANGES = ("epochs", "progress", "device", "row_source", "validate_every", "out")
+
+console = Console(stderr=True)
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def generator_for(*parts: int) -> torch.Generator:
+    return torch.Generator().manual_seed(derived_seed(*parts))
+
+
+class BudgetHead(nn.Module):
+    """SPAct-style projection head for the adversarial NT-Xent budget (outputs are L2-normalized in NT-Xent)."""
+
+    def __init__(self, dim: int, hidden: int, proj: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, proj))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class AttributeAdversary(nn.Module):
+    """The supervised reference's adversary: the privacy protocol's MLP shape, Linear(d,d)-ReLU-Linear(d,A)."""
+
+    def __init__(self, dim: int, n_attributes: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, n_attributes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def zero_residual_outputs(aam: nn.Module) -> None:
+    """Make the attention AAM exactly the identity: zero the last layer of every residual branch."""
+    for block in aam.blocks:
+        nn.init.zeros_(block.attention.out_proj.weight)
+        nn.init.zeros_(block.attention.out_proj.bias)
+        if block.ffn is not None:
+            nn.init.zeros_(block.ffn[-1].weight)
+            nn.init.zeros_(block.ffn[-1].bias)
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    epochs_done: int
+    history: list[dict]
+    aam_sha256: str
+
+
+class Trainer:
+    """Owns the modules, optimizers and data of one run; ``run()`` trains to ``config.epochs``."""
+
+    def __init__(self, config: TrainConfig, show_progress: bool | None = None):
+        self.config = config
+        self.run_dir = Path(config.out)
+        self.show_progress = config.progress if show_progress is None else show_progress
+        self.device = resolve_device(config.device)
+        self.store = Store.open(config.store)
+        self.dim = self.store.dim
+        torch.manual_seed(derived_seed(config.seed, STREAM_INIT))
+        self.aam = build_aam(self.dim, config.aam).to(self.device)
+        self.tasks: list[UtilityTask] = []
+        for spec in config.tasks:
+            task_store = self.store if Path(spec.store) == Path(config.store) else Store.open(spec.store)
+            if task_store.dim != self.dim:
+                raise FeatstoreError(f"task {spec.name!r}: store {spec.store} has dim {task_store.dim}, "
+                                     f"the training store has {self.dim}")
+            task = build_task(spec.name, task_store, spec.weight, config.row_source, config.stream_cache_chunks)
+            task.head.to(self.device)
+            self.tasks.append(task)
+        window = config.aam.context_window
+        self.pair_sources = [PairSource(self.store, "static", source=config.row_source, window=window,
+                                        cache_chunks=config.stream_cache_chunks)]
+        if config.budget_inputs == "static+clips":
+            self.pair_sources.append(PairSource(self.store, "clips", source=config.row_source, window=window,
+                                                cache_chunks=config.stream_cache_chunks))
+        self.static_std = self._static_std() if config.static_noise > 0 else None
+        self.adversary = self._build_adversary()
+        lr = config.scaled_lr
+        groups = [{"params": list(self.aam.parameters()), "lr": lr, "weight_decay": config.weight_decay}]
+        for task in self.tasks:
+            groups.append({"params": list(task.head.parameters()),
+                           "lr": task.head_lr if task.head_lr is not None else lr,
+                           "weight_decay": task.head_weight_decay if task.head_weight_decay is not None
+                           else config.weight_decay})
+        self.optimizer = torch.optim.AdamW(groups)
+        self.adversary_optimizer = None
+        if self.adversary is not None:
+            self.adversary_optimizer = self._adversary_optimizer()
+        self.history: list[dict] = []
+        self.epochs_done = 0
+        self.initialized = False
+
+    # ------------------------------------------------------------------ construction helpers
+    def _build_adversary(self) -> nn.Module | None:
+        config = self.config
+        if config.budget_mode == "adversarial":
+            return BudgetHead(self.dim, config.budget_hidden, config.budget_proj).to(self.device)
+        if config.budget_mode == "supervised":
+            n_attributes = self.store.array("videos/attributes").shape[1]
+            if n_attributes == 0:
+                raise FeatstoreError(f"{self.store.path} has no attribute labels: the supervised budget needs them")
+            return AttributeAdversary(self.dim, n_attributes).to(self.device)
+        return None
+
+    def _adversary_optimizer(self) -> torch.optim.Optimizer:
+        lr = self.config.budget_lr or self.config.scaled_lr
+        return torch.optim.AdamW(self.adversary.parameters(), lr=lr, weight_decay=self.config.weight_decay)
+
+    def _train_rows(self, kind: str) -> np.ndarray:
+        offsets = self.store.clip_offsets() if kind == "clips" else self.store.static_offsets()
+        videos = self.store.split_indices("train")
+        return np.concatenate([np.arange(offsets[v], offsets[v + 1]) for v in videos] or [np.zeros(0, np.int64)])
+
+    def _static_std(self) -> torch.Tensor:
+        """Per-dimension std of the train static clips, in one streaming pass (the noise scale)."""
+        array = self.store.static_embeddings
+        train = np.zeros(array.shape[0], dtype=bool)
+        train[self._train_rows("static")] = True
+        total = np.zeros(array.shape[1])
+        squares = np.zeros(array.shape[1])
+        for start, block in self.store.iter_blocks(array):
+            picked = block[train[start : start + len(block)]].astype(np.float64)
+            total += picked.sum(0)
+            squares += (picked ** 2).sum(0)
+        count = max(1, int(train.sum()))
+        variance = np.maximum(squares / count - (total / count) ** 2, 0.0)
+        return torch.from_numpy(np.sqrt(variance).astype(np.float32)).to(self.device)
+
+    def modules(self) -> dict[str, nn.Module]:
+        modules = {"aam": self.aam}
+        modules.update({f"head.{task.name}": task.head for task in self.tasks})
+        if self.adversary is not None:
+            modules["adversary"] = self.adversary
+        return modules
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        optimizers = {"main": self.optimizer}
+        if self.adversary_optimizer is not None:
+            optimizers["adversary"] = self.adversary_optimizer
+        return optimizers
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {name: count_parameters(module) for name, module in self.modules().items()}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> None:
+        info = {"epoch": self.epochs_done, "initialized": self.initialized, "history": self.history,
+                "parameters": self.parameter_counts(), "dim": self.dim}
+        ckpt.save_checkpoint(self.run_dir, self.modules(), self.optimizers(), info)
+
+    def load(self) -> None:
+        info = ckpt.load_checkpoint(self.run_dir, self.modules(), self.optimizers())
+        self.epochs_done = int(info["epoch"])
+        self.initialized = bool(info["initialized"])
+        self.history = list(info["history"])
+
+    # ------------------------------------------------------------------ initialization
+    def identity_init(self) -> dict:
+        """Train f_A to reproduce its input on the training store's train-split clips and static clips."""
+        config = self.config.identity
+        if config.preset == "zero":
+            zero_residual_outputs(self.aam)
+            return {"preset": "zero"}
+        loss_name, lr, epochs = config.resolved()
+        if config.preset == "none" or epochs == 0:
+            return {"preset": config.preset, "epochs": 0}
+        sources = [open_rows(self.store, kind, self.config.row_source, self.config.stream_cache_chunks)
+                   for kind in ("clips", "static")]
+        rows = [self._train_rows("clips"), self._train_rows("static")]
+        which = np.concatenate([np.zeros(len(rows[0]), np.int64), np.ones(len(rows[1]), np.int64)])
+        flat = np.concatenate(rows)
+        groups = None
+        if isinstance(sources[0], StreamingRows):  # block-shuffled order over the chunks of both arrays
+            chunk_ids = [flat[which == kind] // sources[kind].chunk for kind in (0, 1)]
+            groups = np.concatenate([chunk_ids[0], chunk_ids[1] + int(chunk_ids[0].max(initial=0)) + 1])
+        optimizer = torch.optim.AdamW(self.aam.parameters(), lr=lr)
+        generator = generator_for(self.config.seed, STREAM_INIT, 1)
+        torch.manual_seed(derived_seed(self.config.seed, STREAM_INIT, 2))
+        self.aam.train()
+
+        def take(picked: np.ndarray) -> torch.Tensor:
+            batch = torch.empty(len(picked), self.dim)
+            for kind in (0, 1):
+                mine = which[picked] == kind
+                if mine.any():
+                    batch[torch.from_numpy(mine)] = sources[kind].take(flat[picked[mine]])
+            batch = batch.to(self.device)
+            # One-clip sequences in the temporal mode: the identity must hold for its path too.
+            return batch[:, None] if self.config.aam.context_window else batch
+
+        for _ in range(epochs):
+            for picked in epoch_order(len(flat), config.batch_size, generator, groups, buffer_chunks(sources[0])):
+                batch = take(picked)
+                loss = latent_consistency(self.aam(batch), batch, loss_name)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        sample = take(np.arange(0, len(flat), max(1, len(flat) // 4096)))
+        with torch.no_grad():
+            self.aam.eval()
+            mse = float(nn.functional.mse_loss(self.aam(sample), sample))
+            self.aam.train()
+        return {"preset": config.preset, "loss": loss_name, "lr": lr, "epochs": epochs, "final_mse": mse,
+                "relative_mse": mse / float(sample.var())}
+
+    def head_init(self) -> dict:
+        """Train each task head on non-anonymized features (the AAM is not involved)."""
+        results = {}
+        for index, task in enumerate(self.tasks):
+            optimizer = torch.optim.AdamW(task.head.parameters(), lr=self.config.head_init_lr)
+            task.head.train()
+            torch.manual_seed(derived_seed(self.config.seed, STREAM_INIT, 10 + index))
+            for epoch in range(self.config.head_init_epochs):
+                generator = generator_for(self.config.seed, STREAM_INIT, 100 + index, epoch)
+                for batch in task.epoch_batches(task.batch_size or self.config.batch_size, generator, 0):
+                    batch = batch.to(self.device)
+                    loss = task.loss(batch.embeddings, batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            results[task.name] = task.validate(lambda x, mask: x, self.device, 0)
+        return results
+
+    # ------------------------------------------------------------------ one epoch
+    def _augment(self, values: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        config = self.config
+        if config.static_noise > 0:
+            noise = torch.randn(values.shape, generator=generator).to(self.device)
+            values = values + config.static_noise * self.static_std * noise
+        if config.static_feature_dropout > 0:
+            keep = (torch.rand(values.shape, generator=generator) >= config.static_feature_dropout).to(self.device)
+            values = values * keep / (1 - config.static_feature_dropout)
+        return values
+
+    def _centre(self, values: torch.Tensor) -> torch.Tensor:
+        window = self.config.aam.context_window
+        return values[:, window] if values.dim() == 3 else values
+
+    def _budget_terms(self, pairs: list[tuple[str, RowPairs]], augment: torch.Generator):
+        """(privacy term for the anonymizer, adversary inputs, LC pieces) for this step's row pairs."""
+        config = self.config
+        privacy = torch.zeros((), device=self.device)
+        detached, lc_pieces = [], []
+        for kind, pair in pairs:
+            raw = []
+            outputs = []
+            for values, mask in ((pair.first, pair.first_mask), (pair.second, pair.second_mask)):
+                values = values.to(self.device)
+                if kind == "static":
+                    values = self._augment(values, augment)
+                out = self.aam(values, None if mask is None else mask.to(self.device))
+                raw.append(self._centre(values))
+                outputs.append(self._centre(out))
+            attributes = pair.attributes.to(self.device)
+            if config.budget_mode in ("direct", "adversarial"):
+                pair = outputs if config.budget_mode == "direct" else [self.adversary(o) for o in outputs]
+                if config.ntxent_objective == "maximize":
+                    privacy = privacy - nt_xent(pair[0], pair[1], config.temperature)
+                else:
+                    privacy = privacy + nt_xent_to_uniform(pair[0], pair[1], config.temperature)
+            elif config.budget_mode == "supervised":
+                logits = self.adversary(torch.cat(outputs))
+                both = torch.cat([attributes, attributes])
+                if config.supervised_objective == "maximize":
+                    privacy = privacy - attribute_bce(logits, both)
+                else:
+                    privacy = privacy + attribute_confusion(logits, both)
+            detached.append(([o.detach() for o in outputs], attributes))
+            if kind == "static" and config.lc_inputs == "clips+static":
+                lc_pieces.extend(zip(outputs, raw))
+        return privacy / len(pairs), detached, lc_pieces
+
+    def _adversary_step(self, detached) -> float:
+        config = self.config
+        total = 0.0
+        for _ in range(config.budget_steps):
+            loss = torch.zeros((), device=self.device)
+            for outputs, attributes in detached:
+                if config.budget_mode == "adversarial":
+                    loss = loss + nt_xent(self.adversary(outputs[0]), self.adversary(outputs[1]), config.temperature)
+                else:
+                    loss = loss + attribute_bce(self.adversary(torch.cat(outputs)), torch.cat([attributes, attributes]))
+            loss = loss / len(detached)
+            self.adversary_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.adversary_optimizer.step()
+            total += float(loss.detach())
+        return total / config.budget_steps
+
+    def _task_iterators(self, epoch: int) -> list[Iterator[TaskBatch]]:
+        def cycle(index: int, task: UtilityTask) -> Iterator[TaskBatch]:
+            generator = generator_for(self.config.seed, epoch, STREAM_TASK0 + index)
+            while True:  # a task with fewer steps than the budget source starts another pass
+                produced = False
+                for batch in task.epoch_batches(task.batch_size or self.config.batch_size, generator,
+                                                self.config.aam.context_window):
+                    produced = True
+                    yield batch
+                if not produced:
+                    raise FeatstoreError(f"task {task.name!r} produced no batches")
+
+        return [cycle(i, task) for i, task in enumerate(self.tasks)]
+
+    def restart_adversary(self, epoch: int) -> None:
+        torch.manual_seed(derived_seed(self.config.seed, epoch, STREAM_RESTART))
+        for module in self.adversary.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+        self.adversary_optimizer = self._adversary_optimizer()
+
+    def train_epoch(self, epoch: int) -> dict:
+        config = self.config
+        if (self.adversary is not None and config.budget_restart_every > 0 and epoch > 0
+                and epoch % config.budget_restart_every == 0):
+            self.restart_adversary(epoch)
+        torch.manual_seed(derived_seed(config.seed, epoch, STREAM_TORCH))
+        budget_generator = generator_for(config.seed, epoch, STREAM_BUDGET)
+        augment_generator = generator_for(config.seed, epoch, STREAM_AUGMENT)
+        task_iterators = self._task_iterators(epoch)
+        self.aam.train()
+        for task in self.tasks:
+            task.head.train()
+        sums: dict[str, float] = {}
+        steps = rows = 0
+        started = time.perf_counter()
+        pair_epochs = [iter(source.epoch(config.batch_size, budget_generator)) for source in self.pair_sources]
+        kinds = ["static", "clips"][: len(self.pair_sources)]
+        for first_pairs in pair_epochs[0]:
+            pairs = [("static", first_pairs)]
+            for kind, iterator in zip(kinds[1:], pair_epochs[1:]):
+                following = next(iterator, None)
+                if following is not None:
+                    pairs.append((kind, following))
+            if config.budget_mode == "none":
+                privacy, detached = torch.zeros((), device=self.device), []
+                lc_pieces = []
+                if config.lc_inputs == "clips+static":
+                    _, _, lc_pieces = self._budget_terms(pairs, augment_generator)
+            else:
+                privacy, detached, lc_pieces = self._budget_terms(pairs, augment_generator)
+            utility = torch.zeros((), device=self.device)
+            task_losses = {}
+            for task, iterator in zip(self.tasks, task_iterators):
+                batch = next(iterator).to(self.device)
+                out = self.aam(batch.embeddings, batch.mask)
+                loss = task.loss(out, batch)
+                utility = utility + task.weight * loss
+                task_losses[task.name] = float(loss.detach())
+                if batch.mask is None or batch.centre is not None:
+                    lc_pieces.append((batch.clips(out), batch.clips(batch.embeddings)))
+                else:
+                    lc_pieces.append((out[batch.mask], batch.embeddings[batch.mask]))
+                rows += batch.embeddings.shape[0]
+            lc = sum(latent_consistency(a, r, config.lc_distance) for a, r in lc_pieces) / max(1, len(lc_pieces))
+            total = config.w_utility * utility + config.w_budget * privacy + config.w_lc * lc
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            for task in self.tasks:
+                if task.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(task.head.parameters(), task.grad_clip)
+            self.optimizer.step()
+            adversary_loss = self._adversary_step(detached) if self.adversary is not None and detached else math.nan
+            rows += sum(2 * pair.first.shape[0] for _, pair in pairs)
+            step_values = {"loss": float(total.detach()), "utility": float(utility.detach()),
+                           "privacy": float(privacy.detach()), "lc": float(lc.detach()), "adversary": adversary_loss,
+                           **{f"task.{k}": v for k, v in task_losses.items()}}
+            for key, value in step_values.items():
+                sums[key] = sums.get(key, 0.0) + value
+            steps += 1
+        seconds = time.perf_counter() - started
+        record = {key: value / max(1, steps) for key, value in sums.items()}
+        record.update(epoch=epoch + 1, steps=steps, seconds=seconds, clips_per_s=rows / max(seconds, 1e-9))
+        return record
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        self.aam.eval()
+        results = {}
+        for task in self.tasks:
+            metrics = task.validate(lambda x, mask: self.aam(x, mask), self.device, self.config.aam.context_window)
+            results.update({f"{task.name}.{k}": v for k, v in metrics.items()})
+        self.aam.train()
+        return results
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self) -> TrainResult:
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.initialized:
+            identity = self.identity_init()
+            heads = self.head_init()
+            self.initialized = True
+            self.history.append({"epoch": 0, "identity_init": identity, "head_init": heads, "val": self.validate()})
+            self.save()
+        columns = (TextColumn("[bold]anonymize"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, disable=not self.show_progress) as progress:
+            bar = progress.add_task("train", total=config.epochs, completed=self.epochs_done, status="")
+            while self.epochs_done < config.epochs:
+                record = self.train_epoch(self.epochs_done)
+                self.epochs_done += 1
+                if config.validate_every and (self.epochs_done % config.validate_every == 0
+                                              or self.epochs_done == config.epochs):
+                    record["val"] = self.validate()
+                self.history.append(record)
+                self.save()
+                progress.update(bar, completed=self.epochs_done, status=format_record(record))
+        return TrainResult(self.run_dir, self.epochs_done, self.history, ckpt.read_checkpoint_info(self.run_dir)["aam_sha256"])
+
+
+def format_record(record: dict) -> str:
+    parts = [f"loss {record['loss']:.3f}", f"util {record['utility']:.3f}", f"priv {record['privacy']:.3f}",
+             f"lc {record['lc']:.4f}"]
+    if not math.isnan(record.get("adversary", math.nan)):
+        parts.append(f"adv {record['adversary']:.3f}")
+    parts.append(f"{record['clips_per_s']:.0f} clips/s")
+    for key, value in record.get("val", {}).items():
+        parts.append(f"{key} {value:.3f}")
+    return "  ".join(parts)
+
+
+def resume_config(out: Path, overrides: dict) -> TrainConfig:
+    """The saved config of the run in ``out`` with the user's explicit ``overrides`` applied.
+
+    Only ``RESUMABLE_CHANGES`` (e.g. more epochs, another device) may differ from the saved run; an
+    override of anything else must equal the saved value. ``aam``/``identity`` may be partial dicts.
+    """
+    saved_path = Path(out) / ckpt.CONFIG_FILE
+    if not saved_path.is_file():
+        raise FeatstoreError(f"nothing to resume at {out} (no {ckpt.CONFIG_FILE}); drop --resume to start a run")
+    data = TrainConfig.load(saved_path).to_json()
+    conflicts = []
+    for key, value in overrides.items():
+        if key in ("aam", "identity"):
+            value = {**data[key], **value}
+        if key in RESUMABLE_CHANGES:
+            data[key] = value
+        elif json.dumps(value, sort_keys=True) != json.dumps(data.get(key), sort_keys=True):
+            conflicts.append(f"{key} (saved {data.get(key)!r}, given {value!r})")
+    if conflicts:
+        raise FeatstoreError(f"--resume with settings that differ from the saved run: {'; '.join(conflicts)}")
+    data["out"] = str(out)
+    return TrainConfig.from_json(data)
+
+
+def train(config: TrainConfig, resume: bool = False, show_progress: bool | None = None) -> TrainResult:
+    """Train a new run in ``config.out``, or (``resume``) continue it from its last checkpoint.
+
+    A resumed run's training settings must equal the saved ones, except ``RESUMABLE_CHANGES``.
+    """
+    run = Path(config.out)
+    saved_path = run / ckpt.CONFIG_FILE
+    if resume:
+        if not saved_path.is_file():
+            raise FeatstoreError(f"nothing to resume at {run} (no {ckpt.CONFIG_FILE}); drop --resume to start a run")
+        saved = TrainConfig.load(saved_path).training_settings()
+        given = config.training_settings()
+        changed = sorted(k for k in given if k not in RESUMABLE_CHANGES and given[k] != saved.get(k))
+        if changed:
+            raise FeatstoreError(f"--resume with settings that differ from the saved run: {', '.join(changed)}")
+    elif saved_path.exists() or (run / ckpt.CHECKPOINT_JSON).exists():
+        raise FeatstoreError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
+    trainer = Trainer(config, show_progress)
+    run.mkdir(parents=True, exist_ok=True)
+    if resume and (run / ckpt.CHECKPOINT_JSON).is_file():
+        trainer.load()
+    config.save(saved_path)
+    return trainer.run()

@@ -1,0 +1,100 @@
+"""The AD utility task: an MGFN head on a video's snippet sequence, its loss keeps anomalies detectable.
+
+``anonymize train --ad-store X`` builds it through the "ad" factory registered here (importing this
+module registers it). Per step it draws ``n`` normal and ``n`` anomalous training videos (MGFN: 16 + 16,
+fewer when the store has fewer) and returns their raw clip sequences (B, L, D) with a mask, normal
+videos first. :meth:`AdTask.loss` pools each *anonymized* sequence to 32 segments over its real
+length (a differentiable mean), appends the magnitude channel and returns MGFN's loss, so gradients
+reach the AAM. The head uses MGFN's optimizer settings (lr 1e-3, weight decay 5e-4) and the
+"small" preset below 100 training videos. Validation: frame-level ROC AUC on the anonymized
+validation split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from anonymize.data import open_rows
+from anonymize.utility import TaskBatch, UtilityTask, register_task
+from evaluate.ad_metrics import evaluate_videos, frame_ground_truth
+from evaluate.heads.mgfn import MGFN, PRESETS, MGFNConfig, pool_segments, with_magnitude
+from evaluate.protocols.ad import SMALL_DATA_VIDEOS, AdVideo, load_ad_videos, score_videos, snippet_frames
+from featstore.errors import FeatstoreError
+from featstore.store import Store
+
+MGFN_VIDEOS_PER_CLASS = 16
+MGFN_LR = 1e-3
+MGFN_WEIGHT_DECAY = 5e-4
+
+
+class AdTask(UtilityTask):
+    name = "ad"
+    input_kind = "sequence"
+    prefers_temporal = False
+
+    def __init__(self, store: Store, weight: float = 1.0, source: str = "memory", cache_chunks: int = 64,
+                 split: str = "train", val_split: str = "test"):
+        self.frames = snippet_frames(store)
+        self.videos = load_ad_videos(store, split)
+        labels = np.array([v.label for v in self.videos])
+        self.normal, self.anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+        if len(self.normal) == 0 or len(self.anomalous) == 0:
+            raise FeatstoreError(f"{store.path}: the AD task needs normal and anomalous {split!r} videos, got "
+                                 f"{len(self.normal)} normal and {len(self.anomalous)} anomalous")
+        preset = "small" if len(self.videos) < SMALL_DATA_VIDEOS else "ucf-crime"
+        self.per_class = min(MGFN_VIDEOS_PER_CLASS, len(self.normal), len(self.anomalous))
+        super().__init__(weight, MGFN(MGFNConfig(input_dim=store.dim, **PRESETS[preset])),
+                         batch_size=2 * self.per_class, head_lr=MGFN_LR, head_weight_decay=MGFN_WEIGHT_DECAY)
+        self.offsets = store.clip_offsets()
+        self.rows = open_rows(store, "clips", source, cache_chunks)
+        try:
+            self.val_videos = load_ad_videos(store, val_split)
+        except FeatstoreError:
+            self.val_videos = []
+
+    def n_train_items(self) -> int:
+        return 2 * min(len(self.normal), len(self.anomalous))
+
+    def _rows_of(self, video: AdVideo) -> np.ndarray:
+        return np.arange(self.offsets[video.index], self.offsets[video.index + 1])
+
+    def epoch_batches(self, batch_size: int, generator: torch.Generator, context_window: int = 0) -> Iterator[TaskBatch]:
+        n = max(1, min(batch_size // 2, len(self.normal), len(self.anomalous)))
+        normal = self.normal[torch.randperm(len(self.normal), generator=generator).numpy()]
+        anomalous = self.anomalous[torch.randperm(len(self.anomalous), generator=generator).numpy()]
+        for first in range(0, (min(len(normal), len(anomalous)) // n) * n, n):
+            picked = np.concatenate([normal[first:first + n], anomalous[first:first + n]])
+            sequences = [self.rows.take(self._rows_of(self.videos[i])) for i in picked.tolist()]
+            longest = max(len(s) for s in sequences)
+            embeddings = torch.zeros((len(sequences), longest, sequences[0].shape[1]))
+            mask = torch.zeros((len(sequences), longest), dtype=torch.bool)
+            for row, sequence in enumerate(sequences):
+                embeddings[row, :len(sequence)] = sequence
+                mask[row, :len(sequence)] = True
+            yield TaskBatch(embeddings, torch.tensor(n), mask=mask, info={"videos": [self.videos[i].index for i in picked]})
+
+    def loss(self, anonymized: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
+        n = int(batch.targets)
+        lengths = batch.mask.sum(1).tolist()
+        pooled = torch.stack([pool_segments(anonymized[row, :length], self.head.config.seg_length)
+                              for row, length in enumerate(lengths)])
+        inputs = with_magnitude(pooled)[:, None]  # one crop
+        return self.head.loss(self.head.select(self.head(inputs), n))["loss"]
+
+    @torch.no_grad()
+    def validate(self, apply_aam, device: torch.device, context_window: int = 0) -> dict[str, float]:
+        videos = self.val_videos
+        truth = [frame_ground_truth(v.clip_times, v.intervals, self.frames) for v in videos]
+        if not videos or not any(t.any() for t in truth) or all(t.all() for t in truth):
+            return {}
+        was_training = self.head.training
+        scores = score_videos(self.head, videos, device, transform=apply_aam)
+        self.head.train(was_training)
+        result = evaluate_videos([v.video_id for v in videos], scores, truth, self.frames)
+        return {"roc_auc": result["roc_auc"], "pr_auc": result["pr_auc"]}
+
+
+register_task("ad", AdTask)

@@ -1,0 +1,76 @@
+"""The ``anonymize`` command end to end on the tiny extracted store: train, resume, info, export."""
+
+from __future__ import annotations
+
+import json
+
+import sys
+
+import pytest
+
+from anonymize.cli import main
+from featstore.store import Store
+from featstore.summary import verify_store
+from tests.conftest import run_cli
+
+FAST = ["--epochs", "2", "--batch-size", "8", "--aam-layers", "1", "--identity-init", "zero",
+        "--head-init-epochs", "2", "--validate-every", "1", "--device", "cpu"]
+
+
+def test_train_resume_info_export(tiny_store, tmp_path):
+    run = tmp_path / "run"
+    first = run_cli("anonymize", "train", "--store", str(tiny_store), "--out", str(run), *FAST)
+    assert first.returncode == 0, first.stderr
+    assert "clips/s" in first.stderr and "2 epochs" in first.stdout
+    resumed = run_cli("anonymize", "train", "--out", str(run), "--resume", "--epochs", "3")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 epochs" in resumed.stdout
+    info = run_cli("anonymize", "info", "--run", str(run), "--json")
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert summary["parameters"]["aam"] > 0 and summary["parameters"]["head.action"] == 192 * 10 + 10
+    assert len(summary["epochs"]) == 3 and summary["config"]["aam"]["layers"] == 1
+    out = tmp_path / "anon.zarr"
+    exported = run_cli("anonymize", "export", "--run", str(run), "--store", str(tiny_store), "--out", str(out),
+                       "--device", "cpu")
+    assert exported.returncode == 0, exported.stderr
+    assert verify_store(out) == []
+    assert Store.open(out).provenance["anonymizer"]["epoch"] == 3
+
+
+def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``anonymize ARGS`` in this process (no interpreter start-up): exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["anonymize", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
+def test_user_errors_are_one_line_with_exit_code_2(array_store, tmp_path, monkeypatch, capsys):
+    cases = [
+        ("train", "--out", str(tmp_path / "a")),  # no --store
+        ("train", "--store", str(tmp_path / "missing.zarr"), "--out", str(tmp_path / "b")),
+        ("train", "--store", str(array_store), "--out", str(tmp_path / "c"), "--budget-mode", "magic"),
+        ("train", "--store", str(array_store), "--out", str(tmp_path / "c"), "--aam-heads", "5"),
+        ("train", "--out", str(tmp_path / "d"), "--resume"),
+        ("export", "--run", str(tmp_path / "none"), "--store", str(array_store), "--out", str(tmp_path / "e.zarr")),
+        ("info", "--run", str(tmp_path / "none")),
+    ]
+    for args in cases:
+        code, _, err = run_in_process(monkeypatch, capsys, *args)
+        assert code == 2, (args, err)
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
+        assert err.startswith("error:"), err
+
+
+def test_info_prints_config_losses_and_parameters(array_store, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_in_process(monkeypatch, capsys, "train", "--store", str(array_store), "--out", str(run),
+                                  "--aam-heads", "2", "--no-progress", *FAST)
+    assert code in (0, None), err
+    code, out, _ = run_in_process(monkeypatch, capsys, "info", "--run", str(run))
+    assert code in (0, None)
+    for text in ("trainable parameters", "aam", "head.action", "losses", "objective", "w_lc"):
+        assert text in out

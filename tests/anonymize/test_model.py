@@ -1,0 +1,136 @@
+"""AAM shapes, batch independence, the temporal mode's receptive field, identity init, parameter counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from anonymize.model import AAMConfig, build_aam, parameter_report
+from anonymize.train import Trainer, zero_residual_outputs
+from featstore.errors import FeatstoreError
+from tests.anonymize.conftest import small_config
+
+VARIANTS = [
+    AAMConfig(),
+    AAMConfig(layers=1, heads=4),
+    AAMConfig(layers=5, heads=16),
+    AAMConfig(block="attention-only"),
+    AAMConfig(architecture="mlp", layers=1),
+    AAMConfig(architecture="mlp", layers=3),
+    AAMConfig(mode="temporal", window=1),
+]
+
+
+@pytest.mark.parametrize("config", VARIANTS, ids=lambda c: f"{c.architecture}-{c.block}-{c.layers}x{c.heads}-{c.mode}")
+def test_output_shape_equals_input_shape(config):
+    torch.manual_seed(0)
+    aam = build_aam(32, config)
+    assert aam(torch.randn(5, 32)).shape == (5, 32)
+    assert aam(torch.randn(3, 4, 32), torch.ones(3, 4, dtype=torch.bool)).shape == (3, 4, 32)
+
+
+@pytest.mark.parametrize("config", VARIANTS, ids=lambda c: f"{c.architecture}-{c.block}-{c.layers}x{c.heads}-{c.mode}")
+def test_batch_independence(config):
+    """A sample's output does not depend on the other samples of its batch (eval mode: all variants;
+    training mode too for the attention AAM, whose clip mode never mixes samples)."""
+    torch.manual_seed(0)
+    aam = build_aam(32, config)
+    x = torch.randn(8, 32)
+    other = torch.randn(8, 32) * 5
+    modes = ["eval"] + (["train"] if config.architecture == "attention" else [])
+    for mode in modes:
+        aam.train(mode == "train")
+        alone = torch.cat([aam(x[i : i + 1]) for i in range(len(x))])
+        together = aam(x)
+        mixed = aam(torch.cat([x[:4], other[:4], x[4:], other[4:]]))
+        torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(torch.cat([mixed[:4], mixed[8:12]]), alone, rtol=1e-5, atol=1e-5)
+
+
+def test_the_authors_batch_mixing_is_detected_by_the_same_check():
+    """The authors' layout (a 2-D [B, D] tensor into a sequence-first attention) fails the property
+    the test above checks, so that check can tell the difference."""
+    torch.manual_seed(0)
+    attention = torch.nn.MultiheadAttention(32, 8)
+    x = torch.randn(8, 32)
+    together = x + attention(x, x, x)[0]
+    first_alone = x[:1] + attention(x[:1], x[:1], x[:1])[0]
+    assert not torch.allclose(together[:1], first_alone, atol=1e-4)
+
+
+def test_temporal_mode_attends_only_within_the_window_and_the_mask():
+    torch.manual_seed(0)
+    config = AAMConfig(mode="temporal", layers=2, window=1, heads=4)
+    aam = build_aam(32, config).eval()
+    x = torch.randn(1, 9, 32)
+    mask = torch.ones(1, 9, dtype=torch.bool)
+    base = aam(x, mask)
+    changed = x.clone()
+    changed[0, 8] += 3 * torch.randn(32)  # position 8 is 4 > layers * window = 2 positions away from position 4
+    torch.testing.assert_close(aam(changed, mask)[0, :6], base[0, :6])
+    assert not torch.allclose(aam(changed, mask)[0, 6], base[0, 6])
+    # A padded position never influences real ones.
+    padded = x.clone()
+    padded[0, 5] = 100 * torch.randn(32)
+    mask_padded = mask.clone()
+    mask_padded[0, 5] = False
+    reference = aam(padded, mask_padded)
+    padded[0, 5] = 100 * torch.randn(32)
+    torch.testing.assert_close(aam(padded, mask_padded)[0, :5], reference[0, :5])
+
+
+def test_a_context_of_layers_times_window_reproduces_the_whole_sequence():
+    torch.manual_seed(0)
+    config = AAMConfig(mode="temporal", layers=3, window=1, heads=4)
+    aam = build_aam(32, config).eval()
+    sequence = torch.randn(1, 12, 32)
+    whole = aam(sequence, torch.ones(1, 12, dtype=torch.bool))[0]
+    context = config.context_window
+    assert context == 3
+    for centre in (0, 5, 11):
+        rows = np.arange(centre - context, centre + context + 1)
+        valid = (rows >= 0) & (rows < 12)
+        window = sequence[0, np.clip(rows, 0, 11)][None]
+        out = aam(window, torch.from_numpy(valid)[None])[0, context]
+        torch.testing.assert_close(out, whole[centre], rtol=1e-5, atol=1e-5)
+
+
+def test_zero_identity_is_exact_and_trained_identity_reproduces_the_input(array_store, tmp_path):
+    torch.manual_seed(0)
+    aam = build_aam(32, AAMConfig())
+    zero_residual_outputs(aam)
+    x = torch.randn(10, 32)
+    torch.testing.assert_close(aam(x), x)
+    config = small_config(array_store, tmp_path / "run", identity={"preset": "code", "epochs": 150, "lr": 3e-3})
+    trainer = Trainer(config, show_progress=False)
+    result = trainer.identity_init()
+    assert result["loss"] == "mse" and result["lr"] == 3e-3  # the code preset's loss, a faster lr for the test
+    assert result["relative_mse"] < 0.01, result  # reconstruction error < 1% of the embedding variance
+    untrained = Trainer(small_config(array_store, tmp_path / "run2", identity={"preset": "none"}), show_progress=False)
+    rows = torch.from_numpy(np.asarray(untrained.store.static_embeddings[...], dtype=np.float32))
+    with torch.no_grad():
+        trained_error = torch.nn.functional.mse_loss(trainer.aam(rows), rows)
+        untrained_error = torch.nn.functional.mse_loss(untrained.aam(rows), rows)
+    assert trained_error < 0.1 * untrained_error
+
+
+PAPER_TABLE_16 = {1024: 25.6e6, 768: 14.6e6, 1280: 39.8e6, 1408: 48.0e6}
+
+
+@pytest.mark.parametrize("dim", sorted(PAPER_TABLE_16))
+def test_default_parameter_count_is_close_to_the_papers_table_16(dim):
+    report = parameter_report(dim, AAMConfig(), n_classes=400)
+    # 3 blocks x (attention 4d^2 + 4d, FFN 4d^2 + 3d, 2 LayerNorms 4d) + a linear 400-way head.
+    assert report["aam"] == 3 * (8 * dim * dim + 11 * dim)
+    assert report["total"] == report["aam"] + 400 * dim + 400
+    assert abs(report["total"] / PAPER_TABLE_16[dim] - 1) < 0.015
+
+
+def test_bad_configs_are_one_line_errors():
+    with pytest.raises(FeatstoreError, match="architecture"):
+        AAMConfig(architecture="unet")
+    with pytest.raises(FeatstoreError, match="temporal mode needs the attention"):
+        AAMConfig(architecture="mlp", mode="temporal")
+    with pytest.raises(FeatstoreError, match="divisible"):
+        build_aam(30, AAMConfig(heads=8))

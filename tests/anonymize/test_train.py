@@ -1,0 +1,121 @@
+"""Training runs: determinism, bit-exact resume, run-folder errors, budget modes, utility batches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from anonymize.model import AAMConfig
+from anonymize.train import resume_config, train
+from anonymize.utility import build_task
+from featstore.errors import FeatstoreError
+from featstore.store import Store
+from tests.anonymize.conftest import small_config
+
+
+def _tensors(run):
+    return load_file(str(run / "checkpoint.safetensors"))
+
+
+def _assert_same_tensors(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("settings", [
+    {"budget_mode": "direct"},
+    {"budget_mode": "adversarial", "budget_restart_every": 2, "budget_steps": 2, "static_noise": 0.1,
+     "static_feature_dropout": 0.1},
+    {"budget_mode": "supervised", "aam": AAMConfig(architecture="mlp", layers=2)},
+    {"budget_mode": "direct", "aam": AAMConfig(mode="temporal", layers=2, heads=2, window=1),
+     "budget_inputs": "static+clips", "lc_inputs": "clips+static"},
+], ids=["direct", "adversarial-restarts-augment", "supervised-mlp-dropout", "temporal"])
+def test_resume_is_bit_exact(array_store, tmp_path, settings):
+    straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
+    train(small_config(array_store, tmp_path / "resumed", epochs=2, **settings))
+    resumed = train(small_config(array_store, tmp_path / "resumed", epochs=4, **settings), resume=True)
+    _assert_same_tensors(_tensors(tmp_path / "straight"), _tensors(tmp_path / "resumed"))
+    assert straight.aam_sha256 == resumed.aam_sha256
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3, 4]
+    for a, b in zip(straight.history[1:], resumed.history[1:]):
+        assert a["loss"] == b["loss"] and a.get("val") == b.get("val")
+
+
+def test_same_command_gives_the_same_checkpoint(array_store, tmp_path):
+    first = train(small_config(array_store, tmp_path / "a", epochs=2))
+    second = train(small_config(array_store, tmp_path / "b", epochs=2))
+    assert first.aam_sha256 == second.aam_sha256
+    other_seed = train(small_config(array_store, tmp_path / "c", epochs=2, seed=1))
+    assert other_seed.aam_sha256 != first.aam_sha256
+
+
+def test_streaming_rows_give_the_same_result_as_memory_rows_with_one_chunk(array_store, tmp_path):
+    # The array store fits in one chunk, so the block-shuffled stream order equals the memory order.
+    memory = train(small_config(array_store, tmp_path / "m", epochs=2))
+    stream = train(small_config(array_store, tmp_path / "s", epochs=2, row_source="stream"))
+    assert memory.aam_sha256 == stream.aam_sha256
+
+
+def test_run_folder_errors(array_store, tmp_path):
+    config = small_config(array_store, tmp_path / "run", epochs=1)
+    train(config)
+    with pytest.raises(FeatstoreError, match="already holds a run"):
+        train(config)
+    with pytest.raises(FeatstoreError, match="differ from the saved run: w_lc"):
+        train(small_config(array_store, tmp_path / "run", epochs=2, w_lc=1.0), resume=True)
+    with pytest.raises(FeatstoreError, match="nothing to resume"):
+        train(small_config(array_store, tmp_path / "empty", epochs=1), resume=True)
+    with pytest.raises(FeatstoreError, match="w_lc"):
+        resume_config(tmp_path / "run", {"w_lc": 3.0})
+    resumed = resume_config(tmp_path / "run", {"epochs": 5, "aam": {"layers": 2}})
+    assert resumed.epochs == 5 and resumed.w_lc == 100.0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["budget_mode"] == "direct" and saved["tasks"][0]["name"] == "action"
+
+
+def test_config_validation_errors(array_store, tmp_path):
+    for bad, match in [({"budget_mode": "magic"}, "budget mode"), ({"temperature": 0.0}, "temperature"),
+                       ({"batch_size": 1}, "batch size"), ({"identity": {"preset": "fast"}}, "identity init preset"),
+                       ({"lc_distance": "cos"}, "latent consistency distance")]:
+        with pytest.raises(FeatstoreError, match=match):
+            small_config(array_store, tmp_path / "x", **bad)
+    with pytest.raises(FeatstoreError, match="no utility task named 'tad'"):
+        train(small_config(array_store, tmp_path / "t", tasks=[{"name": "tad", "store": str(array_store)}]))
+
+
+def test_history_records_losses_throughput_and_validation(array_store, tmp_path):
+    result = train(small_config(array_store, tmp_path / "run", epochs=2, budget_mode="adversarial"))
+    init, *epochs = result.history
+    assert set(init) >= {"identity_init", "head_init", "val"}
+    for record in epochs:
+        assert record["steps"] == 4  # 27 training videos in batches of 8
+        assert record["clips_per_s"] > 0 and np.isfinite(record["adversary"])
+        assert record["privacy"] < 0  # -NT-Xent
+    assert "action.top1" in epochs[-1]["val"]
+
+
+def test_action_batches_draw_one_clip_of_each_video(array_store):
+    store = Store.open(array_store)
+    task = build_task("action", store, 1.0)
+    offsets = store.clip_offsets()
+    generator = torch.Generator().manual_seed(0)
+    seen = []
+    for batch in task.epoch_batches(8, generator):
+        rows, videos = batch.info["rows"], batch.info["videos"]
+        assert np.all((rows >= offsets[videos]) & (rows < offsets[videos + 1]))  # a clip of its own video
+        assert torch.equal(batch.targets, torch.from_numpy(store.videos().label[videos]))
+        np.testing.assert_array_equal(batch.embeddings.numpy(), store.load_embeddings("clips")[rows])
+        seen.extend(videos.tolist())
+    assert sorted(seen) == sorted(task.videos.tolist())  # every training video once per epoch
+    windows = next(task.epoch_batches(8, generator, context_window=2))
+    assert windows.embeddings.shape == (8, 5, store.dim) and windows.centre == 2
+    videos, window_rows = windows.info["videos"], windows.info["window_rows"]
+    inside = (window_rows >= offsets[videos][:, None]) & (window_rows < offsets[videos + 1][:, None])
+    assert inside.all() and windows.mask[:, 2].all()
+    torch.testing.assert_close(windows.clips(windows.embeddings), torch.from_numpy(
+        store.load_embeddings("clips")[windows.info["rows"]]))
