@@ -75,6 +75,7 @@ def train(
     seed: Optional[int] = typer.Option(None, help="Random seed [0]."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N [auto]."),
     row_source: Optional[str] = typer.Option(None, help="memory (load rows) or stream (read Zarr chunks) [memory]."),
+    stream_cache_chunks: Optional[int] = typer.Option(None, help="Streaming: decoded chunks cached per array (shuffle window = half) [64]."),
     validate_every: Optional[int] = typer.Option(None, help="Validate every N epochs; 0 = never [10]."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:

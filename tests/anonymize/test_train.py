@@ -84,8 +84,8 @@ def test_config_validation_errors(array_store, tmp_path):
                        ({"lc_distance": "cos"}, "latent consistency distance")]:
         with pytest.raises(FeatstoreError, match=match):
             small_config(array_store, tmp_path / "x", **bad)
-    with pytest.raises(FeatstoreError, match="no utility task named 'tad'"):
-        train(small_config(array_store, tmp_path / "t", tasks=[{"name": "tad", "store": str(array_store)}]))
+    with pytest.raises(FeatstoreError, match="no utility task named 'segmentation'"):
+        train(small_config(array_store, tmp_path / "t", tasks=[{"name": "segmentation", "store": str(array_store)}]))
 
 
 def test_history_records_losses_throughput_and_validation(array_store, tmp_path):
