@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from featstore.extract import ExtractConfig, extract
 from featstore.synth import SynthConfig, generate_synthetic
@@ -50,3 +52,24 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     env = dict(os.environ, COLUMNS="200", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=timeout)
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Torch on one intra-op thread, as torchrun's ranks run it (OMP_NUM_THREADS=1).
+
+    The models in the tests are small: one thread is as fast, and on a busy 2-core machine two
+    OpenMP threads wait for each other and run several times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def single_thread():
+    with one_torch_thread():
+        yield

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from featstore.store import Store, write_transformed_store
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
+def small_models_on_one_thread(single_thread):
     """The test machines are shared: one intra-op thread keeps small-matrix training fast and steady."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ and ways to run the command line (in this process, or as torchrun ranks)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import subprocess
@@ -11,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from data_manifests.schema import Manifest
 from featstore.extract import ExtractConfig, extract
 from featstore.sampling import SamplingConfig
+from tests.conftest import one_torch_thread
 
 # 7 videos -> 4 parts, batches cut across videos; few static clips keep the encoder's work small.
 SETTINGS = {"videos_per_part": 2, "batch_size": 4, "sampling": SamplingConfig(static_per_video=2)}
@@ -24,27 +23,6 @@ BROKEN_ID = "trim_00003"
 
 # Both test modules import these fixtures, which makes two session fixtures; they share one result.
 _BUILT: dict[str, Path] = {}
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """The encoder on one thread, as torchrun's ranks run it (OMP_NUM_THREADS=1).
-
-    On a busy 2-core machine two OpenMP threads wait for each other and run several times slower.
-    Every run these tests compare uses one thread, so the comparisons are like for like.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture
-def single_thread():
-    with one_torch_thread():
-        yield
 
 
 def small_config(manifest: Path, out: str | Path, **changes) -> ExtractConfig:

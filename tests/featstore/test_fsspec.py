@@ -16,7 +16,6 @@ from tests.featstore._scaleout import (  # noqa: F401  (fixtures)
     BROKEN_ID,
     CLI_SETTINGS,
     cli_in_process,
-    single_thread,
     small_config,
     small_manifest,
     small_reference,

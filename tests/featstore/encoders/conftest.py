@@ -98,9 +98,5 @@ def randomize():
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def small_models_on_one_thread(single_thread):
     """These models are tiny: one intra-op thread is as fast, and far faster when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
