@@ -18,6 +18,8 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/extract_cpu.py
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/tad_speed.py
 
 clean:
 	rm -rf runs data/synth
