@@ -21,6 +21,14 @@ Definitions (docs/evaluate.md repeats them):
   is the mean over queries of the AP of the whole ranked gallery (ties handled as above); queries
   with no relevant item are left out of mAP. Nearest = highest cosine similarity; equal
   similarities keep gallery order.
+- **Pareto front** of points (u, q), both maximized: the points no other point dominates; a
+  dominates b when a >= b in both coordinates and a > b in at least one. Equal points do not
+  dominate each other, so duplicates on the front are all listed.
+- **Normalized hypervolume** of points (u, q) with reference (r_u, r_q) in [0, 1)^2: the area of the
+  union of the rectangles [r_u, min(u_i, 1)] x [r_q, min(q_i, 1)] divided by (1 - r_u)(1 - r_q), the
+  area of the part of the unit square above the reference. Only front points can add area, so
+  dominated points and duplicates do not change it; a point with u_i <= r_u or q_i <= r_q adds
+  nothing; no points: 0. In 1 (the whole square) only when some point reaches (1, 1).
 """
 
 from __future__ import annotations
@@ -177,3 +185,45 @@ def hit_at_1(similarity: np.ndarray, query_labels: np.ndarray, gallery_labels: n
         return math.nan
     nearest = np.argmax(np.asarray(similarity), axis=1)
     return float((np.asarray(gallery_labels)[nearest] == np.asarray(query_labels)).mean())
+
+
+def _points_array(points) -> np.ndarray:
+    """(n, 2) float64 of finite (u, q) pairs; an error for anything else (an undefined point has no place)."""
+    values = np.asarray(points, dtype=np.float64)
+    if values.size == 0:
+        return np.zeros((0, 2))
+    if values.ndim != 2 or values.shape[1] != 2:
+        raise ValueError(f"points must be (n, 2) pairs, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("points must be finite (a point with an undefined coordinate cannot be placed)")
+    return values
+
+
+def pareto_front(points) -> list[int]:
+    """Indices of the non-dominated points of (u, q) pairs (both maximized; see the module docstring),
+    sorted by u, then by index. Quadratic in the number of points (sweeps have tens)."""
+    values = _points_array(points)
+    if len(values) == 0:
+        return []
+    at_least = (values[:, None, :] >= values[None, :, :]).all(axis=2)  # [a, b]: a >= b in both
+    better_somewhere = (values[:, None, :] > values[None, :, :]).any(axis=2)
+    dominated = (at_least & better_somewhere).any(axis=0)
+    front = np.flatnonzero(~dominated)
+    return front[np.lexsort((front, values[front, 0]))].tolist()
+
+
+def normalized_hypervolume(points, reference: Sequence[float] = (0.0, 0.0)) -> float:
+    """Area dominated by (u, q) points above ``reference`` in the unit square, over that region's area
+    (see the module docstring). No points: 0.0."""
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.shape != (2,) or not np.isfinite(ref).all() or (ref < 0).any() or (ref >= 1).any():
+        raise ValueError(f"the reference point must be two numbers in [0, 1), got {reference}")
+    values = np.minimum(_points_array(points), 1.0)
+    values = values[(values > ref).all(axis=1)]
+    area, covered_q = 0.0, ref[1]
+    # sweep from the highest u down: each point adds the strip of q it raises the covered height by
+    for u, q in values[np.argsort(-values[:, 0], kind="stable")]:
+        if q > covered_q:
+            area += (u - ref[0]) * (q - covered_q)
+            covered_q = q
+    return float(area / ((1.0 - ref[0]) * (1.0 - ref[1])))

@@ -11,6 +11,8 @@ from evaluate.metrics import (
     average_precision_columns,
     cmap,
     hit_at_1,
+    normalized_hypervolume,
+    pareto_front,
     per_attribute_ap,
     positive_rates,
     retrieval_metrics,
@@ -111,3 +113,77 @@ def test_retrieval_chunks_give_the_same_answer(monkeypatch):
     whole = retrieval_metrics(similarity, queries, gallery)
     monkeypatch.setattr("evaluate.metrics.QUERY_CHUNK", 7)
     assert retrieval_metrics(similarity, queries, gallery) == whole
+
+
+# Trade-off: points are (utility u, q = 1 - privacy), both maximized.
+THREE_POINT_FRONT = [(0.2, 0.9), (0.5, 0.6), (0.8, 0.3)]
+
+
+def test_hypervolume_of_a_three_point_front_by_hand():
+    # sweep from the highest u: 0.8 * 0.3 + 0.5 * (0.6 - 0.3) + 0.2 * (0.9 - 0.6) = 0.24 + 0.15 + 0.06
+    assert normalized_hypervolume(THREE_POINT_FRONT) == pytest.approx(0.45)
+    assert normalized_hypervolume(THREE_POINT_FRONT[::-1]) == pytest.approx(0.45)  # order does not matter
+    # reference (0.1, 0.2): 0.7 * 0.1 + 0.4 * 0.3 + 0.1 * 0.3 = 0.22, over (1 - 0.1) * (1 - 0.2) = 0.72
+    assert normalized_hypervolume(THREE_POINT_FRONT, reference=(0.1, 0.2)) == pytest.approx(0.22 / 0.72)
+    assert pareto_front(THREE_POINT_FRONT[::-1]) == [2, 1, 0]  # sorted by utility
+
+
+def test_dominated_points_and_duplicates_change_neither_front_nor_hypervolume():
+    points = [(0.5, 0.6), (0.4, 0.5), (0.8, 0.3), (0.2, 0.9), (0.8, 0.2), (0.5, 0.6), (0.1, 0.1)]
+    # (0.4, 0.5) < (0.5, 0.6); (0.8, 0.2) is beaten by (0.8, 0.3) in q alone; the repeat of (0.5, 0.6) stays
+    assert pareto_front(points) == [3, 0, 5, 2]
+    assert normalized_hypervolume(points) == pytest.approx(0.45)
+
+
+def test_single_point_hypervolume_is_its_rectangle():
+    assert normalized_hypervolume([(0.6, 0.5)]) == pytest.approx(0.30)
+    assert normalized_hypervolume([(0.6, 0.5)], reference=(0.5, 0.5)) == 0.0  # on the reference's q: no area
+    assert normalized_hypervolume([(1.0, 1.0)]) == pytest.approx(1.0)
+    assert pareto_front([(0.6, 0.5)]) == [0]
+
+
+def test_points_at_or_below_the_reference_add_nothing_and_values_are_clipped_to_the_square():
+    reference = (0.2, 0.2)
+    assert normalized_hypervolume([(0.2, 0.9), (0.9, 0.1), (0.1, 0.1)], reference=reference) == 0.0
+    # only (0.6, 0.6) counts: 0.4 * 0.4 / 0.64
+    assert normalized_hypervolume([(0.6, 0.6), (0.9, 0.2), (0.1, 0.95)], reference=reference) == pytest.approx(0.25)
+    # a point outside the square is clipped to it: (1.5, 0.5) counts as (1, 0.5)
+    assert normalized_hypervolume([(1.5, 0.5)]) == pytest.approx(0.5)
+    # the front ignores the reference: a point below it is still non-dominated
+    assert pareto_front([(0.6, 0.6), (0.9, 0.1)]) == [0, 1]
+
+
+def test_empty_input_has_zero_hypervolume_and_no_front():
+    assert normalized_hypervolume([]) == 0.0
+    assert pareto_front([]) == []
+
+
+@pytest.mark.parametrize("points, reference", [
+    ([(0.5, math.nan)], (0.0, 0.0)),  # an undefined coordinate
+    ([(0.5, 0.5, 0.5)], (0.0, 0.0)),  # not pairs
+    ([(0.5, 0.5)], (1.0, 0.0)),  # reference must be below 1: the normalizing area would be 0
+    ([(0.5, 0.5)], (-0.1, 0.0)),
+])
+def test_bad_points_or_reference_are_errors(points, reference):
+    with pytest.raises(ValueError):
+        normalized_hypervolume(points, reference=reference)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hypervolume_matches_a_grid_count_and_the_front_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.integers(0, 21, size=(12, 2)) / 20  # on a 1/20 grid, with ties and duplicates
+    reference = (0.1, 0.25)
+    # count the 1/40-grid cell centres dominated by some point above the reference
+    centres = (np.arange(40) + 0.5) / 40
+    uu, qq = np.meshgrid(centres, centres, indexing="ij")
+    inside = (uu > reference[0]) & (qq > reference[1])
+    covered = np.zeros_like(inside)
+    for u, q in points:
+        covered |= inside & (uu <= u) & (qq <= q)
+    expected = covered.sum() / inside.sum()  # reference and points lie on cell edges, so this is exact
+    assert normalized_hypervolume(points, reference=reference) == pytest.approx(expected)
+    brute = [i for i, a in enumerate(points)
+             if not any((b >= a).all() and (b > a).any() for b in points)]
+    assert sorted(pareto_front(points)) == brute
+    assert [points[i][0] for i in pareto_front(points)] == sorted(points[i][0] for i in brute)

@@ -1,0 +1,426 @@
+"""The evaluation report: every protocol a pair of stores supports, raw against anonymized, in one folder.
+
+``evaluate report --raw R --anon A [--raw R2 --anon A2 ...] [--run RUN] [--sweep RUN ...] --out report/``
+
+For each (raw, anonymized) pair the suite is chosen from what the raw store holds (its dataset task,
+labels, attributes and static rows):
+
+- action videos with labels: ``ar`` (top-1) and ``retrieval`` (R@1);
+- private attributes with static rows: ``privacy`` (cMAP, both attackers);
+- private attributes with clip rows: ``vp`` (cMAP over the evenly spaced clips, mean and max);
+- a ``tad`` dataset: ``tad`` (average mAP); an ``ad`` dataset: ``ad`` (frame ROC AUC).
+
+``--run`` adds the inversion ``attack`` on the first pair with action labels; ``--sweep`` adds the
+``tradeoff`` of those runs. The folder then holds ``report.md`` (the paper's Table 1 form, raw ->
+anonymized with the relative change, then each protocol's details), ``results.json`` (every metric
+and config), each protocol's own JSON under ``<pair>/<protocol>-{raw,anon}.json``, and the figures
+``attributes-<pair>.png`` (per-attribute AP, raw vs anonymized, with chance) and ``tradeoff.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from evaluate.common import (
+    check,
+    console,
+    device_option,
+    json_safe,
+    open_store,
+    print_columns,
+    progress_option,
+    save_result,
+    seed_option,
+)
+from evaluate.protocols import ad, ar, attack, privacy, retrieval, tad, tradeoff, vp
+from featstore.errors import FeatstoreError
+from featstore.store import Store, utc_now
+
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.md"
+CONFIG_FILE = "report_config.json"
+
+
+@dataclass
+class ReportConfig:
+    ar_epochs: int = 250
+    privacy_epochs: int = 100
+    vp_epochs: int = 100
+    tad_epochs: Optional[int] = None  # None: the tad protocol's preset
+    ad_steps: Optional[int] = None  # None: the ad protocol's preset
+    attack_inverter_epochs: int = 100
+    attack_whitebox_steps: int = 500
+    seed: int = 0
+    device: str = "auto"
+    raw: list[str] = field(default_factory=list)
+    anon: list[str] = field(default_factory=list)
+    run: Optional[str] = None
+    sweep: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        check(len(self.raw) >= 1, "give at least one --raw store and its --anon store")
+        check(len(self.raw) == len(self.anon),
+              f"--raw and --anon pair up in order: got {len(self.raw)} --raw and {len(self.anon)} --anon")
+        for name in ("ar_epochs", "privacy_epochs", "vp_epochs", "attack_inverter_epochs", "attack_whitebox_steps"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        check(self.tad_epochs is None or self.tad_epochs >= 1, f"tad_epochs must be >= 1, got {self.tad_epochs}")
+        check(self.ad_steps is None or self.ad_steps >= 1, f"ad_steps must be >= 1, got {self.ad_steps}")
+        if self.run is not None:
+            check(Path(self.run).is_dir(), f"--run {self.run} is not a run folder")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One Table 1 column: where its number is in a protocol's metrics, and which direction is better."""
+
+    label: str
+    protocol: str
+    path: tuple[str, ...]
+    chance_path: tuple[str, ...] | None
+    kind: str  # "utility" (higher is better) | "privacy" (lower is better: leakage)
+
+
+COLUMNS = [
+    Column("attribute cMAP, static (standard attacker)", "privacy", ("attackers", "standard", "cmap"),
+           ("chance_cmap",), "privacy"),
+    Column("attribute cMAP, static (authors' attacker)", "privacy", ("attackers", "authors", "cmap"),
+           ("chance_cmap",), "privacy"),
+    Column("attribute cMAP, clips (mean of 5)", "vp", ("attackers", "standard", "cmap_mean"), ("chance_cmap",), "privacy"),
+    Column("attribute cMAP, clips (max of 5)", "vp", ("attackers", "standard", "cmap_max"), ("chance_cmap",), "privacy"),
+    Column("action top-1", "ar", ("top1",), ("chance_top1",), "utility"),
+    Column("retrieval R@1", "retrieval", ("R@1",), None, "utility"),
+    Column("TAD average mAP", "tad", ("average_mAP",), ("chance_average_mAP",), "utility"),
+    Column("AD ROC AUC", "ad", ("roc_auc",), ("chance_roc_auc",), "utility"),
+]
+
+
+def _lookup(metrics: dict, path: tuple[str, ...]):
+    value = metrics
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def relative_change(raw: float, anon: float) -> float | None:
+    """(anon - raw) / raw; None when raw is 0 or either is missing."""
+    if raw is None or anon is None or raw == 0 or not math.isfinite(raw) or not math.isfinite(anon):
+        return None
+    return (anon - raw) / abs(raw)
+
+
+def table1_cell(raw: float | None, anon: float | None) -> str:
+    """The paper's Table 1 cell: the anonymized value in percent with its relative change, e.g. 41.07 (-35.5%)."""
+    if anon is None:
+        return "-"
+    change = relative_change(raw, anon)
+    suffix = "" if change is None else f" ({change * 100:+.1f}%)"
+    return f"{anon * 100:.2f}{suffix}"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}"
+
+
+# ---------------------------------------------------------------------------------------------- the suite
+def suite_of(store: Store) -> list[str]:
+    """The protocols a store supports, from its dataset task, labels, attributes and rows."""
+    videos = store.videos()
+    header = store.dataset.get("header", {})
+    task = header.get("task", "")
+    has_labels = bool(header.get("class_names")) and bool(np.any(videos.label >= 0))
+    has_attributes = videos.attributes.shape[1] > 0 and bool(np.any(videos.attributes > 0))
+    n_clips, n_static = store.clip_embeddings.shape[0], store.static_embeddings.shape[0]
+    splits = set(videos.split.tolist()) if len(videos.split) else set()
+    if not {"train", "test"} <= splits:
+        return []
+    protocols = []
+    if task == "action" and has_labels and n_clips:
+        protocols += ["ar", "retrieval"]
+    if has_attributes and n_static:
+        protocols.append("privacy")
+    if has_attributes and n_clips and task in ("action", "static"):
+        protocols.append("vp")
+    if task == "tad" and n_clips:
+        protocols.append("tad")
+    if task == "ad" and n_clips:
+        protocols.append("ad")
+    return protocols
+
+
+def protocol_config(name: str, config: ReportConfig, save_head: Path | None = None):
+    if name == "ar":
+        return ar.ARConfig(epochs=config.ar_epochs, seed=config.seed, device=config.device)
+    if name == "retrieval":
+        return retrieval.RetrievalConfig(device=config.device)
+    if name == "privacy":
+        return privacy.PrivacyConfig(attacker="both", epochs=config.privacy_epochs, seed=config.seed, device=config.device)
+    if name == "vp":
+        return vp.VPConfig(attacker="both", epochs=config.vp_epochs, seed=config.seed, device=config.device)
+    if name == "tad":
+        return tad.TADConfig(epochs=config.tad_epochs, seed=config.seed, device=config.device,
+                             save_head=None if save_head is None else str(save_head))
+    if name == "ad":
+        return ad.ADConfig(steps=config.ad_steps, seed=config.seed, device=config.device,
+                           save_head=None if save_head is None else str(save_head))
+    raise ValueError(f"no report settings for protocol {name!r}")
+
+
+PROTOCOL_MODULES = {"ar": ar, "retrieval": retrieval, "privacy": privacy, "vp": vp, "tad": tad, "ad": ad}
+
+
+def check_pair(raw: Store, anon: Store) -> None:
+    """The anonymized store must hold the same videos as the raw one (an export of it)."""
+    raw_ids, anon_ids = raw.videos().video_id, anon.videos().video_id
+    if len(raw_ids) != len(anon_ids) or not np.array_equal(raw_ids, anon_ids):
+        raise FeatstoreError(f"{anon.path} does not hold the videos of {raw.path} ({len(anon_ids)} vs {len(raw_ids)} "
+                             f"videos): pair each --raw with the store exported from it")
+    if not np.array_equal(raw.clip_offsets(), anon.clip_offsets()) or \
+            not np.array_equal(raw.static_offsets(), anon.static_offsets()):
+        raise FeatstoreError(f"{anon.path} and {raw.path} have different rows per video: not an export of it")
+
+
+def pair_name(raw: Store, index: int, taken: set[str]) -> str:
+    base = raw.dataset.get("header", {}).get("name") or Path(str(raw.path)).stem
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(base)) or f"pair{index}"
+    while name in taken:
+        name = f"{name}-{index}"
+    taken.add(name)
+    return name
+
+
+# ---------------------------------------------------------------------------------------------- run
+def run(config: ReportConfig, out: Path, *, show_progress: bool = False) -> dict:
+    out = Path(out)
+    stores = [(open_store(r), open_store(a)) for r, a in zip(config.raw, config.anon)]
+    for raw_store, anon_store in stores:
+        check_pair(raw_store, anon_store)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(json.dumps(json_safe(config), indent=2) + "\n")
+
+    pairs, taken = [], set()
+    for index, (raw_store, anon_store) in enumerate(stores):
+        name = pair_name(raw_store, index, taken)
+        folder = out / name
+        protocols = suite_of(raw_store)
+        console.rule(f"report: {name} ({', '.join(protocols) or 'nothing to evaluate'})")
+        results = {}
+        for protocol in protocols:
+            module = PROTOCOL_MODULES[protocol]
+            results[protocol] = {}
+            for role, store in (("raw", raw_store), ("anon", anon_store)):
+                head = folder / f"{protocol}-head-{role}.safetensors" if protocol in ("tad", "ad") else None
+                protocol_settings = protocol_config(protocol, config, head)
+                metrics = module.run(store, protocol_settings, show_progress=show_progress)
+                save_result(folder, f"{protocol}-{role}", protocol_settings, metrics, store)
+                results[protocol][role] = metrics
+                console.print(f"  {protocol:<9} {role:<4} done")
+        pairs.append({"name": name, "raw": str(raw_store.path), "anon": str(anon_store.path),
+                      "protocols": protocols, "results": results})
+
+    report = {"created": utc_now(), "config": json_safe(config), "pairs": pairs,
+              "command": " ".join(shlex.quote(a) for a in sys.argv)}
+    report["table1"] = table1_rows(pairs)
+
+    action_pair = next((p for p, (r, _) in zip(pairs, stores) if "ar" in p["protocols"]), None)
+    if config.run is not None:
+        if action_pair is None:
+            report["attack"] = {"skipped": "no store pair with action labels"}
+        else:
+            index = pairs.index(action_pair)
+            attack_config = attack.AttackConfig(inverter_epochs=config.attack_inverter_epochs,
+                                                whitebox_steps=config.attack_whitebox_steps,
+                                                action_epochs=config.ar_epochs, attribute_epochs=config.privacy_epochs,
+                                                seed=config.seed, device=config.device)
+            console.rule("report: inversion attacks")
+            metrics = attack.run(stores[index][0], stores[index][1], Path(config.run), attack_config,
+                                 show_progress=show_progress)
+            save_result(out / action_pair["name"], "attack", attack_config,
+                        metrics, {"raw": stores[index][0], "anon": stores[index][1]})
+            report["attack"] = metrics
+    if config.sweep:
+        console.rule("report: privacy-utility trade-off")
+        tradeoff_config = tradeoff.TradeoffConfig(ar_epochs=config.ar_epochs, privacy_epochs=config.privacy_epochs,
+                                                  raw_store=config.raw[0], seed=config.seed, device=config.device)
+        metrics = tradeoff.run([Path(p) for p in config.sweep], tradeoff_config, out=out / "tradeoff",
+                               show_progress=show_progress)
+        save_result(out / "tradeoff", "tradeoff", tradeoff_config, metrics)
+        report["tradeoff"] = metrics
+
+    report["figures"] = write_figures(report, out)
+    (out / RESULTS_FILE).write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
+    (out / REPORT_FILE).write_text(render_markdown(report, out))
+    return report
+
+
+def table1_rows(pairs: list[dict]) -> list[dict]:
+    """One row per (pair, column) present: raw, anonymized, relative change, chance."""
+    rows = []
+    for pair in pairs:
+        for column in COLUMNS:
+            result = pair["results"].get(column.protocol)
+            if result is None:
+                continue
+            raw_value, anon_value = _lookup(result["raw"], column.path), _lookup(result["anon"], column.path)
+            if raw_value is None and anon_value is None:
+                continue
+            chance = _lookup(result["raw"], column.chance_path) if column.chance_path else None
+            rows.append({"pair": pair["name"], "metric": column.label, "kind": column.kind, "raw": raw_value,
+                         "anonymized": anon_value, "relative_change": relative_change(raw_value, anon_value),
+                         "chance": chance, "cell": table1_cell(raw_value, anon_value)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def write_figures(report: dict, out: Path) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = {}
+    for pair in report["pairs"]:
+        for protocol, key in (("privacy", "per_attribute"), ("vp", "per_attribute_mean")):
+            result = pair["results"].get(protocol)
+            if result is None:
+                continue
+            raw_ap = result["raw"]["attackers"]["standard"][key]
+            anon_ap = result["anon"]["attackers"]["standard"][key]
+            chance = result["raw"]["positive_rate"]
+            names = list(raw_ap)
+            x = np.arange(len(names))
+            fig, axis = plt.subplots(figsize=(1.4 * len(names) + 2, 3.6))
+            axis.bar(x - 0.2, [_nan(raw_ap[n]) for n in names], 0.4, label="raw")
+            axis.bar(x + 0.2, [_nan(anon_ap[n]) for n in names], 0.4, label="anonymized")
+            axis.scatter(x, [_nan(chance[n]) for n in names], marker="_", s=600, color="black", label="chance", zorder=3)
+            axis.set_xticks(x, names, rotation=20, ha="right")
+            axis.set_ylim(0, 1.02)
+            axis.set_ylabel("average precision")
+            what = "static clips" if protocol == "privacy" else "clips (mean of 5)"
+            axis.set_title(f"{pair['name']}: attribute AP, {what}, standard attacker")
+            axis.legend(loc="lower right", fontsize=8)
+            fig.tight_layout()
+            path = out / f"attributes-{pair['name']}-{protocol}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            figures[f"attributes-{pair['name']}-{protocol}"] = path.name
+    tradeoff_plot = (report.get("tradeoff") or {}).get("plot")
+    if tradeoff_plot:
+        figures["tradeoff"] = str(Path(tradeoff_plot).resolve().relative_to(out.resolve()))
+    return figures
+
+
+def _finite(value) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+def render_markdown(report: dict, out: Path) -> str:
+    lines = ["# Privacy and utility report", "", f"Created {report['created']}.", ""]
+    lines += ["Store pairs (raw -> anonymized):", ""]
+    for pair in report["pairs"]:
+        lines.append(f"- **{pair['name']}**: `{pair['raw']}` -> `{pair['anon']}` "
+                     f"(protocols: {', '.join(pair['protocols']) or 'none supported'})")
+    lines += ["", "## Table 1 form", "",
+              "Values in percent. *Anonymized* shows the anonymized value and its change relative to raw, as in the "
+              "paper's Table 1. For attribute cMAP (leakage) lower is better; for every other column higher is better.",
+              "", "| pair | metric | raw | anonymized | chance |", "|---|---|---:|---:|---:|"]
+    for row in report["table1"]:
+        lines.append(f"| {row['pair']} | {row['metric']} | {percent(row['raw'])} | {row['cell']} | {percent(row['chance'])} |")
+    lines.append("")
+    for pair in report["pairs"]:
+        for protocol in ("privacy", "vp"):
+            result = pair["results"].get(protocol)
+            if result is None:
+                continue
+            key = "per_attribute" if protocol == "privacy" else "per_attribute_mean"
+            lines += [f"### {pair['name']}: per-attribute AP ({protocol})", "",
+                      "| attribute | raw (standard) | anonymized (standard) | raw (authors) | anonymized (authors) | chance |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for name in result["raw"]["positive_rate"]:
+                values = [result[role]["attackers"][attacker][key].get(name)
+                          for attacker in ("standard", "authors") for role in ("raw", "anon")]
+                lines.append(f"| {name} | " + " | ".join(percent(v) for v in values)
+                             + f" | {percent(result['raw']['positive_rate'][name])} |")
+            figure = report["figures"].get(f"attributes-{pair['name']}-{protocol}")
+            if figure:
+                lines += ["", f"![attribute AP]({figure})"]
+            lines.append("")
+    attack_metrics = report.get("attack")
+    if attack_metrics and "skipped" not in attack_metrics:
+        lines += ["## Inversion attacks (the paper's Table 8 form)", "",
+                  "| embeddings | action top-1 | attribute cMAP |", "|---|---:|---:|"]
+        for name, row in attack_metrics["table"].items():
+            lines.append(f"| {attack.ROW_TITLES[name]} | {percent(_finite(row['action_top1']))} | "
+                         f"{percent(_finite(row['attribute_cmap']))} |")
+        lines.append("")
+    elif attack_metrics:
+        lines += ["## Inversion attacks", "", f"Skipped: {attack_metrics['skipped']}.", ""]
+    trade = report.get("tradeoff")
+    if trade:
+        lines += ["## Privacy-utility trade-off", "",
+                  f"Normalized hypervolume of the Pareto front: **{trade['hypervolume']:.4f}** "
+                  f"(reference point: top-1 {trade['reference']['utility']:g}, cMAP {trade['reference']['privacy']:g}; "
+                  f"definition in docs/evaluate.md).", "",
+                  "| run | w_T | w_B | w_LC | action top-1 | attribute cMAP | on front |", "|---|---:|---:|---:|---:|---:|:-:|"]
+        for point in trade["points"]:
+            lines.append(f"| {point['name']} | {point['w_utility']:g} | {point['w_budget']:g} | {point['w_lc']:g} | "
+                         f"{percent(point['utility'])} | {percent(point['privacy'])} | {'yes' if point['on_front'] else ''} |")
+        if trade.get("raw"):
+            lines.append(f"| raw (not anonymized) | | | | {percent(trade['raw']['utility'])} | "
+                         f"{percent(trade['raw']['privacy'])} | |")
+        if report["figures"].get("tradeoff"):
+            lines += ["", f"![trade-off]({report['figures']['tradeoff']})"]
+        lines.append("")
+    lines += ["## Reproduce", "", f"`{report['command']}`", "",
+              f"Every metric and config: `{RESULTS_FILE}`; each protocol's result: `<pair>/<protocol>-<raw|anon>.json`.", ""]
+    return "\n".join(lines)
+
+
+def print_table1(report: dict) -> None:
+    rows = [[row["pair"], row["metric"], percent(row["raw"]), row["cell"], percent(row["chance"])]
+            for row in report["table1"]]
+    print_columns("report: raw -> anonymized (Table 1 form, %)", ["pair", "metric", "raw", "anonymized", "chance"], rows)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report_command(
+        raw: list[str] = typer.Option(..., "--raw", help="A raw store (repeat; pairs with --anon in order)."),
+        anon: list[str] = typer.Option(..., "--anon", help="The store exported from the matching --raw (repeat)."),
+        out: Path = typer.Option(Path("report"), help="Output folder (report.md, results.json, figures)."),
+        run_dir: Optional[str] = typer.Option(None, "--run", help="The anonymizer run: adds the inversion attacks."),
+        sweep: list[str] = typer.Option([], "--sweep", help="Sweep run folders: adds the trade-off (repeat)."),
+        ar_epochs: int = typer.Option(250, help="AR probe epochs (official: 250)."),
+        privacy_epochs: int = typer.Option(100, help="Attribute attacker epochs (official: 100)."),
+        vp_epochs: int = typer.Option(100, help="Temporal attribute attacker epochs."),
+        tad_epochs: Optional[int] = typer.Option(None, help="TAD head epochs (default: the protocol's preset)."),
+        ad_steps: Optional[int] = typer.Option(None, help="AD head steps (default: the protocol's preset)."),
+        attack_inverter_epochs: int = typer.Option(100, help="Black-box inverter epochs."),
+        attack_whitebox_steps: int = typer.Option(500, help="White-box optimization steps."),
+        seed: int = seed_option(),
+        device: str = device_option(),
+        progress: bool = progress_option(),
+    ) -> None:
+        """Run every protocol the stores support, raw vs anonymized; write report.md, results.json and figures."""
+        config = ReportConfig(ar_epochs=ar_epochs, privacy_epochs=privacy_epochs, vp_epochs=vp_epochs,
+                              tad_epochs=tad_epochs, ad_steps=ad_steps, attack_inverter_epochs=attack_inverter_epochs,
+                              attack_whitebox_steps=attack_whitebox_steps, seed=seed, device=device, raw=list(raw),
+                              anon=list(anon), run=run_dir, sweep=list(sweep))
+        report = run(config, out, show_progress=progress)
+        print_table1(report)
+        console.print(f"wrote {Path(out) / REPORT_FILE} and {Path(out) / RESULTS_FILE}")
