@@ -498,7 +498,7 @@ def store_option() -> typer.models.OptionInfo:
 
 
 def out_option() -> typer.models.OptionInfo:
-    return typer.Option(None, "--out", help="Folder for the JSON result [default: runs/eval/<store-stem>/].")
+    return typer.Option(None, "--out", help="Folder for the JSON result (default: runs/eval/STORE-STEM/).")
 
 
 def device_option() -> typer.models.OptionInfo:

@@ -31,6 +31,11 @@ def resized_shape(height: int, width: int, short: int) -> tuple[int, int]:
 
 def preprocess_frames(frames: np.ndarray | torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
     """uint8 (N, H, W, 3) frames -> float32 (N, 3, crop, crop), normalized, on the frames' device."""
+    return normalize_crops(resize_crop_uint8(frames, spec), spec)
+
+
+def resize_crop_uint8(frames: np.ndarray | torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """uint8 (N, H, W, 3) frames -> uint8 (N, 3, crop, crop) views: resized short side, centre crop."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) frames, got shape {tuple(frames.shape)}")
     if isinstance(frames, np.ndarray):
@@ -42,9 +47,14 @@ def preprocess_frames(frames: np.ndarray | torch.Tensor, spec: PreprocessSpec) -
         x = _resize_uint8(x, (new_h, new_w), spec)
     top = (new_h - spec.crop) // 2
     left = (new_w - spec.crop) // 2
-    x = x[:, :, top : top + spec.crop, left : left + spec.crop].float()  # a new tensor: safe to edit in place
-    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
+    return x[:, :, top : top + spec.crop, left : left + spec.crop]
+
+
+def normalize_crops(crops: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """uint8 crops (..., 3, h, w) -> float32 scaled by the spec's mean and std (a new tensor)."""
+    x = crops.float()  # a new tensor: safe to edit in place
+    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(3, 1, 1) * 255.0
+    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(3, 1, 1) * 255.0
     return x.sub_(mean).div_(std)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from featstore.cli import run_app
@@ -16,7 +18,14 @@ def run(
     recipe: str = typer.Argument("demo", help="Recipe name: demo."),
     out: str = typer.Option("runs/demo", help="Output folder for stores and reports."),
     data_root: str = typer.Option("data/synth", help="Where the synthetic dataset is (generated if absent)."),
-    seed: int = typer.Option(0, help="Seed for the dataset and the random-init encoder."),
+    model: str = typer.Option("demo-c3d", help="Encoder (demo-c3d: pretrained on separate synthetic data)."),
+    seed: int = typer.Option(0, help="Seed for the dataset, training and evaluation."),
+    train_epochs: int = typer.Option(100, help="Anonymizer training epochs (paper: 100)."),
+    sweep: list[float] = typer.Option([0.25, 4.0], "--sweep", help="Extra budget weights w_B for the trade-off "
+                                                                    "(repeat; w_B = 1 is always trained)."),
+    eval_epochs: Optional[int] = typer.Option(None, help="Probe/attacker epochs in the report "
+                                                         "(default: each protocol's official preset)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Run a recipe end to end (the demo needs no data and no GPU)."""
@@ -24,7 +33,9 @@ def run(
 
     if recipe not in RECIPES:
         raise FeatstoreError(f"unknown recipe {recipe!r} (available: {', '.join(RECIPES)})")
-    run_demo(DemoConfig(out=out, data_root=data_root, seed=seed), show_progress=progress)
+    config = DemoConfig(out=out, data_root=data_root, model=model, seed=seed, train_epochs=train_epochs,
+                        sweep_budgets=list(sweep), eval_epochs=eval_epochs, device=device)
+    run_demo(config, show_progress=progress)
 
 
 @app.command("list")

@@ -1,18 +1,33 @@
-"""The demo recipe: built-in synthetic dataset -> feature stores for each part -> summaries.
+"""The demo recipe: built-in synthetic dataset -> feature stores -> anonymizer -> anonymized stores -> report.
 
-Runs on the CPU in a few minutes. Later stages (train, export, evaluate, report) join this recipe
-as they land.
+Runs on the CPU in minutes and needs no download:
+
+1. generate the synthetic dataset (if absent);
+2. extract every part with the demo encoder (``demo-c3d``, pretrained on separate synthetic data);
+3. train the anonymizer on the trimmed-clip store (the paper's defaults unless overridden);
+4. export an anonymized copy of every store;
+5. train a small sweep over the budget weight w_B (the trade-off curve);
+6. ``evaluate report``: every supported protocol raw vs anonymized, the inversion attacks, the trade-off.
+
+Each stage reuses what an earlier run of the same recipe left: extraction resumes, a finished
+training run is resumed (a no-op), exports and the report are rewritten.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from rich.console import Console
 
+from anonymize.config import TrainConfig
+from anonymize.export import export_store
+from anonymize.train import train
 from data_manifests.registry import resolve_dataset
+from evaluate.protocols import report as report_protocol
+from featstore.errors import FeatstoreError
 from featstore.extract import ExtractConfig, ExtractResult, extract
 from featstore.store import Store
 from featstore.summary import summarize, verify_store
@@ -25,15 +40,41 @@ SYNTH_PARTS = ("synthetic", "synthetic-tad", "synthetic-ad", "synthetic-images")
 class DemoConfig:
     out: str = "runs/demo"
     data_root: str = "data/synth"
-    model: str = "tiny-vit"
+    model: str = "demo-c3d"
     seed: int = 0
+    train_epochs: int = 100  # the anonymizer's epochs (paper: 100)
+    sweep_budgets: list[float] = field(default_factory=lambda: [0.25, 4.0])  # extra w_B runs besides w_B = 1
+    # epochs (AD: steps) of every probe, attacker and head the report trains; None: each protocol's preset
+    eval_epochs: Optional[int] = None
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.train_epochs < 1:
+            raise FeatstoreError(f"train_epochs must be >= 1, got {self.train_epochs}")
+        if self.eval_epochs is not None and self.eval_epochs < 1:
+            raise FeatstoreError(f"eval_epochs must be >= 1, got {self.eval_epochs}")
+        if any(not w >= 0 for w in self.sweep_budgets):
+            raise FeatstoreError(f"sweep budget weights must be >= 0, got {self.sweep_budgets}")
 
     def store_path(self, part: str) -> Path:
         name = "raw" if part == "synthetic" else part.removeprefix("synthetic-")
         return Path(self.out) / f"{name}.zarr"
 
+    def anon_path(self, part: str) -> Path:
+        return Path(self.out) / "anon" / self.store_path(part).name
 
-def run_demo(config: DemoConfig, console: Console | None = None, show_progress: bool = True) -> dict[str, ExtractResult]:
+    def run_path(self, w_budget: float) -> Path:
+        return Path(self.out) / ("aam" if w_budget == 1.0 else f"sweep-wb{w_budget:g}")
+
+
+@dataclass
+class DemoResult:
+    extracted: dict[str, ExtractResult]
+    run: Path
+    report: Path
+
+
+def run_demo(config: DemoConfig, console: Console | None = None, show_progress: bool = True) -> DemoResult:
     console = console or Console()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,21 +86,53 @@ def run_demo(config: DemoConfig, console: Console | None = None, show_progress: 
         generate_synthetic(data_root, SynthConfig(seed=config.seed), show_progress=show_progress)
     resolve_dataset(SYNTH_PARTS[0], data_root)  # validates every file is there
 
-    results = {}
+    extracted = {}
     for part in SYNTH_PARTS:
         console.rule(f"2. extract {part}")
         extract_config = ExtractConfig(model=config.model, dataset=part, data_root=str(data_root),
                                        out=str(config.store_path(part)), seed=config.seed)
-        results[part] = extract(extract_config, show_progress=show_progress)
-        problems = verify_store(results[part].store)
+        extracted[part] = extract(extract_config, show_progress=show_progress)
+        problems = verify_store(extracted[part].store)
         if problems:
-            raise RuntimeError(f"{results[part].store} failed verification: {problems[0]}")
-
-    console.rule("3. summary")
+            raise FeatstoreError(f"{extracted[part].store} failed verification: {problems[0]}")
     from featstore.cli import print_summary
 
     print_summary(summarize(Store.open(config.store_path(SYNTH_PARTS[0]))))
-    for part, result in results.items():
+    for part, result in extracted.items():
         console.print(f"{part:>17}: {result.store}  {result.n_videos} videos, {result.n_clips} clips, "
                       f"{result.n_static} static clips, {result.n_failed} failed, {result.seconds:.1f}s")
-    return results
+
+    budgets = [1.0] + [w for w in config.sweep_budgets if w != 1.0]
+    for index, w_budget in enumerate(budgets):
+        console.rule(f"3. anonymizer (w_B = {w_budget:g})" if index == 0 else f"5. sweep run w_B = {w_budget:g}")
+        train_anonymizer(config, w_budget, show_progress)
+        if index == 0:
+            console.rule("4. export anonymized stores")
+            for part in SYNTH_PARTS:
+                result = export_store(config.run_path(1.0), config.store_path(part), config.anon_path(part),
+                                      device=config.device, overwrite=True)
+                console.print(f"{part:>17}: {result.out}  {result.rows} rows, {result.seconds:.1f}s")
+
+    console.rule("6. report")
+    epochs = config.eval_epochs
+    report_config = report_protocol.ReportConfig(
+        raw=[str(config.store_path(p)) for p in SYNTH_PARTS], anon=[str(config.anon_path(p)) for p in SYNTH_PARTS],
+        run=str(config.run_path(1.0)), sweep=[str(config.run_path(w)) for w in budgets],
+        ar_epochs=epochs or 250, privacy_epochs=epochs or 100, vp_epochs=epochs or 100,
+        attack_inverter_epochs=epochs or 100, tad_epochs=epochs, ad_steps=epochs, seed=config.seed,
+        device=config.device)
+    report_dir = out / "report"
+    report = report_protocol.run(report_config, report_dir, show_progress=show_progress)
+    report_protocol.print_table1(report)
+    console.print(f"report: {report_dir / report_protocol.REPORT_FILE}")
+    return DemoResult(extracted, config.run_path(1.0), report_dir / report_protocol.REPORT_FILE)
+
+
+def train_anonymizer(config: DemoConfig, w_budget: float, show_progress: bool) -> Path:
+    """Train (or finish) one anonymizer run on the trimmed-clip store; a finished run is reused as it is."""
+    run = config.run_path(w_budget)
+    train_config = TrainConfig(store=str(config.store_path(SYNTH_PARTS[0])), out=str(run), w_budget=w_budget,
+                               epochs=config.train_epochs, seed=config.seed, device=config.device,
+                               progress=show_progress)
+    train(train_config, resume=(run / "config.json").is_file(), show_progress=show_progress)
+    return run

@@ -47,6 +47,16 @@ def tiny_store(synth_root, trimmed_manifest, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_store(synth_root, trimmed_manifest, tmp_path_factory) -> Path:
+    """The tiny trimmed part through the demo encoder (pretrained demo-c3d): features with real signal."""
+    out = tmp_path_factory.mktemp("stores") / "demo.zarr"
+    with one_torch_thread():
+        extract(ExtractConfig(model="demo-c3d", dataset=str(trimmed_manifest), out=str(out), videos_per_part=16),
+                show_progress=False)
+    return out
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run a console entry point as a user would (a fresh process), capturing its output."""
     env = dict(os.environ, COLUMNS="200", PYTHONUNBUFFERED="1")

@@ -363,6 +363,10 @@ def render_markdown(report: dict, out: Path) -> str:
     attack_metrics = report.get("attack")
     if attack_metrics and "skipped" not in attack_metrics:
         lines += ["## Inversion attacks (the paper's Table 8 form)", "",
+                  "Every row is scored by the same action and attribute heads, trained on *raw* embeddings "
+                  "(so the anonymized row is not the freshly trained attacker of the Table 1 form); the "
+                  "attacker inverts with (raw, anonymized) pairs of the training split (black-box) or the "
+                  "AAM's weights (white-box).", "",
                   "| embeddings | action top-1 | attribute cMAP |", "|---|---:|---:|"]
         for name, row in attack_metrics["table"].items():
             lines.append(f"| {attack.ROW_TITLES[name]} | {percent(_finite(row['action_top1']))} | "

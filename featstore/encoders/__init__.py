@@ -12,7 +12,7 @@ from featstore.encoders._registry import (
 )
 
 # Importing the family modules registers their encoders (the optional ones only when their library imports).
-from featstore.encoders import tiny_vit, vjepa, videomae, i3d  # noqa: E402,F401  (registration is the point)
+from featstore.encoders import tiny_vit, demo_c3d, vjepa, videomae, i3d  # noqa: E402,F401  (registration is the point)
 from featstore.encoders import torchvision_video, vjepa2_hf  # noqa: E402,F401
 
 __all__ = [

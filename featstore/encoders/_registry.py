@@ -79,6 +79,8 @@ class EncoderEntry:
     default_weights_file: str | None = None
     convert: Converter = native_layout
     layouts: tuple[str, ...] = ("native (this project's module names)",)  # what convert accepts, for reports
+    # weights shipped inside the package (used when neither --weights nor $FEATSTORE_WEIGHTS_DIR gives a file)
+    bundled_weights: Path | None = None
 
 
 @dataclass
@@ -160,6 +162,11 @@ def _resolve_weights(entry: EncoderEntry, weights: str | Path | None) -> Path | 
             path = Path(weights_dir) / candidate
             if path.is_file() or (path.is_dir() and any(path.iterdir())):
                 return path
+    if entry.bundled_weights is not None:
+        if not entry.bundled_weights.is_file():
+            raise FeatstoreError(f"model {entry.name!r}: its bundled weights {entry.bundled_weights} are missing "
+                                 f"(reinstall the package, or pass --weights PATH)")
+        return entry.bundled_weights
     if entry.weights_required:
         official = f"{entry.default_weights_file} or " if entry.default_weights_file else ""
         raise FeatstoreError(

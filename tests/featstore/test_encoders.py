@@ -15,7 +15,7 @@ from featstore.errors import FeatstoreError
 # A newly registered encoder fails test_every_encoder_has_small_overrides until it is listed here.
 VIT_SMALL = dict(embed_dim=64, depth=2, num_heads=4, img_size=32, num_frames=4)
 SMALL = {
-    "tiny-vit": {},
+    "tiny-vit": {}, "demo-c3d": {},
     "vjepa-l": dict(VIT_SMALL, embed_dim=96), "vjepa-h": dict(VIT_SMALL, embed_dim=96),
     "vjepa-h-384": dict(VIT_SMALL, embed_dim=96),
     "videomae-b": VIT_SMALL, "videomae-l": VIT_SMALL, "videomae-h": VIT_SMALL,

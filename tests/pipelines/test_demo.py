@@ -6,16 +6,26 @@ from featstore.summary import verify_store
 from tests.conftest import run_cli
 
 
-def test_demo_recipe_builds_and_verifies_every_store(synth_root, tmp_path):
-    done = run_cli("pipelines", "run", "demo", "--out", str(tmp_path / "runs"), "--data-root", str(synth_root),
-                   "--no-progress")
+def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
+    out = tmp_path / "runs"
+    done = run_cli("pipelines", "run", "demo", "--out", str(out), "--data-root", str(synth_root),
+                   "--train-epochs", "2", "--eval-epochs", "2", "--sweep", "4", "--device", "cpu", "--no-progress")
     assert done.returncode == 0, done.stderr
     for name in ("raw", "tad", "ad", "images"):
-        store = tmp_path / "runs" / f"{name}.zarr"
-        assert verify_store(store) == [], name
+        assert verify_store(out / f"{name}.zarr") == [], name
+        assert verify_store(out / "anon" / f"{name}.zarr") == [], f"anon {name}"
     assert "synthetic-images" in done.stdout and "0 failed" in done.stdout
-    config = json.loads((tmp_path / "runs" / "demo_config.json").read_text())
-    assert config["data_root"] == str(synth_root)
+    config = json.loads((out / "demo_config.json").read_text())
+    assert config["data_root"] == str(synth_root) and config["model"] == "demo-c3d"
+    assert (out / "aam" / "aam.safetensors").is_file() and (out / "sweep-wb4" / "aam.safetensors").is_file()
+    results = json.loads((out / "report" / "results.json").read_text())
+    protocols = {pair["name"]: pair["protocols"] for pair in results["pairs"]}
+    assert protocols["synthetic"] == ["ar", "retrieval", "privacy", "vp"]
+    # the untrimmed parts' actors have attributes and static clips too: their leakage is measured as well
+    assert protocols["synthetic-tad"] == ["privacy", "tad"] and protocols["synthetic-ad"] == ["privacy", "ad"]
+    assert protocols["synthetic-images"] == ["privacy"]
+    assert len(results["tradeoff"]["points"]) == 2 and "table" in results["attack"]
+    assert "Table 1 form" in done.stdout and (out / "report" / "report.md").is_file()
 
 
 def test_unknown_recipe_is_one_line(tmp_path):

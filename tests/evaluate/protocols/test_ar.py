@@ -18,6 +18,13 @@ def test_planted_actions_are_well_above_chance_and_noise_is_not(planted_store, n
     assert planted["top5"] >= planted["top1"]
 
 
+def test_raw_synthetic_features_of_the_demo_encoder_are_well_above_chance(demo_store):
+    # the real pipeline: synthetic mp4 -> demo-c3d -> store -> linear probe (10 test videos, chance 0.1)
+    result = run(Store.open(demo_store), ARConfig(**FAST))
+    assert result["chance_top1"] == pytest.approx(0.1)
+    assert result["top1"] >= 0.5
+
+
 def test_tiny_store_runs_with_the_official_preset_shape(tiny_store):
     # the random-init tiny-vit carries little linearly decodable motion: this checks the mechanics only
     result = run(Store.open(tiny_store), ARConfig(epochs=20))

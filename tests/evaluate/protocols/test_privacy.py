@@ -23,6 +23,15 @@ def test_raw_features_leak_and_noise_is_at_chance(tiny_store, noise_store):
     assert raw["per_attribute"]["scene"] > 0.9  # the background is in every frame
 
 
+def test_demo_encoder_features_leak_the_appearance_attributes(demo_store, noise_store):
+    raw = run(Store.open(demo_store), PrivacyConfig(**FAST))
+    noise = run(Store.open(noise_store), PrivacyConfig(**FAST))
+    # skin tone, clothing and scene are visible in one frame and the demo encoder carries them
+    for name in ("skin_tone", "clothing_texture", "scene"):
+        assert raw["per_attribute"][name] > 0.8, name
+    assert raw["cmap"] > noise["cmap"] + 0.25
+
+
 def test_both_attackers_are_reported_by_name_with_standard_as_headline(planted_store):
     result = run(Store.open(planted_store), PrivacyConfig(**FAST))
     assert set(result["attackers"]) == {"standard", "authors"}

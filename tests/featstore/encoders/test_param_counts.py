@@ -21,8 +21,8 @@ PUBLISHED_MILLIONS = {
     "vjepa2": 300,
     "i3d": 12,
 }
-# Registered names published sizes do not apply to: the demo model, and optional extras not importable here.
-NOT_PUBLISHED = {"tiny-vit"}
+# Registered names published sizes do not apply to: the demo models (this project's own).
+NOT_PUBLISHED = {"tiny-vit", "demo-c3d"}
 
 
 def trainable_millions(name: str) -> float:
