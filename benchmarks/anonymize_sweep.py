@@ -59,6 +59,18 @@ SETTINGS: dict[str, dict] = {
     "direct-T0.5": {"temperature": 0.5},
     "direct-batch32": {"batch_size": 32},
     "direct-batch32-lc1-lr1e-3": {"batch_size": 32, "w_lc": 1.0, "lr": 1e-3, "lr_reference_batch": 32},
+    # which of batch 32 / lr 1e-3 / w_LC 1 matters, and is it stable over training seeds
+    "direct-batch32-lr1e-3": {"batch_size": 32, "lr": 1e-3, "lr_reference_batch": 32},
+    "direct-batch32-lc10-lr1e-3": {"batch_size": 32, "w_lc": 10.0, "lr": 1e-3, "lr_reference_batch": 32},
+    "direct-lc1-lr1e-3": {"w_lc": 1.0, "lr": 1e-3},
+    "direct-lc1-lr1e-3-epochs500": {"w_lc": 1.0, "lr": 1e-3, "epochs": 500},
+    "direct-batch32-lc1-lr1e-3-seed1": {"batch_size": 32, "w_lc": 1.0, "lr": 1e-3, "lr_reference_batch": 32, "seed": 1},
+    "direct-batch32-lc1-lr1e-3-seed2": {"batch_size": 32, "w_lc": 1.0, "lr": 1e-3, "lr_reference_batch": 32, "seed": 2},
+    "direct-batch32-lc10-lr1e-3-seed1": {"batch_size": 32, "w_lc": 10.0, "lr": 1e-3, "lr_reference_batch": 32, "seed": 1},
+    "direct-batch32-lc10-lr1e-3-seed2": {"batch_size": 32, "w_lc": 10.0, "lr": 1e-3, "lr_reference_batch": 32, "seed": 2},
+    # the demo's settings with latent consistency on static clips too: is the static drop a collapse of static inputs?
+    "direct-batch32-lc10-lr1e-3-lc-on-static": {"batch_size": 32, "w_lc": 10.0, "lr": 1e-3, "lr_reference_batch": 32,
+                                                "lc_inputs": "clips+static"},
     "direct-augment": {"static_noise": 0.5, "static_feature_dropout": 0.2},
     "direct-lc-on-static": {"lc_inputs": "clips+static"},
     "direct-budget-on-clips": {"budget_inputs": "static+clips"},

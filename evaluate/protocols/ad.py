@@ -187,7 +187,7 @@ class ADConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-4
     batch_per_class: int = 16
-    loss_variant: str = "heads"  # heads | mgfn-code (see evaluate.heads.mgfn)
+    loss_variant: str = "mgfn-code"  # mgfn-code | heads (see evaluate.heads.mgfn)
     seed: int = 0
     train_split: str = "train"
     test_split: str = "test"
@@ -271,8 +271,8 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-3, help="Adam learning rate."),
         weight_decay: float = typer.Option(5e-4, help="Adam weight decay."),
         batch_per_class: int = typer.Option(16, help="Normal and anomalous videos per step (each)."),
-        loss_variant: str = typer.Option("heads", help="heads (sparsity/smoothness on anomalous scores) or "
-                                                       "mgfn-code (the released training script)."),
+        loss_variant: str = typer.Option("mgfn-code", help="mgfn-code (the released training script) or heads "
+                                                           "(sparsity/smoothness summed over the anomalous scores)."),
         head_checkpoint: Optional[Path] = typer.Option(None, help="Evaluate this trained head instead of training one."),
         save_head: Optional[Path] = typer.Option(None, help="Where to save the trained head "
                                                             "(default: OUT/ad-head.safetensors)."),

@@ -59,8 +59,12 @@ def test_selection_takes_the_largest_magnitudes():
         model.select(out, n_normal=1)
 
 
+def test_the_released_scripts_loss_is_the_default():
+    assert MGFNConfig(input_dim=4).loss_variant == "mgfn-code"
+
+
 def test_loss_terms():
-    model = MGFN(MGFNConfig(input_dim=4, **SMALL))
+    model = MGFN(MGFNConfig(input_dim=4, loss_variant="heads", **SMALL))
     out = model(with_magnitude(torch.randn(4, 1, 32, 4)))
     parts = model.loss(model.select(out, 2))
     total = parts["bce"] + parts["magnitude"] + parts["sparsity"] + parts["smoothness"]

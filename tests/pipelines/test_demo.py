@@ -18,6 +18,10 @@ def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
     config = json.loads((out / "demo_config.json").read_text())
     assert config["data_root"] == str(synth_root) and config["model"] == "demo-c3d"
     assert (out / "aam" / "aam.safetensors").is_file() and (out / "sweep-wb4" / "aam.safetensors").is_file()
+    # the demo's training settings (docs/anonymize.md: the paper's schedule barely moves a 140-video store)
+    trained = json.loads((out / "sweep-wb4" / "config.json").read_text())
+    assert (trained["batch_size"], trained["lr"], trained["lr_reference_batch"], trained["w_lc"], trained["w_budget"]) \
+        == (32, 1e-3, 32, 10.0, 4.0)
     results = json.loads((out / "report" / "results.json").read_text())
     protocols = {pair["name"]: pair["protocols"] for pair in results["pairs"]}
     assert protocols["synthetic"] == ["ar", "retrieval", "privacy", "vp"]
@@ -32,3 +36,12 @@ def test_unknown_recipe_is_one_line(tmp_path):
     done = run_cli("pipelines", "run", "nope", "--out", str(tmp_path))
     assert done.returncode == 2 and "unknown recipe" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bad_training_settings_are_one_line_before_anything_is_written(tmp_path):
+    for option, value, message in (("--batch-size", "0", "train_batch_size"), ("--lr", "-1", "train_lr"),
+                                   ("--w-lc", "-2", "train_w_lc"), ("--sweep", "-1", "sweep budget")):
+        out = tmp_path / option.strip("-")
+        done = run_cli("pipelines", "run", "demo", "--out", str(out), option, value)
+        assert done.returncode == 2 and message in done.stderr, (option, done.stderr)
+        assert "Traceback" not in done.stderr and not out.exists()
