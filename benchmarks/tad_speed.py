@@ -1,6 +1,6 @@
 """TAD speed: mAP evaluation, Gaussian soft-NMS and TriDet training steps on the CPU, measured side by side.
 
-    PYTHONPATH=. python benchmarks/tad_speed.py [--predictions 200000] [--videos 212] [--segments 2000] [--steps 3]
+    python benchmarks/tad_speed.py [--predictions 200000] [--videos 212] [--segments 2000] [--steps 3]
                                                 [--threads 1]
 
 1. mAP (tIoU 0.3:0.1:0.7) of --predictions detections over --videos videos (THUMOS14-like ground truth:
@@ -15,15 +15,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from evaluate.heads.tridet import PRESETS, TadTarget, TriDet, TriDetConfig, pad_batch, parameter_groups, soft_nms
-from evaluate.tad_metrics import TIOU_THRESHOLDS, Segments, evaluate_detections
-from tests.evaluate.test_tad_head import reference_soft_nms
-from tests.evaluate.test_tad_metrics import _straight_evaluate
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the literal reference implementations live in the tests
+    sys.path.insert(0, str(REPO))
+
+from evaluate.heads.tridet import PRESETS, TadTarget, TriDet, TriDetConfig, pad_batch, parameter_groups, soft_nms  # noqa: E402
+from evaluate.tad_metrics import TIOU_THRESHOLDS, Segments, evaluate_detections  # noqa: E402
+from tests.evaluate.test_tad_head import reference_soft_nms  # noqa: E402
+from tests.evaluate.test_tad_metrics import _straight_evaluate  # noqa: E402
 
 
 def thumos_like(n_predictions: int, n_videos: int, seed: int = 0) -> tuple[Segments, Segments]:
