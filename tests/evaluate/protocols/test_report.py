@@ -68,11 +68,17 @@ def test_report_writes_markdown_json_figures_and_every_protocol_result(pair, tmp
     standard = result["pairs"][0]["results"]["privacy"]["anon"]["attackers"]["standard"]["cmap"]
     assert rows["attribute cMAP, static (standard attacker)"]["anonymized"] == standard
     assert {"attribute cMAP, static (authors' attacker)", "attribute cMAP, clips (mean of 5)", "retrieval R@1"} <= set(rows)
+    # static-clip and full-clip drops side by side, from the same rows
+    (drop,) = result["static_vs_clips"]
+    clips = rows["attribute cMAP, clips (mean of 5)"]
+    assert drop["static_drop"] == rows["attribute cMAP, static (standard attacker)"]["raw"] - standard
+    assert drop["clips_drop"] == clips["raw"] - clips["anonymized"]
     # attack and trade-off sections
     assert set(result["attack"]["table"]) == {"raw", "anonymized", "blackbox", "whitebox", "chance"}
     assert len(result["tradeoff"]["points"]) == 2
     markdown = (out / "report.md").read_text()
     assert "## Table 1 form" in markdown and rows["action top-1"]["cell"] in markdown
+    assert f"fell {drop['static_drop'] * 100:.2f} points on static clips" in markdown
     assert "Inversion attacks" in markdown and "Normalized hypervolume" in markdown
     for figure in result["figures"].values():
         path = out / figure
