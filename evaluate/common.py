@@ -297,7 +297,7 @@ def train_head(
             for start in range(0, len(rows), settings.batch_size):
                 gathered = time.perf_counter()
                 batch_rows = rows[start : start + settings.batch_size]
-                inputs = features[batch_rows].float()
+                inputs = torch.index_select(features, 0, batch_rows).float()  # ~2x faster than features[rows] on CPU
                 batch_targets = targets[target_index[start : start + settings.batch_size]]
                 outcome.batch_seconds += time.perf_counter() - gathered
                 loss = loss_fn(model(inputs), batch_targets)
