@@ -503,6 +503,12 @@ def resume_config(out: Path, overrides: dict) -> TrainConfig:
     return TrainConfig.from_json(data)
 
 
+def changed_settings(saved: TrainConfig, given: TrainConfig) -> list[str]:
+    """Training settings of ``given`` that differ from ``saved`` and that a resumed run may not change."""
+    before, after = saved.training_settings(), given.training_settings()
+    return sorted(k for k in after if k not in RESUMABLE_CHANGES and after[k] != before.get(k))
+
+
 def train(config: TrainConfig, resume: bool = False, show_progress: bool | None = None) -> TrainResult:
     """Train a new run in ``config.out``, or (``resume``) continue it from its last checkpoint.
 
@@ -513,9 +519,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool | None 
     if resume:
         if not saved_path.is_file():
             raise FeatstoreError(f"nothing to resume at {run} (no {ckpt.CONFIG_FILE}); drop --resume to start a run")
-        saved = TrainConfig.load(saved_path).training_settings()
-        given = config.training_settings()
-        changed = sorted(k for k in given if k not in RESUMABLE_CHANGES and given[k] != saved.get(k))
+        changed = changed_settings(TrainConfig.load(saved_path), config)
         if changed:
             raise FeatstoreError(f"--resume with settings that differ from the saved run: {', '.join(changed)}")
     elif saved_path.exists() or (run / ckpt.CHECKPOINT_JSON).exists():

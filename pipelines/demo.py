@@ -25,7 +25,8 @@ from rich.console import Console
 
 from anonymize.config import TrainConfig
 from anonymize.export import export_store
-from anonymize.train import train
+from anonymize.checkpoint import CONFIG_FILE
+from anonymize.train import changed_settings, train
 from data_manifests.registry import resolve_dataset
 from evaluate.protocols import report as report_protocol
 from featstore.errors import FeatstoreError
@@ -90,6 +91,8 @@ def run_demo(config: DemoConfig, console: Console | None = None, show_progress: 
     console = console or Console()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    budgets = [1.0] + [w for w in config.sweep_budgets if w != 1.0]
+    check_earlier_runs(config, budgets)
     (out / "demo_config.json").write_text(json.dumps(asdict(config), indent=2))
 
     data_root = Path(config.data_root)
@@ -114,7 +117,6 @@ def run_demo(config: DemoConfig, console: Console | None = None, show_progress: 
         console.print(f"{part:>17}: {result.store}  {result.n_videos} videos, {result.n_clips} clips, "
                       f"{result.n_static} static clips, {result.n_failed} failed, {result.seconds:.1f}s")
 
-    budgets = [1.0] + [w for w in config.sweep_budgets if w != 1.0]
     for index, w_budget in enumerate(budgets):
         console.rule(f"3. anonymizer (w_B = {w_budget:g})" if index == 0 else f"5. sweep run w_B = {w_budget:g}")
         train_anonymizer(config, w_budget, show_progress)
@@ -140,13 +142,29 @@ def run_demo(config: DemoConfig, console: Console | None = None, show_progress: 
     return DemoResult(extracted, config.run_path(1.0), report_dir / report_protocol.REPORT_FILE)
 
 
-def train_anonymizer(config: DemoConfig, w_budget: float, show_progress: bool) -> Path:
-    """Train (or finish) one anonymizer run on the trimmed-clip store; a finished run is reused as it is."""
+def anonymizer_config(config: DemoConfig, w_budget: float, show_progress: bool) -> TrainConfig:
     run = config.run_path(w_budget)
-    train_config = TrainConfig(store=str(config.store_path(SYNTH_PARTS[0])), out=str(run), w_budget=w_budget,
+    return TrainConfig(store=str(config.store_path(SYNTH_PARTS[0])), out=str(run), w_budget=w_budget,
                                w_lc=config.train_w_lc, epochs=config.train_epochs,
                                batch_size=config.train_batch_size, lr=config.train_lr,
                                lr_reference_batch=config.train_batch_size, seed=config.seed, device=config.device,
                                progress=show_progress)
-    train(train_config, resume=(run / "config.json").is_file(), show_progress=show_progress)
+
+
+def check_earlier_runs(config: DemoConfig, budgets: list[float]) -> None:
+    """An earlier demo's anonymizer runs in ``out`` are resumed; refuse (before any work) if their settings differ."""
+    for w_budget in budgets:
+        saved = config.run_path(w_budget) / CONFIG_FILE
+        if saved.is_file():
+            changed = changed_settings(TrainConfig.load(saved), anonymizer_config(config, w_budget, False))
+            if changed:
+                raise FeatstoreError(f"{saved.parent} holds an anonymizer trained with other settings "
+                                     f"({', '.join(changed)}); choose another --out or remove that folder")
+
+
+def train_anonymizer(config: DemoConfig, w_budget: float, show_progress: bool) -> Path:
+    """Train (or finish) one anonymizer run on the trimmed-clip store; a finished run is reused as it is."""
+    run = config.run_path(w_budget)
+    train(anonymizer_config(config, w_budget, show_progress), resume=(run / CONFIG_FILE).is_file(),
+          show_progress=show_progress)
     return run

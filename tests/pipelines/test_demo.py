@@ -31,6 +31,13 @@ def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
     assert len(results["tradeoff"]["points"]) == 2 and "table" in results["attack"]
     assert "Table 1 form" in done.stdout and (out / "report" / "report.md").is_file()
 
+    # a second demo into the same folder with other anonymizer settings is refused before any work
+    before = (out / "demo_config.json").read_text()
+    again = run_cli("pipelines", "run", "demo", "--out", str(out), "--data-root", str(synth_root), "--w-lc", "5",
+                    "--train-epochs", "2", "--sweep", "4", "--device", "cpu", "--no-progress")
+    assert again.returncode == 2 and "trained with other settings (w_lc)" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr and (out / "demo_config.json").read_text() == before
+
 
 def test_unknown_recipe_is_one_line(tmp_path):
     done = run_cli("pipelines", "run", "nope", "--out", str(tmp_path))
