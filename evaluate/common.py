@@ -286,6 +286,7 @@ def train_head(
         )
     outcome = TrainOutcome(losses=[], selected_epoch=settings.epochs)
     best_score, best_state = -math.inf, None
+    batch_buffer = features.new_empty((settings.batch_size, *features.shape[1:]))
     started = time.perf_counter()
     with _new_progress(show_progress) as progress:
         task = progress.add_task(description, total=settings.epochs, info="")
@@ -297,7 +298,12 @@ def train_head(
             for start in range(0, len(rows), settings.batch_size):
                 gathered = time.perf_counter()
                 batch_rows = rows[start : start + settings.batch_size]
-                inputs = torch.index_select(features, 0, batch_rows).float()  # ~2x faster than features[rows] on CPU
+                # index_select is ~2x faster than features[rows] on the CPU, into a reused buffer faster still;
+                # the buffer is free again once the step is done (nothing keeps the previous batch)
+                if len(batch_rows) == settings.batch_size:
+                    inputs = torch.index_select(features, 0, batch_rows, out=batch_buffer).float()
+                else:
+                    inputs = torch.index_select(features, 0, batch_rows).float()
                 batch_targets = targets[target_index[start : start + settings.batch_size]]
                 outcome.batch_seconds += time.perf_counter() - gathered
                 loss = loss_fn(model(inputs), batch_targets)
