@@ -23,9 +23,9 @@ from typing import Optional
 
 from rich.console import Console
 
+from anonymize.checkpoint import CONFIG_FILE
 from anonymize.config import TrainConfig
 from anonymize.export import export_store
-from anonymize.checkpoint import CONFIG_FILE
 from anonymize.train import changed_settings, train
 from data_manifests.registry import resolve_dataset
 from evaluate.protocols import report as report_protocol
@@ -143,12 +143,11 @@ def run_demo(config: DemoConfig, console: Console | None = None, show_progress: 
 
 
 def anonymizer_config(config: DemoConfig, w_budget: float, show_progress: bool) -> TrainConfig:
-    run = config.run_path(w_budget)
-    return TrainConfig(store=str(config.store_path(SYNTH_PARTS[0])), out=str(run), w_budget=w_budget,
-                               w_lc=config.train_w_lc, epochs=config.train_epochs,
-                               batch_size=config.train_batch_size, lr=config.train_lr,
-                               lr_reference_batch=config.train_batch_size, seed=config.seed, device=config.device,
-                               progress=show_progress)
+    return TrainConfig(store=str(config.store_path(SYNTH_PARTS[0])), out=str(config.run_path(w_budget)),
+                       w_budget=w_budget, w_lc=config.train_w_lc, epochs=config.train_epochs,
+                       batch_size=config.train_batch_size, lr=config.train_lr,
+                       lr_reference_batch=config.train_batch_size, seed=config.seed, device=config.device,
+                       progress=show_progress)
 
 
 def check_earlier_runs(config: DemoConfig, budgets: list[float]) -> None:
@@ -162,9 +161,7 @@ def check_earlier_runs(config: DemoConfig, budgets: list[float]) -> None:
                                      f"({', '.join(changed)}); choose another --out or remove that folder")
 
 
-def train_anonymizer(config: DemoConfig, w_budget: float, show_progress: bool) -> Path:
+def train_anonymizer(config: DemoConfig, w_budget: float, show_progress: bool) -> None:
     """Train (or finish) one anonymizer run on the trimmed-clip store; a finished run is reused as it is."""
-    run = config.run_path(w_budget)
-    train(anonymizer_config(config, w_budget, show_progress), resume=(run / CONFIG_FILE).is_file(),
-          show_progress=show_progress)
-    return run
+    resume = (config.run_path(w_budget) / CONFIG_FILE).is_file()
+    train(anonymizer_config(config, w_budget, show_progress), resume=resume, show_progress=show_progress)

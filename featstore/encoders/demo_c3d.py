@@ -2,8 +2,8 @@
 
 A full-resolution spatial stem (1x3x3) and four Conv3d stages (3x3x3), each Conv-BatchNorm-ReLU, then a
 global average pool to a 192-d clip embedding (16 frames at 64 px in). The stem keeps the small actor's
-details (skin colour, body shape, clothing stripes) before the first downsampling. The weights come from ``featstore.encoders.demo_pretrain`` (see its docstring for
-why and how): trained on a synthetic dataset generated with another seed than the demo's, so the demo's
+details (skin colour, body shape, clothing stripes) before the first downsampling. The weights come
+from ``featstore.encoders.demo_pretrain`` (see its docstring for why and how): trained on a synthetic dataset generated with another seed than the demo's, so the demo's
 features carry motion and appearance the way a real foundation model's do. The file ships in
 ``featstore/encoders/weights/``. A CNN rather than a ViT because it learns the small actor's motion and
 appearance from a few thousand CPU steps; a tiny ViT trained the same way stayed near chance.

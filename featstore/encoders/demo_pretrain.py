@@ -248,6 +248,8 @@ def main() -> None:
     parser.add_argument("--log-every", type=int, default=200, help="held-out accuracy every N steps (0: never)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
     record = pretrain(PretrainConfig(steps=args.steps), args.out, args.data, show_progress=not args.no_progress,
                       log_every=args.log_every)
     print(json.dumps(record["held_out"], indent=2))
