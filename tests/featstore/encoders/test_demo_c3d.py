@@ -1,5 +1,6 @@
 """The demo encoder: bundled weights load by default, match their training record, and can be regenerated."""
 
+import dataclasses
 import json
 
 import pytest
@@ -26,7 +27,7 @@ def test_missing_bundled_weights_are_a_clear_error(monkeypatch, tmp_path):
     from featstore.encoders import _registry
 
     monkeypatch.setitem(_registry._ENCODERS, "demo-c3d",
-                        type(entry)(**{**entry.__dict__, "bundled_weights": tmp_path / "gone.safetensors"}))
+                        dataclasses.replace(entry, bundled_weights=tmp_path / "gone.safetensors"))
     with pytest.raises(FeatstoreError, match="bundled weights .* are missing"):
         create_encoder("demo-c3d")
 
