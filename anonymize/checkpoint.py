@@ -28,6 +28,7 @@ CHECKPOINT_TENSORS = "checkpoint.safetensors"
 CHECKPOINT_JSON = "checkpoint.json"
 AAM_FILE = "aam.safetensors"
 CONFIG_FILE = "config.json"
+BASELINE_FILE = "baseline.json"  # marks a folder of `anonymize baseline` (anonymize.baselines), not a training run
 
 
 def sha256_file(path: Path) -> str:
@@ -103,6 +104,8 @@ def read_checkpoint_info(run: Path) -> dict:
 
 
 def load_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    if (run / BASELINE_FILE).is_file():
+        raise FeatstoreError(f"{run} holds a fitted baseline (`anonymize baseline`), not a training run: nothing to resume")
     info = read_checkpoint_info(run)
     tensors = load_file(str(run / CHECKPOINT_TENSORS))
     for name, module in modules.items():

@@ -55,7 +55,7 @@ def train(
     w_lc: Optional[float] = typer.Option(None, help="w_LC [100]."),
     lc_distance: Optional[str] = typer.Option(None, help="Latent consistency distance: mse (code), l1, l2 (paper) [mse]."),
     lc_inputs: Optional[str] = typer.Option(None, help="Rows under latent consistency: clips or clips+static [clips]."),
-    budget_mode: Optional[str] = typer.Option(None, help="direct, adversarial, supervised or none [direct]."),
+    budget_mode: Optional[str] = typer.Option(None, help="direct, adversarial, supervised, none (static pairs); cross-view, bottleneck, supervised-clips (full clips) [direct]."),
     budget_inputs: Optional[str] = typer.Option(None, help="static (paper) or static+clips [static]."),
     temperature: Optional[float] = typer.Option(None, help="NT-Xent temperature [0.1]."),
     ntxent_objective: Optional[str] = typer.Option(None, help="direct/adversarial: maximize (paper) or to-uniform (centred NT-Xent brought to log(2N-1); beyond the paper) [maximize]."),
@@ -65,6 +65,15 @@ def train(
     budget_lr: Optional[float] = typer.Option(None, help="Adversary learning rate [the AAM's]."),
     budget_steps: Optional[int] = typer.Option(None, help="Adversary updates per anonymizer update [1]."),
     budget_restart_every: Optional[int] = typer.Option(None, help="Re-initialize the adversary every N epochs; 0 = never [0]."),
+    critic_hidden: Optional[int] = typer.Option(None, help="cross-view: critic MLP hidden size [512]."),
+    critic_proj: Optional[int] = typer.Option(None, help="cross-view: critic projection size [128]."),
+    critic_temperature: Optional[float] = typer.Option(None, help="cross-view: critic InfoNCE temperature [0.1]."),
+    critic_objective: Optional[str] = typer.Option(None, help="cross-view: the AAM's term, confusion (critic to chance) or maximize (its InfoNCE) [confusion]."),
+    bottleneck_noise: Optional[float] = typer.Option(None, help="bottleneck: channel noise std, x each dim's raw clip std [0.5]."),
+    bottleneck_with_ntxent: Optional[bool] = typer.Option(None, help="bottleneck: add the direct NT-Xent budget on static pairs [no]."),
+    adversary_ensemble: Optional[int] = typer.Option(None, help="supervised-clips: attribute MLPs in the ensemble [3]."),
+    independence_kernels: Optional[str] = typer.Option(None, help="independence: kernels of the dependence measure, gaussian or gaussian+linear [gaussian+linear]."),
+    independence_shrinkage: Optional[float] = typer.Option(None, help="independence: covariance shrinkage of the whitening, x the mean variance [0.05]."),
     static_noise: Optional[float] = typer.Option(None, help="Latent augmentation: Gaussian noise on static clips, x per-dim std [0]."),
     static_feature_dropout: Optional[float] = typer.Option(None, help="Latent augmentation: feature dropout on static clips [0]."),
     epochs: Optional[int] = typer.Option(None, help="Anonymization epochs [100]."),
@@ -133,10 +142,51 @@ def export(
 
 
 @app.command()
+def baseline(
+    method: str = typer.Option(..., help="lda-action, pca, gaussian-noise, random-projection, leace or inlp "
+                                         "(leace and inlp read the private attribute labels: supervised)."),
+    store: Path = typer.Option(..., help="Store to fit on (its train split's clips)."),
+    out: Path = typer.Option(..., help="Run folder to write (baseline.json, aam.safetensors)."),
+    components: Optional[int] = typer.Option(None, help="pca, random-projection: dimensions kept, k in [1, D]."),
+    noise_fraction: Optional[float] = typer.Option(None, help="gaussian-noise: noise std / each dimension's train std [1]."),
+    iterations: Optional[int] = typer.Option(None, help="inlp: nullspace projection iterations [10]."),
+    shrinkage: Optional[float] = typer.Option(None, help="lda-action: within-class covariance shrinkage in [0, 1] [0]."),
+    fit_rows: Optional[str] = typer.Option(None, help="leace, inlp: fit on clips or clips+static [clips]."),
+    max_rows: Optional[int] = typer.Option(None, help="inlp: rows subsampled for the classifiers [50000]."),
+    seed: int = typer.Option(0, help="Seed (random-projection's matrix, gaussian-noise's noise, inlp's subsample)."),
+    overwrite: bool = typer.Option(False, help="Replace a baseline run in --out."),
+) -> None:
+    """Fit a latent baseline on a store's train split: a run folder that export, info and evaluate accept."""
+    from anonymize.baselines import BaselineConfig, fit_baseline
+
+    config = BaselineConfig(method=method, store=str(store), out=str(out), seed=seed, components=components,
+                            noise_fraction=noise_fraction, iterations=iterations, shrinkage=shrinkage,
+                            fit_rows=fit_rows, max_rows=max_rows)
+    result = fit_baseline(config, overwrite=overwrite)
+    fitted = result.config.fitted
+    console.print(f"[bold]{result.run}[/]: {result.config.label} fitted on {fitted.get('rows')} rows; "
+                  f"{fitted.get('dims')} of {fitted.get('dim')} dims; sha256 {result.sha256[:16]}")
+
+
+@app.command()
 def info(run: Path = typer.Option(..., help="Run folder."), as_json: bool = typer.Option(False, "--json")) -> None:
-    """Print a run's config, losses and trainable parameter counts."""
+    """Print a run's config, losses and trainable parameter counts (a baseline's method, fit and options)."""
+    from anonymize.baselines import baseline_summary, is_baseline_run
     from anonymize.runinfo import run_summary
 
+    if is_baseline_run(run):
+        summary = baseline_summary(run)
+        if as_json:
+            console.print_json(json.dumps(summary, default=str))
+            return
+        table = Table(title=f"anonymize baseline {summary['run']}", show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in summary["overview"].items():
+            table.add_row(key, str(value))
+        console.print(table)
+        console.print("fitted: " + json.dumps(summary["fitted"], sort_keys=True))
+        return
     summary = run_summary(run)
     if as_json:
         console.print_json(json.dumps(summary, default=str))

@@ -6,13 +6,17 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from anonymize.budgets import budget_modes
 from anonymize.data import ROW_SOURCES
 from anonymize.losses import LC_DISTANCES
 from anonymize.model import AAMConfig
 from featstore.errors import FeatstoreError
 
-BUDGET_MODES = ("direct", "adversarial", "supervised", "none")
+BUDGET_MODES = tuple(budget_modes())  # every registered mode (anonymize/budgets/)
 SUPERVISED_OBJECTIVES = ("maximize", "confusion")
+CRITIC_OBJECTIVES = ("confusion", "maximize")
+INDEPENDENCE_KERNELS = ("gaussian", "gaussian+linear")
+OWN_CLIP_MODES = ("cross-view", "supervised-clips")  # budgets that draw their own full clips, never static pairs
 NTXENT_OBJECTIVES = ("maximize", "to-uniform")
 BUDGET_INPUTS = ("static", "static+clips")
 LC_INPUTS = ("clips", "clips+static")
@@ -95,6 +99,20 @@ class TrainConfig:
     budget_lr: float | None = None  # None: the AAM's learning rate
     budget_steps: int = 1  # adversary updates per anonymizer update
     budget_restart_every: int = 0  # epochs between re-initializations of the adversary; 0 = never
+    # cross-view: critic g, h: d -> hidden -> proj matching AAM(clip) to the raw static clip of its video
+    critic_hidden: int = 512
+    critic_proj: int = 128
+    critic_temperature: float = 0.1
+    critic_objective: str = "confusion"  # the AAM's term: confusion (critic to chance, bounded) or maximize (InfoNCE)
+    # bottleneck: sum_d log(1 + Var(f_A(x)_d) / sigma_d^2), sigma_d = bottleneck_noise x raw clip std of dim d
+    bottleneck_noise: float = 0.5
+    bottleneck_with_ntxent: bool = False  # add the direct NT-Xent budget on the static pairs
+    # supervised-clips: attribute MLPs on AAM(full clips)
+    adversary_ensemble: int = 3
+    # independence: the kernels of the dependence measure (gaussian: nonlinear; + linear: also the
+    # cross-covariance that a linear attacker reads)
+    independence_kernels: str = "gaussian+linear"
+    independence_shrinkage: float = 0.05  # covariance shrinkage of the whitening, x the mean variance
     # Latent-space augmentation of the static clips fed to the budget (extraction-time crops/flips are
     # not available on stored embeddings): Gaussian noise (std relative to each dimension's std) and
     # feature dropout.
@@ -146,6 +164,20 @@ class TrainConfig:
             (self.budget_lr is None or self.budget_lr > 0, f"budget lr must be > 0, got {self.budget_lr}"),
             (self.budget_steps >= 1, f"budget steps must be >= 1, got {self.budget_steps}"),
             (self.budget_restart_every >= 0, f"budget restart interval must be >= 0, got {self.budget_restart_every}"),
+            (self.critic_hidden >= 1 and self.critic_proj >= 1,
+             f"critic sizes must be >= 1, got hidden {self.critic_hidden}, proj {self.critic_proj}"),
+            (self.critic_temperature > 0, f"critic temperature must be > 0, got {self.critic_temperature}"),
+            (self.critic_objective in CRITIC_OBJECTIVES,
+             f"critic objective must be one of {list(CRITIC_OBJECTIVES)}, got {self.critic_objective!r}"),
+            (self.bottleneck_noise > 0, f"bottleneck noise must be > 0, got {self.bottleneck_noise}"),
+            (self.adversary_ensemble >= 1, f"adversary ensemble must have >= 1 member, got {self.adversary_ensemble}"),
+            (self.independence_shrinkage > 0, f"independence shrinkage must be > 0, got {self.independence_shrinkage}"),
+            (self.independence_kernels in INDEPENDENCE_KERNELS,
+             f"independence kernels must be one of {list(INDEPENDENCE_KERNELS)}, got {self.independence_kernels!r}"),
+            (not (self.budget_inputs == "static+clips" and (self.budget_mode in OWN_CLIP_MODES or (
+                self.budget_mode == "bottleneck" and not self.bottleneck_with_ntxent))),
+             f"budget inputs 'static+clips' add pairs to an NT-Xent/supervised budget; {self.budget_mode!r} "
+             f"(bottleneck_with_ntxent={self.bottleneck_with_ntxent}) does not read them"),
             (self.static_noise >= 0, f"static noise must be >= 0, got {self.static_noise}"),
             (0 <= self.static_feature_dropout < 1, f"static feature dropout must be in [0, 1), got {self.static_feature_dropout}"),
             (self.validate_every >= 0, f"validate_every must be >= 0, got {self.validate_every}"),

@@ -5,6 +5,10 @@ never contains the raw embeddings: ``featstore.store.write_transformed_store`` s
 through the AAM (memory bounded by one shard whatever the store's size) and copies every other array.
 Its provenance gains an ``anonymizer`` entry: source store path and fingerprint, the SHA-256 of the
 anonymizer weights (``aam.safetensors``), the training config, epoch and parameter counts.
+
+A run folder of ``anonymize baseline`` (``anonymize.baselines``) loads and exports the same way: its
+``LoadedAAM`` holds the fitted transform as ``module`` and the ``BaselineConfig`` as ``config``, and
+the export's ``anonymizer`` entry gains ``baseline`` (method, sha256, supervised, options, fitted).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anonymize import baselines
 from anonymize import checkpoint as ckpt
 from anonymize.config import TrainConfig
 from anonymize.model import build_aam
@@ -41,15 +46,32 @@ def store_fingerprint(store: Store) -> str:
 
 @dataclass
 class LoadedAAM:
+    """A run's anonymizer, ready to apply: a trained AAM or a fitted baseline.
+
+    ``config`` is the run's ``TrainConfig``, or for a baseline its ``BaselineConfig`` (same ``store``,
+    ``seed``, ``to_json()``; ``config.aam`` gives ``architecture``, ``mode`` and ``context_window`` 0).
+    ``supervised``: the anonymizer read the private attribute labels (a baseline such as ``leace`` or
+    ``inlp``, or an AAM with the supervised budget); ``label`` names it for tables ("aam", "pca",
+    "leace (supervised)"); ``kind`` is "aam" or "baseline".
+    """
+
     module: torch.nn.Module
-    config: TrainConfig
+    config: TrainConfig | baselines.BaselineConfig
     sha256: str
     info: dict
     device: torch.device
+    kind: str = "aam"
+    supervised: bool = False
+    label: str = "aam"
 
 
 def load_trained_aam(run: Path, device: str = "auto") -> LoadedAAM:
     run = Path(run)
+    if baselines.is_baseline_run(run):
+        module, baseline, sha, info = baselines.load_baseline(run)
+        resolved = resolve_device(device)
+        return LoadedAAM(module.to(resolved).eval(), baseline, sha, info, resolved, kind="baseline",
+                         supervised=bool(baseline.supervised), label=baseline.label)
     config = TrainConfig.load(run / ckpt.CONFIG_FILE)
     info = ckpt.read_checkpoint_info(run)
     weights, sha = ckpt.load_aam_weights(run)
@@ -57,7 +79,9 @@ def load_trained_aam(run: Path, device: str = "auto") -> LoadedAAM:
     module = build_aam(int(info["dim"]), config.aam)
     module.load_state_dict(weights)
     module.to(resolved).eval()
-    return LoadedAAM(module, config, sha, info, resolved)
+    supervised = getattr(config, "budget_mode", None) == "supervised"  # the budget reads attribute labels
+    return LoadedAAM(module, config, sha, info, resolved, supervised=supervised,
+                     label="aam (supervised)" if supervised else "aam")
 
 
 class ClipTransform:
@@ -169,7 +193,13 @@ def export_store(run: Path, store: Path, out: Path, device: str = "auto", batch_
         "source_store": str(store.resolve()),
         "source_fingerprint": store_fingerprint(source),
         "created": utc_now(),
+        "kind": aam.kind,
+        "label": aam.label,
+        "supervised": aam.supervised,
     }
+    if aam.kind == "baseline":
+        anonymizer["baseline"] = {"method": aam.config.method, "sha256": aam.sha256, "supervised": aam.supervised,
+                                  "options": aam.config.options(), "fitted": aam.config.fitted}
     attrs_update = {"provenance": dict(source.provenance, anonymizer=anonymizer)}
     started = time.perf_counter()
     write_transformed_store(source, out, transform, attrs_update)

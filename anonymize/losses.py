@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -66,3 +68,38 @@ def attribute_confusion(logits: torch.Tensor, attributes: torch.Tensor) -> torch
     if not known.any():
         return logits.sum() * 0.0
     return nn.functional.binary_cross_entropy_with_logits(logits[known], torch.full_like(logits[known], 0.5))
+
+
+def matching_logits(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(N, N) cosine similarities / temperature: row i scores query i against every key of the batch."""
+    return nn.functional.normalize(queries, dim=-1) @ nn.functional.normalize(keys, dim=-1).T / temperature
+
+
+def info_nce(logits: torch.Tensor) -> torch.Tensor:
+    """InfoNCE of (N, N) matching logits whose diagonal holds the true pairs: mean cross-entropy of
+    picking key i for query i among the N keys. A critic that matches minimizes it (chance: log N)."""
+    return nn.functional.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+
+
+def info_nce_confusion(logits: torch.Tensor) -> torch.Tensor:
+    """KL(uniform || softmax) of each row of (N, N) matching logits, averaged over rows.
+
+    This is the cross-entropy between the critic's softmax over the batch and the uniform
+    distribution, minus its minimum log N: 0 exactly when the critic scores every key alike (chance),
+    bounded below, and unlike "maximize InfoNCE" it gives no reward for making the critic confidently
+    pick a *wrong* key (a wrong but consistent match still reveals which videos belong together).
+    """
+    n = logits.shape[0]
+    return -nn.functional.log_softmax(logits, dim=-1).mean() - math.log(n)
+
+
+def gaussian_channel_capacity(outputs: torch.Tensor, noise_std: torch.Tensor) -> torch.Tensor:
+    """sum_d log(1 + Var_batch(outputs_d) / noise_std_d^2): the capacity (nats) of a channel that adds
+    Gaussian noise of std ``noise_std_d`` to each dimension of a Gaussian signal with the batch's
+    per-dimension variance (population variance over the N rows of ``outputs`` (N, D)).
+
+    An information-bottleneck penalty: it falls as dimensions lose variance relative to the noise, so
+    a downstream reader of outputs + noise can recover at most this many nats per sample.
+    """
+    variance = outputs.var(dim=0, unbiased=False)
+    return torch.log1p(variance / noise_std.square()).sum()

@@ -2,22 +2,13 @@
 
     L = w_T * sum_t w_t L_t(h_t(f_A(z)))  -  w_B * L_budget  +  w_LC * d(f_A(z), z)
 
-Budget modes (what L_budget is and who minimizes it):
-
-- ``direct`` (authors' code): NT-Xent between f_A of two static clips of the same video, computed on
-  the AAM outputs themselves; one joint AdamW step for the AAM and the task heads.
-- ``adversarial`` (SPAct-style): a budget projection head g (MLP d -> hidden -> proj) is trained to
-  *minimize* NT-Xent(g(f_A(s1)), g(f_A(s2))) while the anonymizer maximizes it; alternating, one
-  anonymizer step then ``budget_steps`` adversary steps on the same (detached) outputs, with optional
-  re-initialization of g every ``budget_restart_every`` epochs.
-- ``supervised`` (the paper's Table 2 reference): an attribute classifier (Linear(d,d)-ReLU-Linear(d,A))
-  minimizes BCE on the attribute labels; the anonymizer maximizes that BCE (``maximize``) or pushes
-  the classifier's predictions to 1/2 (``confusion``, bounded).
-- ``none``: no privacy term (an ablation: utility + latent consistency only).
-
-``ntxent_objective="to-uniform"`` (beyond the paper) replaces "maximize NT-Xent" in the direct and
-adversarial modes by "bring the batch-centred NT-Xent to its uniform value" (see
-``losses.nt_xent_to_uniform``), closing two ways to raise NT-Xent without removing information.
+Budget modes (what L_budget is and who minimizes it) are strategy classes, one module each under
+``anonymize/budgets/`` (the interface the trainer calls: ``anonymize.budgets.base``): ``direct``,
+``adversarial``, ``supervised``, ``none`` on the static pairs (the paper and the authors' code), and
+``cross-view``, ``bottleneck``, ``supervised-clips`` on the videos' full clips. Per step the trainer
+draws the budget batch (two static clips of each video), runs the AAM on what the mode asks for (the
+static pairs; one random full clip of each video), asks the mode for its privacy term, takes one
+joint AdamW step for the AAM and the task heads, then lets the mode update its adversary.
 
 Reproducibility: every random draw of an epoch (data order, clip choice, augmentation, dropout,
 adversary restarts) comes from generators seeded by (seed, epoch, stream), and checkpoints are written
@@ -41,51 +32,77 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from anonymize import checkpoint as ckpt
+from anonymize.budgets import BudgetContext, BudgetPair, BudgetStep, VideoClips, build_budget
+from anonymize.budgets.base import (  # noqa: F401  (the stream constants are part of this module's API)
+    STREAM_AUGMENT,
+    STREAM_BUDGET,
+    STREAM_BUDGET_CLIPS,
+    STREAM_INIT,
+    STREAM_RESTART,
+    STREAM_TASK0,
+    STREAM_TORCH,
+    derived_seed,
+    generator_for,
+    train_split_std,
+)
 from anonymize.config import TrainConfig
-from anonymize.data import PairSource, RowPairs, StreamingRows, buffer_chunks, epoch_order, open_rows
-from anonymize.losses import attribute_bce, attribute_confusion, latent_consistency, nt_xent, nt_xent_to_uniform
+from anonymize.data import (
+    PairSource,
+    RowPairs,
+    StreamingRows,
+    buffer_chunks,
+    epoch_order,
+    open_rows,
+    random_row_in,
+    storage_groups,
+    two_distinct_rows_in,
+    window_rows,
+)
+from anonymize.losses import latent_consistency
 from anonymize.model import build_aam, count_parameters
 from anonymize.utility import TaskBatch, UtilityTask, build_task
 from featstore.device import resolve_device
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 
-# Streams of the per-epoch random generators (any distinct constants).
-STREAM_BUDGET, STREAM_AUGMENT, STREAM_TORCH, STREAM_RESTART, STREAM_INIT = 1, 2, 3, 4, 5
-STREAM_TASK0 = 100
 RESUMABLE_CHANGES = ("epochs", "progress", "device", "row_source", "validate_every", "out")
 
 console = Console(stderr=True)
 
 
-def derived_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+class BudgetPairSource(PairSource):
+    """The static pairs of the budget, with the videos of each batch (the clip-based budgets draw one
+    full clip of each). ``epoch_with_videos`` makes exactly the draws of ``PairSource.epoch``."""
+
+    def epoch_with_videos(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[np.ndarray, RowPairs]]:
+        groups = storage_groups(self.rows, self.offsets, self.videos)
+        for picked in epoch_order(len(self.videos), batch_size, generator, groups, buffer_chunks(self.rows)):
+            if len(picked) < 2:  # NT-Xent needs negatives: a last batch of one video is skipped
+                continue
+            videos = self.videos[picked]
+            first_rows, second_rows = two_distinct_rows_in(self.offsets, videos, generator)
+            first, first_mask = self._take(videos, first_rows)
+            second, second_mask = self._take(videos, second_rows)
+            yield videos, RowPairs(first, second, first_mask, second_mask, self.attributes[videos])
 
 
-def generator_for(*parts: int) -> torch.Generator:
-    return torch.Generator().manual_seed(derived_seed(*parts))
+class BudgetClipSource:
+    """One random full clip of each given video (raw rows; windows in the temporal mode)."""
 
+    def __init__(self, store: Store, source: str, window: int, cache_chunks: int):
+        self.offsets = store.clip_offsets()
+        self.rows = open_rows(store, "clips", source, cache_chunks)
+        self.window = window
 
-class BudgetHead(nn.Module):
-    """SPAct-style projection head for the adversarial NT-Xent budget (outputs are L2-normalized in NT-Xent)."""
-
-    def __init__(self, dim: int, hidden: int, proj: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, proj))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class AttributeAdversary(nn.Module):
-    """The supervised reference's adversary: the privacy protocol's MLP shape, Linear(d,d)-ReLU-Linear(d,A)."""
-
-    def __init__(self, dim: int, n_attributes: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, n_attributes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def draw(self, videos: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
+        """(positions in ``videos`` of the videos that have clips, their clips, the window mask or None)."""
+        positions = np.flatnonzero(self.offsets[videos + 1] > self.offsets[videos])
+        owners = videos[positions]
+        rows = random_row_in(self.offsets, owners, generator)
+        if self.window <= 0:
+            return positions, self.rows.take(rows), None
+        window, valid = window_rows(self.offsets, owners, rows, self.window)
+        return positions, self.rows.take(window.reshape(-1)).reshape(*window.shape, -1), torch.from_numpy(valid)
 
 
 def zero_residual_outputs(aam: nn.Module) -> None:
@@ -128,13 +145,15 @@ class Trainer:
             task.head.to(self.device)
             self.tasks.append(task)
         window = config.aam.context_window
-        self.pair_sources = [PairSource(self.store, "static", source=config.row_source, window=window,
-                                        cache_chunks=config.stream_cache_chunks)]
+        self.pair_sources = [BudgetPairSource(self.store, "static", source=config.row_source, window=window,
+                                              cache_chunks=config.stream_cache_chunks)]
         if config.budget_inputs == "static+clips":
             self.pair_sources.append(PairSource(self.store, "clips", source=config.row_source, window=window,
                                                 cache_chunks=config.stream_cache_chunks))
         self.static_std = self._static_std() if config.static_noise > 0 else None
-        self.adversary = self._build_adversary()
+        self.budget = build_budget(BudgetContext(self.dim, self.device, config, self.store))
+        self.clip_source = (BudgetClipSource(self.store, config.row_source, window, config.stream_cache_chunks)
+                            if self.budget.uses_clips else None)
         lr = config.scaled_lr
         groups = [{"params": list(self.aam.parameters()), "lr": lr, "weight_decay": config.weight_decay}]
         for task in self.tasks:
@@ -143,29 +162,11 @@ class Trainer:
                            "weight_decay": task.head_weight_decay if task.head_weight_decay is not None
                            else config.weight_decay})
         self.optimizer = torch.optim.AdamW(groups)
-        self.adversary_optimizer = None
-        if self.adversary is not None:
-            self.adversary_optimizer = self._adversary_optimizer()
         self.history: list[dict] = []
         self.epochs_done = 0
         self.initialized = False
 
     # ------------------------------------------------------------------ construction helpers
-    def _build_adversary(self) -> nn.Module | None:
-        config = self.config
-        if config.budget_mode == "adversarial":
-            return BudgetHead(self.dim, config.budget_hidden, config.budget_proj).to(self.device)
-        if config.budget_mode == "supervised":
-            n_attributes = self.store.array("videos/attributes").shape[1]
-            if n_attributes == 0:
-                raise FeatstoreError(f"{self.store.path} has no attribute labels: the supervised budget needs them")
-            return AttributeAdversary(self.dim, n_attributes).to(self.device)
-        return None
-
-    def _adversary_optimizer(self) -> torch.optim.Optimizer:
-        lr = self.config.budget_lr or self.config.scaled_lr
-        return torch.optim.AdamW(self.adversary.parameters(), lr=lr, weight_decay=self.config.weight_decay)
-
     def _train_rows(self, kind: str) -> np.ndarray:
         offsets = self.store.clip_offsets() if kind == "clips" else self.store.static_offsets()
         videos = self.store.split_indices("train")
@@ -173,31 +174,16 @@ class Trainer:
 
     def _static_std(self) -> torch.Tensor:
         """Per-dimension std of the train static clips, in one streaming pass (the noise scale)."""
-        array = self.store.static_embeddings
-        train = np.zeros(array.shape[0], dtype=bool)
-        train[self._train_rows("static")] = True
-        total = np.zeros(array.shape[1])
-        squares = np.zeros(array.shape[1])
-        for start, block in self.store.iter_blocks(array):
-            picked = block[train[start : start + len(block)]].astype(np.float64)
-            total += picked.sum(0)
-            squares += (picked ** 2).sum(0)
-        count = max(1, int(train.sum()))
-        variance = np.maximum(squares / count - (total / count) ** 2, 0.0)
-        return torch.from_numpy(np.sqrt(variance).astype(np.float32)).to(self.device)
+        return train_split_std(self.store, "static").to(self.device)
 
     def modules(self) -> dict[str, nn.Module]:
         modules = {"aam": self.aam}
         modules.update({f"head.{task.name}": task.head for task in self.tasks})
-        if self.adversary is not None:
-            modules["adversary"] = self.adversary
+        modules.update(self.budget.modules())
         return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        optimizers = {"main": self.optimizer}
-        if self.adversary_optimizer is not None:
-            optimizers["adversary"] = self.adversary_optimizer
-        return optimizers
+        return {"main": self.optimizer, **self.budget.optimizers()}
 
     def parameter_counts(self) -> dict[str, int]:
         return {name: count_parameters(module) for name, module in self.modules().items()}
@@ -296,56 +282,35 @@ class Trainer:
         window = self.config.aam.context_window
         return values[:, window] if values.dim() == 3 else values
 
-    def _budget_terms(self, pairs: list[tuple[str, RowPairs]], augment: torch.Generator):
-        """(privacy term for the anonymizer, adversary inputs, LC pieces) for this step's row pairs."""
-        config = self.config
-        privacy = torch.zeros((), device=self.device)
-        detached, lc_pieces = [], []
+    def _budget_pairs(self, pairs: list[tuple[str, RowPairs]], augment: torch.Generator) -> list[BudgetPair]:
+        """The step's pairs as the budget mode and latent consistency need them: the raw rows (static
+        clips augmented) when either reads them, and their AAM outputs when either reads those."""
+        anonymize_pairs = self.budget.static_inputs == "anonymized" or self.config.lc_inputs == "clips+static"
+        if not anonymize_pairs and self.budget.static_inputs == "none":
+            return []
+        result = []
         for kind, pair in pairs:
-            raw = []
-            outputs = []
+            raw, outputs = [], []
             for values, mask in ((pair.first, pair.first_mask), (pair.second, pair.second_mask)):
                 values = values.to(self.device)
                 if kind == "static":
                     values = self._augment(values, augment)
-                out = self.aam(values, None if mask is None else mask.to(self.device))
+                if anonymize_pairs:
+                    outputs.append(self._centre(self.aam(values, None if mask is None else mask.to(self.device))))
                 raw.append(self._centre(values))
-                outputs.append(self._centre(out))
-            attributes = pair.attributes.to(self.device)
-            if config.budget_mode in ("direct", "adversarial"):
-                pair = outputs if config.budget_mode == "direct" else [self.adversary(o) for o in outputs]
-                if config.ntxent_objective == "maximize":
-                    privacy = privacy - nt_xent(pair[0], pair[1], config.temperature)
-                else:
-                    privacy = privacy + nt_xent_to_uniform(pair[0], pair[1], config.temperature)
-            elif config.budget_mode == "supervised":
-                logits = self.adversary(torch.cat(outputs))
-                both = torch.cat([attributes, attributes])
-                if config.supervised_objective == "maximize":
-                    privacy = privacy - attribute_bce(logits, both)
-                else:
-                    privacy = privacy + attribute_confusion(logits, both)
-            detached.append(([o.detach() for o in outputs], attributes))
-            if kind == "static" and config.lc_inputs == "clips+static":
-                lc_pieces.extend(zip(outputs, raw))
-        return privacy / len(pairs), detached, lc_pieces
+            result.append(BudgetPair(kind, (raw[0], raw[1]), (outputs[0], outputs[1]) if anonymize_pairs else None,
+                                     pair.attributes.to(self.device)))
+        return result
 
-    def _adversary_step(self, detached) -> float:
-        config = self.config
-        total = 0.0
-        for _ in range(config.budget_steps):
-            loss = torch.zeros((), device=self.device)
-            for outputs, attributes in detached:
-                if config.budget_mode == "adversarial":
-                    loss = loss + nt_xent(self.adversary(outputs[0]), self.adversary(outputs[1]), config.temperature)
-                else:
-                    loss = loss + attribute_bce(self.adversary(torch.cat(outputs)), torch.cat([attributes, attributes]))
-            loss = loss / len(detached)
-            self.adversary_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.adversary_optimizer.step()
-            total += float(loss.detach())
-        return total / config.budget_steps
+    def _budget_clips(self, videos: np.ndarray, static_pairs: list[BudgetPair], attributes: torch.Tensor,
+                      generator: torch.Generator) -> VideoClips:
+        """One random full clip of each video of the budget batch that has clips, and its AAM output."""
+        positions, values, mask = self.clip_source.draw(videos, generator)
+        values = values.to(self.device)
+        out = self.aam(values, None if mask is None else mask.to(self.device))
+        picked = torch.from_numpy(positions).to(self.device)
+        raw_static = static_pairs[0].raw[0][picked] if static_pairs else None
+        return VideoClips(self._centre(values), self._centre(out), raw_static, attributes.to(self.device)[picked])
 
     def _task_iterators(self, epoch: int) -> list[Iterator[TaskBatch]]:
         def cycle(index: int, task: UtilityTask) -> Iterator[TaskBatch]:
@@ -361,21 +326,13 @@ class Trainer:
 
         return [cycle(i, task) for i, task in enumerate(self.tasks)]
 
-    def restart_adversary(self, epoch: int) -> None:
-        torch.manual_seed(derived_seed(self.config.seed, epoch, STREAM_RESTART))
-        for module in self.adversary.modules():
-            if isinstance(module, nn.Linear):
-                module.reset_parameters()
-        self.adversary_optimizer = self._adversary_optimizer()
-
     def train_epoch(self, epoch: int) -> dict:
         config = self.config
-        if (self.adversary is not None and config.budget_restart_every > 0 and epoch > 0
-                and epoch % config.budget_restart_every == 0):
-            self.restart_adversary(epoch)
+        self.budget.on_epoch_start(epoch)
         torch.manual_seed(derived_seed(config.seed, epoch, STREAM_TORCH))
         budget_generator = generator_for(config.seed, epoch, STREAM_BUDGET)
         augment_generator = generator_for(config.seed, epoch, STREAM_AUGMENT)
+        clip_generator = generator_for(config.seed, epoch, STREAM_BUDGET_CLIPS)
         task_iterators = self._task_iterators(epoch)
         self.aam.train()
         for task in self.tasks:
@@ -383,27 +340,29 @@ class Trainer:
         sums: dict[str, float] = {}
         steps = rows = 0
         started = time.perf_counter()
-        pair_epochs = [iter(source.epoch(config.batch_size, budget_generator)) for source in self.pair_sources]
-        kinds = ["static", "clips"][: len(self.pair_sources)]
-        for first_pairs in pair_epochs[0]:
-            pairs = [("static", first_pairs)]
-            for kind, iterator in zip(kinds[1:], pair_epochs[1:]):
+        static_epoch = self.pair_sources[0].epoch_with_videos(config.batch_size, budget_generator)
+        clip_pair_epochs = [iter(source.epoch(config.batch_size, budget_generator)) for source in self.pair_sources[1:]]
+        for videos, static_pairs in static_epoch:
+            pairs = [("static", static_pairs)]
+            for iterator in clip_pair_epochs:
                 following = next(iterator, None)
                 if following is not None:
-                    pairs.append((kind, following))
-            if config.budget_mode == "none":
-                privacy, detached = torch.zeros((), device=self.device), []
-                lc_pieces = []
-                if config.lc_inputs == "clips+static":
-                    _, _, lc_pieces = self._budget_terms(pairs, augment_generator)
-            else:
-                privacy, detached, lc_pieces = self._budget_terms(pairs, augment_generator)
+                    pairs.append(("clips", following))
+            step = BudgetStep(self._budget_pairs(pairs, augment_generator), None)
+            if self.budget.uses_clips:
+                step.clips = self._budget_clips(videos, step.pairs, static_pairs.attributes, clip_generator)
+            privacy, adversary_inputs = self.budget.privacy_term(step)
+            lc_pieces = []
+            if config.lc_inputs == "clips+static":
+                for pair in step.pairs:
+                    if pair.kind == "static":
+                        lc_pieces.extend(zip(pair.anonymized, pair.raw))
             utility = torch.zeros((), device=self.device)
             task_losses = {}
             for task, iterator in zip(self.tasks, task_iterators):
                 batch = next(iterator).to(self.device)
                 out = self.aam(batch.embeddings, batch.mask)
-                loss = task.loss(out, batch)
+                loss = task.loss(self.budget.utility_input(out), batch)
                 utility = utility + task.weight * loss
                 task_losses[task.name] = float(loss.detach())
                 if batch.mask is None or batch.centre is not None:
@@ -419,8 +378,10 @@ class Trainer:
                 if task.grad_clip is not None:
                     nn.utils.clip_grad_norm_(task.head.parameters(), task.grad_clip)
             self.optimizer.step()
-            adversary_loss = self._adversary_step(detached) if self.adversary is not None and detached else math.nan
+            adversary_loss = self.budget.adversary_step(adversary_inputs)
             rows += sum(2 * pair.first.shape[0] for _, pair in pairs)
+            if step.clips is not None:
+                rows += step.clips.raw.shape[0]
             step_values = {"loss": float(total.detach()), "utility": float(utility.detach()),
                            "privacy": float(privacy.detach()), "lc": float(lc.detach()), "adversary": adversary_loss,
                            **{f"task.{k}": v for k, v in task_losses.items()}}

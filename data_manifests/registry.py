@@ -13,6 +13,8 @@ from pathlib import Path
 from data_manifests.schema import Manifest, ManifestError
 
 DEFAULT_SYNTH_ROOT = Path("data/synth")
+# The same four parts in the "variant" style (featstore.synth.STYLES): other colours, textures, sizes, speeds.
+VARIANT_SYNTH_ROOT = Path("data/synth-variant")
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,23 @@ def resolve_dataset(name_or_path: str, data_root: str | Path | None = None, fold
     return manifest
 
 
-def _synthetic_builder(part: str) -> Callable[[Path, int], Manifest]:
+def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int], Manifest]:
+    """A synthetic part in one style preset; generated (with the preset's seed) if its manifest is absent."""
+
     def build(root: Path, fold: int) -> Manifest:
-        from featstore.synth import SynthConfig, generate_synthetic, manifest_path
+        from featstore.synth import generate_synthetic, manifest_path, part_name, preset_config
 
         path = manifest_path(root, part)
         if not path.is_file():
-            generate_synthetic(root, SynthConfig())
-        return Manifest.load(path)
+            generate_synthetic(root, preset_config(style))
+        manifest = Manifest.load(path)
+        expected = part_name(part, style)
+        if manifest.header.name != expected:
+            found = manifest.header.name
+            use = f"--dataset {found} or " if found in _DATASETS else ""
+            raise ManifestError(f"{root} holds the synthetic dataset {found!r}, not {expected!r}: pass "
+                                f"{use}--dataset {path}, or another --data-root")
+        return manifest
 
     return build
 
@@ -130,6 +141,11 @@ def _register_builtins() -> None:
     }
     for name, description in synthetic_parts.items():
         register_dataset(DatasetEntry(name, description, _synthetic_builder(name), DEFAULT_SYNTH_ROOT))
+    for part, description in synthetic_parts.items():
+        variant = part.replace("synthetic", "synthetic-variant", 1)
+        register_dataset(DatasetEntry(variant, f"{part} in the 'variant' style (other colours, textures, sizes, "
+                                      "speeds; seed 7), generated on first use", _synthetic_builder(part, "variant"),
+                                      VARIANT_SYNTH_ROOT))
     register_dataset(DatasetEntry("ucf101", "UCF101 (classInd.txt + trainlist/testlist 01-03); --fold 1..3", _ucf101))
     register_dataset(DatasetEntry("hmdb51", "HMDB51 (official split files); --fold 1..3", _hmdb51))
     for name, (module, function, description) in _PUBLIC_DATASETS.items():

@@ -29,6 +29,9 @@ Definitions (docs/evaluate.md repeats them):
   area of the part of the unit square above the reference. Only front points can add area, so
   dominated points and duplicates do not change it; a point with u_i <= r_u or q_i <= r_q adds
   nothing; no points: 0. In 1 (the whole square) only when some point reaches (1, 1).
+- **Leakage removed** by an anonymizer: ``(raw - anon) / (raw - chance)`` of the raw and anonymized
+  cMAPs and the chance cMAP: 1 = down to chance, 0 = nothing removed, < 0 = more leakage, > 1 = below
+  chance. Undefined (``nan``) when the raw features leak nothing (raw <= chance) or an input is nan.
 """
 
 from __future__ import annotations
@@ -227,3 +230,12 @@ def normalized_hypervolume(points, reference: Sequence[float] = (0.0, 0.0)) -> f
             area += (u - ref[0]) * (q - covered_q)
             covered_q = q
     return float(area / ((1.0 - ref[0]) * (1.0 - ref[1])))
+
+
+def leakage_removed(raw_cmap: float, anon_cmap: float, chance: float) -> float:
+    """Share of the raw features' leakage above chance that anonymization removed:
+    ``(raw - anon) / (raw - chance)``; ``nan`` (not an error) when raw <= chance or an input is nan."""
+    raw, anon, chance = float(raw_cmap), float(anon_cmap), float(chance)
+    if math.isnan(raw) or math.isnan(anon) or math.isnan(chance) or raw <= chance:
+        return math.nan
+    return (raw - anon) / (raw - chance)

@@ -21,22 +21,29 @@ err_console = Console(stderr=True)
 @app.command()
 def synth(
     out: Path = typer.Option(Path("data/synth"), help="Folder for the generated videos, images and manifests."),
-    seed: Optional[int] = typer.Option(None, help="Random seed [default: 0, or the config file's]; same seed, same bytes."),
-    config: Optional[Path] = typer.Option(None, help="JSON file of SynthConfig fields (sizes, lengths) to override."),
+    seed: Optional[int] = typer.Option(
+        None, help="Random seed (default: the config file's, else the style's: 0 default, 7 variant); same seed, "
+        "same bytes."),
+    config: Optional[Path] = typer.Option(None, help="JSON file of SynthConfig fields (sizes, lengths, style) to override."),
+    style: Optional[str] = typer.Option(
+        None, help="Look and motion preset: default, or variant (other colours, textures, sizes, speeds; "
+        "registered as --dataset synthetic-variant*, default folder data/synth-variant) "
+        "(default: the config file's, else default)."),
 ) -> None:
     """Generate the built-in synthetic video dataset (mp4 files + manifests)."""
     from featstore.synth import generate_synthetic
 
-    paths = generate_synthetic(out, synth_config(seed, config))
+    paths = generate_synthetic(out, synth_config(seed, config, style))
     for part, path in paths.items():
         console.print(f"{part}: {path}")
 
 
-def synth_config(seed: int | None, config_file: Path | None):
-    """SynthConfig from an optional JSON file of its fields (unknown fields are an error), then --seed."""
+def synth_config(seed: int | None, config_file: Path | None, style: str | None = None):
+    """SynthConfig from an optional JSON file of its fields (unknown fields are an error), then --style and
+    --seed; without a seed anywhere the style preset's own seed is used."""
     import dataclasses
 
-    from featstore.synth import SynthConfig
+    from featstore.synth import STYLE_SEEDS, SynthConfig, SynthStyle
 
     fields = {}
     if config_file is not None:
@@ -50,8 +57,14 @@ def synth_config(seed: int | None, config_file: Path | None):
         unknown = sorted(set(fields) - known)
         if unknown:
             raise FeatstoreError(f"unknown synthetic config fields {unknown} (known: {', '.join(sorted(known))})")
+    if style is not None:
+        fields["style"] = style
+    if "style" in fields:
+        fields["style"] = SynthStyle.from_json(fields["style"])
     if seed is not None:
         fields["seed"] = seed
+    elif "seed" not in fields and "style" in fields:
+        fields["seed"] = STYLE_SEEDS.get(fields["style"].name, 0)
     return SynthConfig(**fields)
 
 

@@ -16,6 +16,12 @@ The structure is built so that privacy and utility are separable by construction
   appearance only, fixed per subject, and assigned with a balanced design that makes them
   independent of the action labels (every class sees both values of every attribute equally often).
 
+How the dataset looks and moves (colours, textures, sizes, speeds, motion profiles) is a ``SynthStyle``
+held by ``SynthConfig.style``: ``STYLES["default"]`` (what every default is tuned on) or the preset
+``STYLES["variant"]`` (seed 7 by default; dataset names ``synthetic-variant``, ``synthetic-variant-tad``,
+...), with the same classes, attributes, balance and splits. A non-default style is recorded in the
+manifests (name and description) and in ``synth_config.json``.
+
 Everything is drawn from ``np.random.default_rng`` seeded with ``(seed, part, index)``, so each file
 depends only on the config and its own index; two runs with the same config give byte-identical
 files. See ``data_manifests/README.md`` for the full description.
@@ -27,7 +33,8 @@ import colorsys
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,9 +49,13 @@ __all__ = [
     "CLASS_NAMES",
     "GENERATOR_VERSION",
     "PARTS",
+    "STYLES",
     "SynthConfig",
+    "SynthStyle",
     "generate_synthetic",
     "manifest_path",
+    "part_name",
+    "preset_config",
 ]
 
 GENERATOR_VERSION = 2  # 2: trimmed classes share one subject run per split
@@ -69,9 +80,6 @@ _MIRROR = {MOVE_LEFT: MOVE_RIGHT, MOVE_RIGHT: MOVE_LEFT, MOVE_UP: MOVE_DOWN, MOV
 # the per-part plans (splits, subjects, labels, lengths) use [seed, _PLAN, part_code].
 _TRIMMED, _TAD, _AD, _IMAGES, _SUBJECT, _PLAN = 1, 2, 3, 4, 5, 6
 
-_S_MIN, _S_MAX = 0.7, 1.4          # actor scale range (all parts)
-_SIZE_MIN, _SIZE_MAX = 0.9, 1.1    # per-identity body size factor
-_ACTOR_FRAC = 0.16                 # actor "radius" R as a fraction of min(height, width)
 _SPRITE_EXTENT = 0.95              # every sprite pixel lies within this many R of the pivot
 _SUPERSAMPLE = 3                   # sprite pixels per output pixel at scale 1
 _MIN_GAP = 4                       # minimum idle frames between TAD segments
@@ -79,6 +87,221 @@ _MIN_GAP = 4                       # minimum idle frames between TAD segments
 # different bytes for identical frames depending on what was encoded before in the same process.
 _X264_OPTIONS = {"crf": "20", "preset": "veryfast", "threads": "1",
                  "x264-params": "mbtree=0:rc-lookahead=0:b-adapt=0:scenecut=0"}
+
+
+# ---------------------------------------------------------------------------------------------- style
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SynthStyle:
+    """How the dataset looks and moves: colours, textures, sizes and speeds (the structure — classes,
+    attributes, balance, splits — is the same for every style).
+
+    Ranges are inclusive ``(low, high)`` pairs a value is drawn uniformly from. Hues, saturations and
+    values are HSV in 0..1; sizes are in units of the actor radius R unless said otherwise. The defaults
+    are the ``default`` style (the dataset every default is tuned on); ``STYLES["variant"]`` is a second
+    preset. Every value is validated on construction; a bad one raises a one-line ``FeatstoreError``.
+    """
+
+    name: str = "default"
+    # -- colours: skin (attribute skin_tone: light = low ramp position, dark = high)
+    skin_light: tuple[float, float, float] = (250.0, 218.0, 190.0)   # RGB at ramp position 0
+    skin_dark: tuple[float, float, float] = (72.0, 44.0, 28.0)       # RGB at ramp position 1
+    skin_light_ramp: Range = (0.0, 0.3)    # ramp positions of light-skinned actors
+    skin_dark_ramp: Range = (0.7, 1.0)     # ramp positions of dark-skinned actors
+    skin_jitter: float = 8.0               # +- per RGB channel
+    # -- colours: clothing (hue is uniform over the colour wheel)
+    cloth_saturation: Range = (0.35, 0.8)
+    cloth_value: Range = (0.35, 0.85)
+    stripe_mix: float = 0.3                # share of the clothing colour in the stripe colour
+    # -- colours: indoor scene (wall hues are uniform over the colour wheel)
+    wall_saturation: Range = (0.08, 0.3)
+    wall_value: Range = (0.6, 0.92)
+    floor_hue: Range = (0.02, 0.12)
+    floor_saturation: Range = (0.2, 0.45)
+    floor_value: Range = (0.3, 0.55)
+    indoor_horizon: Range = (0.62, 0.8)    # floor starts at this fraction of the height
+    # -- colours and texture: outdoor scene
+    sky_hue: Range = (0.55, 0.62)
+    sky_saturation: Range = (0.3, 0.55)
+    sky_value: Range = (0.8, 1.0)
+    outdoor_horizon: Range = (0.25, 0.45)
+    ground_hue: Range = (0.12, 0.33)
+    ground_saturation: Range = (0.35, 0.65)
+    ground_value: Range = (0.35, 0.6)
+    ground_relief: Range = (0.7, 1.3)      # brightness factor of the coarse ground pattern
+    ground_cells: int = 8                  # the coarse pattern is a cells x cells grid, upsampled
+    ground_grain: float = 14.0             # std of the per-pixel ground noise (RGB levels)
+    # -- textures: clothing stripes (attribute clothing_texture)
+    stripe_period: Range = (0.24, 0.32)    # in R
+    stripe_angle: float = 0.0              # degrees; 0 = horizontal bands
+    # -- sizes
+    actor_frac: float = 0.16               # R as a fraction of min(height, width)
+    body_size: Range = (0.9, 1.1)          # per-identity size factor
+    scale: Range = (0.7, 1.4)              # per-frame actor scale (the state's scale stays in this range)
+    body_width: float = 0.42               # body half-width (ellipse semi-axis; the rectangle has equal area)
+    body_height: float = 0.62              # body half-height
+    body_center: float = 0.28              # body centre below the pivot
+    head_radius: float = 0.3
+    hand_radius: float = 0.12
+    # -- speeds and motion patterns (pixel values are at 96 px and scale with min(height, width) / 96)
+    move_speed: Range = (0.45, 0.7)        # px/frame
+    rotate_speed: Range = (0.045, 0.075)   # rad/frame
+    scale_speed: Range = (0.007, 0.011)    # log-scale/frame
+    ramp_power: float = 1.0                # move/rotate/grow/shrink progress ~ (t / T) ** p (1: constant speed)
+    bounce_height: Range = (0.1, 0.16)     # fraction of min(height, width)
+    bounce_period: Range = (10.0, 16.0)    # frames
+    bounce_power: float = 1.0              # height profile |sin| ** p (1: hops, 2: smooth bobbing)
+    orbit_radius: Range = (0.09, 0.14)     # fraction of min(height, width)
+    orbit_period: Range = (22.0, 36.0)     # frames
+    orbit_aspect: float = 1.0              # vertical / horizontal radius (1: circle)
+    tremor_position: float = 0.3           # px, per sine component (two per axis)
+    tremor_angle: float = 0.015            # rad, per sine component
+
+    def __post_init__(self) -> None:
+        def fail(message: str) -> None:
+            raise FeatstoreError(f"SynthStyle.{message}")
+
+        if not isinstance(self.name, str) or not _STYLE_NAME.fullmatch(self.name):
+            fail(f"name must be 1-32 lowercase letters, digits, '_' or '-' (starting with a letter), got {self.name!r}")
+        for f in fields(self):
+            if f.name == "name":
+                continue
+            value = getattr(self, f.name)
+            rule = _STYLE_RULES[f.name]
+            kind, lo, hi = rule
+            if kind == "int":
+                if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                    fail(f"{f.name} must be an integer in {lo}..{hi}, got {value!r}")
+                continue
+            size = {"num": 0, "range": 2, "rgb": 3}[kind]
+            items = [value] if size == 0 else value
+            if size and (not isinstance(value, (tuple, list)) or len(value) != size):
+                fail(f"{f.name} must be a list of {size} numbers, got {value!r}")
+            if any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in items):
+                fail(f"{f.name} must hold finite numbers, got {value!r}")
+            if not all(lo <= x <= hi for x in items):
+                fail(f"{f.name} must lie in [{lo:g}, {hi:g}], got {value!r}")
+            if kind == "range" and items[0] > items[1]:
+                fail(f"{f.name} must be a (low, high) pair with low <= high, got {value!r}")
+            object.__setattr__(self, f.name, float(value) if size == 0 else tuple(float(x) for x in items))
+        if self.skin_light_ramp[1] >= self.skin_dark_ramp[0]:
+            fail(f"skin_light_ramp {self.skin_light_ramp} must end below skin_dark_ramp {self.skin_dark_ramp} "
+                 "(light and dark skin must not overlap)")
+        extent = _figure_extent(self)
+        if extent > _SPRITE_EXTENT:
+            fail(f"body proportions reach {extent:.3f} R from the pivot; the figure must fit in {_SPRITE_EXTENT} R")
+        preset = STYLES.get(self.name)
+        if preset is not None and preset != self:
+            fail(f"name {self.name!r} is a preset's name but the values differ from it; give a modified style "
+                 "another name")
+
+    @classmethod
+    def from_json(cls, value) -> SynthStyle:
+        """A style from a preset name, a JSON object of fields (unknown fields are an error) or a style."""
+        if isinstance(value, SynthStyle):
+            return value
+        if isinstance(value, str):
+            if value not in STYLES:
+                raise FeatstoreError(f"unknown synthetic style {value!r} (known: {', '.join(STYLES)})")
+            return STYLES[value]
+        if isinstance(value, dict):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise FeatstoreError(f"unknown SynthStyle fields {unknown} (known: {', '.join(sorted(known))})")
+            if "name" not in value:
+                raise FeatstoreError("a synthetic style given as fields needs a 'name' (not a preset's name unless "
+                                     "it is that preset)")
+            return cls(**value)
+        raise FeatstoreError(f"a synthetic style must be a preset name or an object of SynthStyle fields, "
+                             f"got {value!r}")
+
+    def to_json(self) -> dict:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+
+_STYLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_RGB = ("rgb", 0.0, 255.0)
+_UNIT = ("range", 0.0, 1.0)
+_STYLE_RULES: dict[str, tuple[str, float, float]] = {
+    "skin_light": _RGB, "skin_dark": _RGB, "skin_light_ramp": _UNIT, "skin_dark_ramp": _UNIT,
+    "skin_jitter": ("num", 0.0, 64.0),
+    "cloth_saturation": _UNIT, "cloth_value": _UNIT, "stripe_mix": ("num", 0.0, 1.0),
+    "wall_saturation": _UNIT, "wall_value": _UNIT, "floor_hue": _UNIT, "floor_saturation": _UNIT,
+    "floor_value": _UNIT, "indoor_horizon": ("range", 0.05, 0.95),
+    "sky_hue": _UNIT, "sky_saturation": _UNIT, "sky_value": _UNIT, "outdoor_horizon": ("range", 0.05, 0.95),
+    "ground_hue": _UNIT, "ground_saturation": _UNIT, "ground_value": _UNIT,
+    "ground_relief": ("range", 0.0, 4.0), "ground_cells": ("int", 2, 64), "ground_grain": ("num", 0.0, 64.0),
+    "stripe_period": ("range", 0.05, 2.0), "stripe_angle": ("num", -180.0, 180.0),
+    "actor_frac": ("num", 0.04, 0.3), "body_size": ("range", 0.5, 2.0), "scale": ("range", 0.25, 4.0),
+    "body_width": ("num", 0.1, 0.8), "body_height": ("num", 0.1, 0.8), "body_center": ("num", -0.5, 0.5),
+    "head_radius": ("num", 0.05, 0.6), "hand_radius": ("num", 0.02, 0.4),
+    "move_speed": ("range", 0.0, 10.0), "rotate_speed": ("range", 0.0, 1.0), "scale_speed": ("range", 0.0, 0.2),
+    "ramp_power": ("num", 0.25, 4.0),
+    "bounce_height": ("range", 0.0, 0.5), "bounce_period": ("range", 2.0, 1000.0), "bounce_power": ("num", 0.25, 4.0),
+    "orbit_radius": ("range", 0.0, 0.5), "orbit_period": ("range", 2.0, 1000.0), "orbit_aspect": ("num", 0.2, 5.0),
+    "tremor_position": ("num", 0.0, 5.0), "tremor_angle": ("num", 0.0, 0.5),
+}
+_RECT = 0.886  # rectangle half-sides = ellipse semi-axes x this (same area: sqrt(pi / 4))
+
+
+def _figure_extent(style: SynthStyle) -> float:
+    """The farthest point of either body shape (with head and hands) from the pivot, in body units."""
+    theta = np.linspace(0, 2 * math.pi, 721)
+    cy = style.body_center
+    extent = 0.0
+    for a, b, body in ((style.body_width, style.body_height,
+                        float(np.max(np.hypot(style.body_width * np.cos(theta),
+                                              cy + style.body_height * np.sin(theta))))),
+                       (style.body_width * _RECT, style.body_height * _RECT,
+                        math.hypot(style.body_width * _RECT, abs(cy) + style.body_height * _RECT))):
+        head = abs(cy - b - 0.8 * style.head_radius) + style.head_radius
+        hands = math.hypot(a + 0.08, cy + 0.1) + style.hand_radius
+        extent = max(extent, body, head, hands)
+    return extent
+
+
+STYLES: dict[str, SynthStyle] = {}
+STYLES["default"] = SynthStyle()
+# Another look and motion for the same structure: tanned/darker skin ramp, more saturated clothes with
+# coarser diagonal stripes, purple indoor floors and sandy outdoor ground under a low cyan sky, a smaller
+# and slimmer actor, faster turns and moves that accelerate, softer bobbing and elliptical orbits.
+STYLES["variant"] = SynthStyle(
+    name="variant",
+    skin_light=(238.0, 200.0, 166.0), skin_dark=(92.0, 56.0, 36.0),
+    skin_light_ramp=(0.0, 0.35), skin_dark_ramp=(0.65, 1.0), skin_jitter=12.0,
+    cloth_saturation=(0.5, 0.95), cloth_value=(0.4, 0.9), stripe_mix=0.4,
+    wall_saturation=(0.15, 0.4), wall_value=(0.5, 0.85),
+    floor_hue=(0.75, 0.92), floor_saturation=(0.25, 0.5), floor_value=(0.3, 0.5), indoor_horizon=(0.55, 0.72),
+    sky_hue=(0.5, 0.56), sky_saturation=(0.4, 0.7), sky_value=(0.75, 0.95), outdoor_horizon=(0.35, 0.52),
+    ground_hue=(0.07, 0.14), ground_saturation=(0.3, 0.55), ground_value=(0.45, 0.7),
+    ground_relief=(0.8, 1.2), ground_cells=5, ground_grain=10.0,
+    stripe_period=(0.34, 0.44), stripe_angle=35.0,
+    actor_frac=0.145, body_size=(0.85, 1.15), scale=(0.75, 1.35),
+    body_width=0.36, body_height=0.58, body_center=0.3, head_radius=0.27, hand_radius=0.1,
+    move_speed=(0.55, 0.8), rotate_speed=(0.06, 0.1), scale_speed=(0.006, 0.009), ramp_power=1.5,
+    bounce_height=(0.07, 0.12), bounce_period=(14.0, 22.0), bounce_power=2.0,
+    orbit_radius=(0.07, 0.11), orbit_period=(16.0, 28.0), orbit_aspect=0.7,
+    tremor_position=0.45, tremor_angle=0.02,
+)
+# Each preset's seed when none is given (other seeds than the default's: no draw is shared with it).
+STYLE_SEEDS = {"default": 0, "variant": 7}
+
+
+def part_name(part: str, style: str | SynthStyle = "default") -> str:
+    """The dataset name of one part in a style: ``synthetic-tad`` -> ``synthetic-variant-tad``."""
+    name = style.name if isinstance(style, SynthStyle) else style
+    if part not in PARTS:
+        raise FeatstoreError(f"unknown synthetic part {part!r} (known: {', '.join(PARTS)})")
+    return part if name == "default" else part.replace("synthetic", f"synthetic-{name}", 1)
+
+
+def preset_config(style: str = "default", **overrides) -> SynthConfig:
+    """The SynthConfig of a named style preset, with that preset's default seed."""
+    preset = SynthStyle.from_json(style)
+    return SynthConfig(**{"seed": STYLE_SEEDS.get(preset.name, 0), "style": preset, **overrides})
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -121,10 +344,15 @@ class SynthConfig:
     # still images ("synthetic-images")
     image_train: int = 200
     image_test: int = 100
+    # how it looks and moves: a SynthStyle, a preset name ("default", "variant") or a JSON object of fields
+    style: SynthStyle = field(default_factory=SynthStyle)
 
     def __post_init__(self) -> None:
+        self.style = SynthStyle.from_json(self.style)
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "style":
+                continue
             if f.name in ("fps", "ad_anomaly_fraction"):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise FeatstoreError(f"SynthConfig.{f.name} must be a number, got {value!r}")
@@ -167,9 +395,18 @@ class SynthConfig:
         need(self.ad_max_intervals >= 1, f"ad_max_intervals must be >= 1, got {self.ad_max_intervals}")
         need(self.ad_min_anomaly_frames + 16 <= self.ad_min_frames,
              f"ad_min_frames ({self.ad_min_frames}) must be at least ad_min_anomaly_frames + 16")
+        geo = _Geometry.of(self)
+        need(min(geo.width, geo.height) - 2 * geo.margin >= 8,
+             f"a {self.width}x{self.height} frame leaves no room to move an actor of style {self.style.name!r} "
+             f"(margin {geo.margin} px); use a larger frame or a smaller actor_frac / scale")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The fields as JSON; ``style`` only when it is not the default (so default datasets keep their bytes)."""
+        out = asdict(self)
+        del out["style"]
+        if self.style != SynthStyle():
+            out["style"] = self.style.to_json()
+        return out
 
 
 def manifest_path(root: Path, part: str) -> Path:
@@ -188,23 +425,25 @@ class _Geometry:
     speed: float       # pixel-speed scale: min(H, W) / 96
     margin: int        # actor centre stays in [margin, size - margin]
     window: int        # side of the square window that always holds the whole actor
+    style: SynthStyle
 
     @classmethod
     def of(cls, config: SynthConfig) -> _Geometry:
+        style = config.style
         side = min(config.height, config.width)
-        radius = _ACTOR_FRAC * side
-        margin = int(math.ceil(_SPRITE_EXTENT * radius * _SIZE_MAX * _S_MAX)) + 1
-        return cls(config.height, config.width, radius, side / 96.0, margin, 2 * margin + 2)
+        radius = style.actor_frac * side
+        margin = int(math.ceil(_SPRITE_EXTENT * radius * style.body_size[1] * style.scale[1])) + 1
+        return cls(config.height, config.width, radius, side / 96.0, margin, 2 * margin + 2, style)
 
     @property
     def side(self) -> int:
         return min(self.height, self.width)
 
     def lows(self) -> np.ndarray:
-        return np.array([self.margin, self.margin, math.log(_S_MIN)])
+        return np.array([self.margin, self.margin, math.log(self.style.scale[0])])
 
     def highs(self) -> np.ndarray:
-        return np.array([self.width - self.margin, self.height - self.margin, math.log(_S_MAX)])
+        return np.array([self.width - self.margin, self.height - self.margin, math.log(self.style.scale[1])])
 
 
 # ---------------------------------------------------------------------------------------------- appearance
@@ -246,28 +485,28 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float64) * 255.0
 
 
-_SKIN_LIGHT = np.array([250.0, 218.0, 190.0])
-_SKIN_DARK = np.array([72.0, 44.0, 28.0])
-
-
 def _make_identity(attributes: list[int], rng: np.random.Generator, geo: _Geometry) -> _Identity:
+    style = geo.style
     skin_dark, _, _, _ = attributes
-    t = rng.uniform(0.7, 1.0) if skin_dark else rng.uniform(0.0, 0.3)
-    skin = np.clip(_SKIN_LIGHT + t * (_SKIN_DARK - _SKIN_LIGHT) + rng.uniform(-8, 8, 3), 0, 255)
-    cloth_v = rng.uniform(0.35, 0.85)
-    cloth = _hsv(rng.uniform(), rng.uniform(0.35, 0.8), cloth_v)
-    stripe = cloth * 0.3 if cloth_v > 0.6 else cloth * 0.3 + 0.7 * 245.0
+    t = rng.uniform(*style.skin_dark_ramp) if skin_dark else rng.uniform(*style.skin_light_ramp)
+    light, dark = np.array(style.skin_light), np.array(style.skin_dark)
+    skin = np.clip(light + t * (dark - light) + rng.uniform(-style.skin_jitter, style.skin_jitter, 3), 0, 255)
+    cloth_v = rng.uniform(*style.cloth_value)
+    cloth = _hsv(rng.uniform(), rng.uniform(*style.cloth_saturation), cloth_v)
+    mix = style.stripe_mix
+    stripe = cloth * mix if cloth_v > 0.6 else cloth * mix + (1.0 - mix) * 245.0
     identity = _Identity(
         attributes=list(attributes), skin=skin, cloth=cloth, stripe=stripe,
-        stripe_period=rng.uniform(0.24, 0.32), stripe_phase=rng.uniform(),
-        size=rng.uniform(_SIZE_MIN, _SIZE_MAX),
+        stripe_period=rng.uniform(*style.stripe_period), stripe_phase=rng.uniform(),
+        size=rng.uniform(*style.body_size),
     )
-    identity.sprite = _render_sprite(identity, geo.radius)
+    identity.sprite = _render_sprite(identity, geo.radius, style)
     return identity
 
 
-def _render_sprite(ident: _Identity, radius: float) -> np.ndarray:
+def _render_sprite(ident: _Identity, radius: float, style: SynthStyle | None = None) -> np.ndarray:
     """Premultiplied RGBA sprite at ``_SUPERSAMPLE`` px per output px, antialiased 2x2, zero border."""
+    style = style or SynthStyle()
     _, round_body, striped, _ = ident.attributes
     unit = radius * ident.size                      # pixels per body unit at scale 1
     k = _SUPERSAMPLE
@@ -275,21 +514,25 @@ def _render_sprite(ident: _Identity, radius: float) -> np.ndarray:
     fine = 2 * n_in
     coords = (np.arange(fine) + 0.5) / (2 * k) - n_in / (2 * k)   # output pixels at scale 1
     v, u = np.meshgrid(coords / unit, coords / unit, indexing="ij")  # body units
-    body_cy = 0.28
+    body_cy = style.body_center
     if round_body:
-        a, b = 0.42, 0.62
+        a, b = style.body_width, style.body_height
         body = (u / a) ** 2 + ((v - body_cy) / b) ** 2 <= 1.0
     else:
-        a, b = 0.42 * 0.886, 0.62 * 0.886           # same area as the ellipse
+        a, b = style.body_width * _RECT, style.body_height * _RECT   # same area as the ellipse
         body = (np.abs(u) <= a) & (np.abs(v - body_cy) <= b)
-    head_r = 0.3
+    head_r = style.head_radius
     head_cy = body_cy - b - 0.8 * head_r
     head = u ** 2 + (v - head_cy) ** 2 <= head_r ** 2
-    hand_r = 0.12
+    hand_r = style.hand_radius
     hands = ((np.abs(u) - (a + 0.08)) ** 2 + (v - body_cy - 0.1) ** 2) <= hand_r ** 2
     shade = (1.0 - 0.18 * np.clip(u / a, -1, 1) ** 2)[..., None]
     if striped:
-        band = np.floor((v - body_cy) / ident.stripe_period + ident.stripe_phase) % 2 == 0
+        across = v - body_cy
+        if style.stripe_angle:  # bands turned by stripe_angle degrees
+            turn = math.radians(style.stripe_angle)
+            across = across * math.cos(turn) + u * math.sin(turn)
+        band = np.floor(across / ident.stripe_period + ident.stripe_phase) % 2 == 0
         cloth = np.where(band[..., None], ident.cloth, ident.stripe) * shade
     else:
         cloth = ident.cloth * shade
@@ -319,27 +562,30 @@ def _resize_bilinear(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return top * (1 - wy) + bottom * wy
 
 
-def _render_background(outdoor: int, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def _render_background(outdoor: int, rng: np.random.Generator, height: int, width: int,
+                       style: SynthStyle | None = None) -> np.ndarray:
     """Indoor: smooth two-colour wall gradient over a plain floor. Outdoor: sky over a noisy ground."""
+    st = style or SynthStyle()
     yy, xx = np.meshgrid(np.arange(height) / height, np.arange(width) / width, indexing="ij")
     if not outdoor:
         angle = rng.uniform(0, 2 * math.pi)
         ramp = (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) / 0.71 * 0.5 + 0.5
-        c1 = _hsv(rng.uniform(), rng.uniform(0.08, 0.3), rng.uniform(0.6, 0.92))
-        c2 = _hsv(rng.uniform(), rng.uniform(0.08, 0.3), rng.uniform(0.6, 0.92))
+        c1 = _hsv(rng.uniform(), rng.uniform(*st.wall_saturation), rng.uniform(*st.wall_value))
+        c2 = _hsv(rng.uniform(), rng.uniform(*st.wall_saturation), rng.uniform(*st.wall_value))
         wall = c1 + ramp[..., None] * (c2 - c1)
-        floor_c = _hsv(rng.uniform(0.02, 0.12), rng.uniform(0.2, 0.45), rng.uniform(0.3, 0.55))
+        floor_c = _hsv(rng.uniform(*st.floor_hue), rng.uniform(*st.floor_saturation), rng.uniform(*st.floor_value))
         floor = floor_c * (0.85 + 0.3 * yy[..., None])
-        horizon = rng.uniform(0.62, 0.8)
+        horizon = rng.uniform(*st.indoor_horizon)
         image = np.where((yy >= horizon)[..., None], floor, wall)
     else:
-        horizon = rng.uniform(0.25, 0.45)
-        sky_top = _hsv(rng.uniform(0.55, 0.62), rng.uniform(0.3, 0.55), rng.uniform(0.8, 1.0))
+        horizon = rng.uniform(*st.outdoor_horizon)
+        sky_top = _hsv(rng.uniform(*st.sky_hue), rng.uniform(*st.sky_saturation), rng.uniform(*st.sky_value))
         sky_low = sky_top * 0.5 + 0.5 * 245.0
         sky = sky_top + (yy / horizon)[..., None] * (sky_low - sky_top)
-        ground_c = _hsv(rng.uniform(0.12, 0.33), rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.6))
-        coarse = _resize_bilinear(rng.uniform(0.7, 1.3, (8, 8)), height, width)
-        fine = rng.normal(0.0, 14.0, (height, width, 3))
+        ground_c = _hsv(rng.uniform(*st.ground_hue), rng.uniform(*st.ground_saturation), rng.uniform(*st.ground_value))
+        cells = st.ground_cells
+        coarse = _resize_bilinear(rng.uniform(*st.ground_relief, (cells, cells)), height, width)
+        fine = rng.normal(0.0, st.ground_grain, (height, width, 3))
         ground = ground_c * coarse[..., None] + fine
         image = np.where((yy >= horizon)[..., None], ground, sky)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
@@ -348,28 +594,39 @@ def _render_background(outdoor: int, rng: np.random.Generator, height: int, widt
 # ---------------------------------------------------------------------------------------------- motion
 def _displacement(cls: int, n: int, rng: np.random.Generator, geo: _Geometry) -> np.ndarray:
     """Per-frame displacement [n, 4] = (dx, dy, dlog_scale, dangle) relative to frame 0 (all zero there)."""
+    style = geo.style
     t = np.arange(n, dtype=np.float64)
+    if style.ramp_power != 1.0:
+        # same distance over the clip, but accelerating (p > 1) or decelerating (p < 1)
+        t_ramp = (n - 1) * (t / max(n - 1, 1)) ** style.ramp_power
+    else:
+        t_ramp = t
     d = np.zeros((n, 4))
     if cls in (MOVE_LEFT, MOVE_RIGHT, MOVE_UP, MOVE_DOWN):
-        v = rng.uniform(0.45, 0.7) * geo.speed
+        v = rng.uniform(*style.move_speed) * geo.speed
         sign = -1.0 if cls in (MOVE_LEFT, MOVE_UP) else 1.0
-        d[:, 0 if cls in (MOVE_LEFT, MOVE_RIGHT) else 1] = sign * v * t
+        d[:, 0 if cls in (MOVE_LEFT, MOVE_RIGHT) else 1] = sign * v * t_ramp
     elif cls in (ROTATE_CW, ROTATE_CCW):
         # screen coordinates have y pointing down, so a positive angle turns clockwise on screen
-        d[:, 3] = (1.0 if cls == ROTATE_CW else -1.0) * rng.uniform(0.045, 0.075) * t
+        d[:, 3] = (1.0 if cls == ROTATE_CW else -1.0) * rng.uniform(*style.rotate_speed) * t_ramp
     elif cls in (GROW, SHRINK):
-        d[:, 2] = (1.0 if cls == GROW else -1.0) * rng.uniform(0.007, 0.011) * t
+        d[:, 2] = (1.0 if cls == GROW else -1.0) * rng.uniform(*style.scale_speed) * t_ramp
     elif cls == BOUNCE:
-        amp = rng.uniform(0.1, 0.16) * geo.side
-        period = rng.uniform(10.0, 16.0)
+        amp = rng.uniform(*style.bounce_height) * geo.side
+        period = rng.uniform(*style.bounce_period)
         phase = rng.uniform(0, math.pi)
-        d[:, 1] = -amp * (np.abs(np.sin(math.pi * t / period + phase)) - abs(math.sin(phase)))
+        if style.bounce_power != 1.0:
+            p = style.bounce_power
+            d[:, 1] = -amp * (np.abs(np.sin(math.pi * t / period + phase)) ** p - abs(math.sin(phase)) ** p)
+        else:
+            d[:, 1] = -amp * (np.abs(np.sin(math.pi * t / period + phase)) - abs(math.sin(phase)))
     elif cls == ORBIT:
-        r = rng.uniform(0.09, 0.14) * geo.side
-        omega = rng.choice([-1.0, 1.0]) * 2 * math.pi / rng.uniform(22.0, 36.0)
+        r = rng.uniform(*style.orbit_radius) * geo.side
+        omega = rng.choice([-1.0, 1.0]) * 2 * math.pi / rng.uniform(*style.orbit_period)
         phi = rng.uniform(0, 2 * math.pi)
         d[:, 0] = r * (np.cos(phi + omega * t) - math.cos(phi))
-        d[:, 1] = r * (np.sin(phi + omega * t) - math.sin(phi))
+        r_y = r * style.orbit_aspect if style.orbit_aspect != 1.0 else r
+        d[:, 1] = r_y * (np.sin(phi + omega * t) - math.sin(phi))
     else:  # pragma: no cover - internal misuse
         raise ValueError(f"unknown class {cls}")
     return d
@@ -430,7 +687,9 @@ def _jitter(n: int, rng: np.random.Generator, geo: _Geometry) -> np.ndarray:
     """Small smooth tremor added to every frame (positions +-0.6 px, angle +-0.03 rad)."""
     t = np.arange(n, dtype=np.float64)
     out = np.zeros((n, 4))
-    for dim, amp in ((0, 0.3 * geo.speed), (1, 0.3 * geo.speed), (3, 0.015)):
+    style = geo.style
+    for dim, amp in ((0, style.tremor_position * geo.speed), (1, style.tremor_position * geo.speed),
+                     (3, style.tremor_angle)):
         for _ in range(2):
             freq = rng.uniform(0.03, 0.15)
             out[:, dim] += amp * np.sin(2 * math.pi * freq * t + rng.uniform(0, 2 * math.pi))
@@ -710,7 +969,7 @@ def _produce(item: _Item, config: SynthConfig, geo: _Geometry, subjects: list[_I
     if item.part == "synthetic-images":
         rng = _rng(config, _IMAGES, item.index)
         ident = _make_identity(_code_attributes(item.code), rng, geo)
-        background = _render_background(ident.attributes[3], rng, geo.height, geo.width)
+        background = _render_background(ident.attributes[3], rng, geo.height, geo.width, geo.style)
         start = _random_start(rng, geo)
         image = _render_video(background, [(ident.sprite, start[None, :], None)], 1, geo)[0]
         _write_png(target, image)
@@ -733,7 +992,7 @@ def _produce(item: _Item, config: SynthConfig, geo: _Geometry, subjects: list[_I
         state, intervals, intruders = _plan_anomaly(item, subjects, rng, geo)
         segments = [Segment(round(a / fps, 6), round(b / fps, 6), 1) for a, b in intervals]
         actors += intruders
-    background = _render_background(subject.attributes[3], rng, geo.height, geo.width)
+    background = _render_background(subject.attributes[3], rng, geo.height, geo.width, geo.style)
     state = state + _jitter(n, rng, geo)
     state[:, 0] = np.clip(state[:, 0], geo.margin - 1, geo.width - geo.margin + 1)
     state[:, 1] = np.clip(state[:, 1], geo.margin - 1, geo.height - geo.margin + 1)
@@ -865,14 +1124,18 @@ def generate_synthetic(out: Path, config: SynthConfig, show_progress: bool = Tru
 
     _write_text(out / CONFIG_FILE, json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n")
     paths = {}
+    # a non-default style shows in the manifest (hence in every store extracted from it): its dataset
+    # name (synthetic-<style>[-tad|-ad|-images]) and the description
+    style_note = "" if config.style == SynthStyle() else f", style {config.style.name}"
     for part in PARTS:
         header = ManifestHeader(
-            name=part,
+            name=part_name(part, config.style),
             task=_TASKS[part],
             class_names=list(AD_CLASS_NAMES if part == "synthetic-ad" else CLASS_NAMES),
             attribute_names=list(ATTRIBUTE_NAMES),
             root="..",
-            description=f"{_DESCRIPTIONS[part]} Generated by featstore.synth v{GENERATOR_VERSION}, seed {config.seed}.",
+            description=f"{_DESCRIPTIONS[part]} Generated by featstore.synth v{GENERATOR_VERSION}, "
+                        f"seed {config.seed}{style_note}.",
         )
         if part == "synthetic-images":
             header.class_names = []

@@ -11,11 +11,19 @@ For each run folder (``anonymize train --out RUN``):
    names this run folder, the same weights or a run with the same training settings (this run before
    a resume, a move or a copy); anything else at that path is an error, never overwritten. An export is written to ``anon.zarr.partial`` and renamed, so an interruption never
    leaves a half store under the real name.
-2. Utility = the ``ar`` protocol's top-1 and privacy = the ``privacy`` protocol's cMAP of one attacker,
-   on that store. They are cached as ordinary protocol results in ``RUN/eval/{ar,privacy}.json`` and
-   reused when their config and their store's provenance (anonymizer hash, finalization time,
-   encoder, sizes; not the path) match the ones asked for; a privacy result of ``attacker both``
-   serves either attacker. A stale or unreadable cached result is recomputed and replaced.
+2. Utility = the ``ar`` protocol's top-1 and privacy = the worst-case FULL-CLIP attribute cMAP (the
+   ``vp`` protocol: per attribute the highest test AP of every attacker, clips scored as a video's
+   evenly spaced clips; ``privacy_kind="static"`` uses the ``privacy`` protocol's static clips instead,
+   ``attacker`` one attacker instead of the worst case). They are cached as ordinary protocol results
+   in ``RUN/eval/{ar,vp,privacy}.json`` and reused when their config and their store's provenance
+   (anonymizer hash, finalization time, encoder, sizes; not the path) match the ones asked for; a
+   result of a group of attackers (``all``, ``both``) serves each of its attackers. A stale or
+   unreadable cached result is recomputed and replaced.
+
+A run folder may be an ``anonymize train`` run or an ``anonymize baseline`` run; each point is labelled
+with its method (``anonymize.baselines.describe_run``; methods that read attribute labels are marked
+supervised), and besides the front of all points, each method's own front and normalized
+hypervolume are reported, so the default objective can be compared with every baseline.
 
 The points are (utility, q = 1 - privacy), both maximized; ``evaluate.metrics.pareto_front`` and
 ``normalized_hypervolume`` give the front and the share of the unit square above the reference point
@@ -39,6 +47,7 @@ import typer
 
 from anonymize import checkpoint as ckpt
 from anonymize.config import TrainConfig
+from anonymize.baselines import describe_run
 from anonymize.export import export_store, store_fingerprint
 from anonymize.train import RESUMABLE_CHANGES
 from evaluate.common import (
@@ -58,8 +67,8 @@ from evaluate.common import (
     store_summary,
 )
 from evaluate.metrics import normalized_hypervolume, pareto_front
-from evaluate.protocols import ar, privacy
-from evaluate.protocols._attribute_attack import ATTACKERS
+from evaluate.protocols import ar, privacy, vp
+from evaluate.protocols._attribute_attack import ATTACKER_CHOICES, GROUPS
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 
@@ -70,6 +79,7 @@ PLOT_FILE = "tradeoff.png"
 DEFAULT_OUT = DEFAULT_OUT_ROOT / "tradeoff"
 EXPORT_CHOICES = ("auto", "always", "never")
 UTILITY_METRIC = "ar top1"
+PRIVACY_KINDS = ("clips", "static")
 
 
 @dataclass
@@ -77,8 +87,8 @@ class TradeoffConfig:
     """What makes a point: the inner protocols' settings (official presets by default), the hypervolume's
     reference point, the optional raw store and how ``RUN/anon.zarr`` is obtained."""
 
-    attacker: str = "standard"  # the privacy attacker whose cMAP is the privacy coordinate
-    privacy_kind: str = "static"  # the privacy protocol's samples: static clips (paper) or full clips
+    attacker: str = "all"  # all: the worst case over every attacker; or one attacker's cMAP
+    privacy_kind: str = "clips"  # clips: full clips (the vp protocol; the headline) | static: static clips
     ar_epochs: int = 250  # the ar protocol's official preset
     privacy_epochs: int = 100  # the privacy protocol's official preset
     reference_utility: float = 0.0  # hypervolume reference point: top-1 ...
@@ -89,7 +99,8 @@ class TradeoffConfig:
     device: str = "auto"
 
     def __post_init__(self):
-        check_choice("attacker", self.attacker, ATTACKERS)
+        check_choice("attacker", self.attacker, ATTACKER_CHOICES)
+        check_choice("privacy_kind", self.privacy_kind, PRIVACY_KINDS)
         check_choice("export", self.export, EXPORT_CHOICES)
         # the normalizing area (1 - u_ref) * (1 - q_ref) must be positive
         check(math.isfinite(self.reference_utility) and 0 <= self.reference_utility < 1,
@@ -102,9 +113,21 @@ class TradeoffConfig:
     def ar_config(self) -> ar.ARConfig:
         return ar.ARConfig(epochs=self.ar_epochs, seed=self.seed, device=self.device)
 
-    def privacy_config(self) -> privacy.PrivacyConfig:
-        return privacy.PrivacyConfig(attacker=self.attacker, epochs=self.privacy_epochs, kind=self.privacy_kind,
+    def privacy_config(self) -> privacy.PrivacyConfig | vp.VPConfig:
+        if self.privacy_kind == "clips":
+            return vp.VPConfig(attacker=self.attacker, epochs=self.privacy_epochs, seed=self.seed, device=self.device)
+        return privacy.PrivacyConfig(attacker=self.attacker, epochs=self.privacy_epochs, kind="static",
                                      seed=self.seed, device=self.device)
+
+    @property
+    def privacy_protocol(self) -> str:
+        return "vp" if self.privacy_kind == "clips" else "privacy"
+
+    def privacy_of(self, metrics: dict) -> float:
+        """The privacy coordinate from the protocol's metrics: the worst case, or one attacker's cMAP."""
+        if self.attacker in GROUPS:
+            return metrics["worst_case"]["cmap"]
+        return metrics["attackers"][self.attacker]["cmap_mean" if self.privacy_kind == "clips" else "cmap"]
 
     def reference_point(self) -> tuple[float, float]:
         """The reference in the (utility, q = 1 - privacy) coordinates of the hypervolume."""
@@ -256,15 +279,19 @@ def _cached_metrics(path: Path, protocol: str, store: Store, config_matches: Cal
     return metrics if isinstance(metrics, dict) and config_matches(document.get("config") or {}) else None
 
 
-def _privacy_config_matches(wanted: privacy.PrivacyConfig) -> Callable[[dict], bool]:
-    """A saved privacy config serves when it equals the wanted one, or differs only by training both attackers
-    (each attacker is seeded on its own, so its numbers do not depend on the other one being trained)."""
+def _privacy_config_matches(wanted: privacy.PrivacyConfig | vp.VPConfig) -> Callable[[dict], bool]:
+    """A saved privacy config serves when it equals the wanted one, or differs only by training a group of
+    attackers that holds the wanted one (each attacker is seeded on its own, so its numbers do not depend
+    on the others being trained)."""
     expected = json_safe(asdict(wanted))
+    serving = {wanted.attacker, *(group for group, members in GROUPS.items() if wanted.attacker in members)}
+    if wanted.attacker in GROUPS:
+        serving = {group for group, members in GROUPS.items() if set(GROUPS[wanted.attacker]) <= set(members)}
 
     def matches(saved: dict) -> bool:
         rest = {k: v for k, v in saved.items() if k != "attacker"}
         return (rest == {k: v for k, v in expected.items() if k != "attacker"}
-                and saved.get("attacker") in (wanted.attacker, "both"))
+                and saved.get("attacker") in serving)
 
     return matches
 
@@ -288,12 +315,13 @@ def evaluate_store(store: Store, config: TradeoffConfig, folder: Path | None, sh
     ar_expected = json_safe(asdict(ar_config))
     ar_metrics, ar_source = _protocol_metrics("ar", ar.run, ar_config, lambda saved: saved == ar_expected,
                                               store, folder, show_progress)
-    privacy_metrics, privacy_source = _protocol_metrics("privacy", privacy.run, privacy_config,
-                                                        _privacy_config_matches(privacy_config), store, folder,
-                                                        show_progress)
+    protocol = config.privacy_protocol
+    privacy_metrics, privacy_source = _protocol_metrics(protocol, (vp if protocol == "vp" else privacy).run,
+                                                        privacy_config, _privacy_config_matches(privacy_config),
+                                                        store, folder, show_progress)
     return {
         "utility": ar_metrics["top1"],
-        "privacy": privacy_metrics["attackers"][config.attacker]["cmap"],
+        "privacy": config.privacy_of(privacy_metrics),
         "chance_utility": ar_metrics["chance_top1"],
         "chance_privacy": privacy_metrics["chance_cmap"],
         "store": str(store.path),
@@ -302,7 +330,24 @@ def evaluate_store(store: Store, config: TradeoffConfig, folder: Path | None, sh
 
 
 def point_label(point: dict) -> str:
-    return f"w_B/w_T = {point['w_budget']:g}/{point['w_utility']:g}"
+    if point.get("kind") == "baseline":
+        return point["label"]
+    return f"{point['label']} w_B/w_T = {point['w_budget']:g}/{point['w_utility']:g}"
+
+
+def method_fronts(points: list[dict], reference: tuple[float, float]) -> dict[str, dict]:
+    """Per method (the points' labels without their weights): its own Pareto front and normalized hypervolume."""
+    methods: dict[str, list[int]] = {}
+    for index, point in enumerate(points):
+        methods.setdefault(point["method"], []).append(index)
+    fronts = {}
+    for method, members in methods.items():
+        coordinates = [(points[i]["utility"], 1.0 - points[i]["privacy"]) for i in members]
+        fronts[method] = {"runs": [points[i]["name"] for i in members],
+                          "front_runs": [points[members[i]]["name"] for i in pareto_front(coordinates)],
+                          "supervised": any(points[i]["supervised"] for i in members),
+                          "hypervolume": normalized_hypervolume(coordinates, reference)}
+    return fronts
 
 
 # ---------------------------------------------------------------------------------------------- protocol
@@ -327,9 +372,13 @@ def run(runs: Sequence[Path], config: TradeoffConfig, *, out: Path | None = None
         evaluation = evaluate_store(store, config, sweep_run.path / EVAL_DIR, show_progress)
         evaluation["sources"]["store"] = store_source
         train = sweep_run.config
+        described = describe_run(sweep_run.path)
+        method = described["method"] if described["kind"] == "baseline" else described["label"]
         points.append({"run": str(sweep_run.path), "name": sweep_run.path.name, "w_utility": train.w_utility,
                        "w_budget": train.w_budget, "w_lc": train.w_lc, "budget_mode": train.budget_mode,
-                       "epoch": sweep_run.epoch, "aam_sha256": sweep_run.aam_sha256, **evaluation})
+                       "kind": described["kind"], "method": method, "label": described["label"],
+                       "supervised": described["supervised"], "epoch": sweep_run.epoch,
+                       "aam_sha256": sweep_run.aam_sha256, **evaluation})
     reference = config.reference_point()
     raw_point = None
     if raw is not None:
@@ -347,7 +396,9 @@ def run(runs: Sequence[Path], config: TradeoffConfig, *, out: Path | None = None
         "hypervolume": normalized_hypervolume(coordinates, reference),
         "reference": {"utility": config.reference_utility, "privacy": config.reference_privacy},
         "utility_metric": UTILITY_METRIC,
-        "privacy_metric": f"privacy cmap ({config.attacker} attacker, {config.privacy_kind})",
+        "privacy_metric": ("worst-case" if config.attacker in GROUPS else config.attacker)
+                          + (" full-clip cMAP" if config.privacy_kind == "clips" else " static-clip cMAP"),
+        "methods": method_fronts(points, reference),
         "front": front,
         "front_runs": [points[i]["name"] for i in front],
         "n_runs": len(points),
@@ -437,13 +488,19 @@ def plot_tradeoff(metrics: dict, path: Path) -> None:
 
 
 def print_tradeoff_table(metrics: dict) -> None:
-    rows = [[point["name"], f"{point['w_utility']:g}", f"{point['w_budget']:g}", f"{point['w_lc']:g}",
-             point["utility"], point["privacy"], "yes" if point["on_front"] else ""] for point in metrics["points"]]
+    rows = [[point["name"], point.get("label", ""), f"{point['w_utility']:g}", f"{point['w_budget']:g}",
+             f"{point['w_lc']:g}", point["utility"], point["privacy"], "yes" if point["on_front"] else ""]
+            for point in metrics["points"]]
     if metrics["raw"] is not None:
-        rows.append(["[bold]raw[/]", "", "", "", metrics["raw"]["utility"], metrics["raw"]["privacy"], ""])
-    rows.append(["chance", "", "", "", metrics["chance"]["utility"], metrics["chance"]["privacy"], ""])
-    print_columns(f"trade-off of {metrics['n_runs']} runs", ["run", "w_T", "w_B", "w_LC", "utility: top-1",
+        rows.append(["[bold]raw[/]", "", "", "", "", metrics["raw"]["utility"], metrics["raw"]["privacy"], ""])
+    rows.append(["chance", "", "", "", "", metrics["chance"]["utility"], metrics["chance"]["privacy"], ""])
+    print_columns(f"trade-off of {metrics['n_runs']} runs", ["run", "method", "w_T", "w_B", "w_LC", "utility: top-1",
                                                              "privacy: cMAP", "front"], rows)
+    method_rows = [[method, "yes" if front["supervised"] else "", len(front["runs"]), front["hypervolume"]]
+                   for method, front in metrics.get("methods", {}).items()]
+    if method_rows:
+        print_columns("per method: normalized hypervolume of its own front",
+                      ["method", "supervised", "runs", "hypervolume"], method_rows)
     console.print(f"utility: {metrics['utility_metric']}; privacy: {metrics['privacy_metric']}")
     reference = metrics["reference"]
     summary = (f"[bold]normalized hypervolume {metrics['hypervolume']:.4f}[/] (reference: top-1 "
@@ -467,9 +524,11 @@ def register(app: typer.Typer) -> None:
         raw: Optional[str] = typer.Option(None, "--raw", help="The raw (un-anonymized) store: adds the raw point."),
         out: Optional[Path] = typer.Option(None, "--out", help=f"Folder for tradeoff.json and {PLOT_FILE} "
                                                                f"(default: {DEFAULT_OUT}/)."),
-        attacker: str = typer.Option("standard", help="Privacy attacker whose cMAP is the privacy coordinate: "
-                                                      "standard or authors."),
-        privacy_kind: str = typer.Option("static", help="Privacy samples: static (static clips) or clips."),
+        attacker: str = typer.Option("all", help="Privacy coordinate: all (worst case over every attacker), both "
+                                                 "(worst of standard and authors) or one attacker: "
+                                                 + ", ".join(a for a in ATTACKER_CHOICES if a not in GROUPS) + "."),
+        privacy_kind: str = typer.Option("clips", help="Privacy samples: clips (full clips, the vp protocol) or "
+                                                       "static (static clips, the privacy protocol)."),
         ar_epochs: int = typer.Option(250, help="Epochs of the AR linear probe (official preset: 250)."),
         privacy_epochs: int = typer.Option(100, help="Epochs of the privacy attacker (official preset: 100)."),
         reference_utility: float = typer.Option(0.0, help="Hypervolume reference point: top-1, in [0, 1)."),

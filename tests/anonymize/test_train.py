@@ -34,7 +34,15 @@ def _assert_same_tensors(a, b):
     {"budget_mode": "supervised", "aam": AAMConfig(architecture="mlp", layers=2)},
     {"budget_mode": "direct", "aam": AAMConfig(mode="temporal", layers=2, heads=2, window=1),
      "budget_inputs": "static+clips", "lc_inputs": "clips+static"},
-], ids=["direct", "adversarial-restarts-augment", "supervised-mlp-dropout", "temporal"])
+    {"budget_mode": "cross-view", "budget_restart_every": 2, "budget_steps": 2, "static_noise": 0.1,
+     "critic_hidden": 16, "critic_proj": 8},
+    {"budget_mode": "cross-view", "critic_objective": "maximize", "critic_hidden": 16, "critic_proj": 8,
+     "aam": AAMConfig(mode="temporal", layers=2, heads=2, window=1)},
+    {"budget_mode": "bottleneck", "bottleneck_with_ntxent": True, "lc_inputs": "clips+static"},
+    {"budget_mode": "supervised-clips", "budget_restart_every": 2, "budget_steps": 2, "adversary_ensemble": 2,
+     "aam": AAMConfig(architecture="mlp", layers=2)},
+], ids=["direct", "adversarial-restarts-augment", "supervised-mlp-dropout", "temporal", "cross-view-restarts-augment",
+        "cross-view-maximize-temporal", "bottleneck-ntxent", "supervised-clips-restarts-mlp-dropout"])
 def test_resume_is_bit_exact(array_store, tmp_path, settings):
     straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
     train(small_config(array_store, tmp_path / "resumed", epochs=2, **settings))

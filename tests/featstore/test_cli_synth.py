@@ -26,3 +26,31 @@ def test_synth_config_errors_are_one_line(tmp_path):
     done = run_cli("featstore", "synth", "--out", str(tmp_path / "data"), "--config", str(tmp_path / "neg.json"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert not (tmp_path / "data" / "manifests").exists()
+
+
+def test_synth_command_with_the_variant_style(tmp_path):
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps(SMALL))
+    done = run_cli("featstore", "synth", "--out", str(tmp_path / "v"), "--config", str(config), "--style", "variant")
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "v" / "synth_config.json").read_text())
+    assert saved["seed"] == 7 and saved["style"]["name"] == "variant"  # the preset's own seed
+    manifest = Manifest.load(tmp_path / "v" / "manifests" / "synthetic-tad.jsonl")
+    assert manifest.header.name == "synthetic-variant-tad" and "style variant" in manifest.header.description
+    # an explicit seed wins; a style given in the config file works like --style
+    config.write_text(json.dumps({**SMALL, "style": "variant"}))
+    done = run_cli("featstore", "synth", "--out", str(tmp_path / "w"), "--config", str(config), "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "w" / "synth_config.json").read_text())
+    assert saved["seed"] == 3 and saved["style"]["name"] == "variant"
+
+
+def test_synth_style_errors_are_one_line(tmp_path):
+    done = run_cli("featstore", "synth", "--out", str(tmp_path / "data"), "--style", "nope")
+    assert done.returncode == 2 and "unknown synthetic style 'nope' (known: default, variant)" in done.stderr
+    assert "Traceback" not in done.stderr
+    (tmp_path / "bad.json").write_text(json.dumps({"style": {"name": "mine", "actor_frac": 2}}))
+    done = run_cli("featstore", "synth", "--out", str(tmp_path / "data"), "--config", str(tmp_path / "bad.json"))
+    assert done.returncode == 2 and "SynthStyle.actor_frac must lie in" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "manifests").exists()

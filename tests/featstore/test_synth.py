@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import av
@@ -14,7 +15,8 @@ from data_manifests.schema import Manifest
 from featstore import synth
 from featstore.errors import FeatstoreError
 from featstore.synth import (
-    AD_CLASS_NAMES, ATTRIBUTE_NAMES, CLASS_NAMES, PARTS, SynthConfig, generate_synthetic, manifest_path,
+    AD_CLASS_NAMES, ATTRIBUTE_NAMES, CLASS_NAMES, PARTS, STYLES, SynthConfig, SynthStyle, generate_synthetic,
+    manifest_path,
 )
 
 TINY = dict(
@@ -272,3 +274,199 @@ def test_trajectories_follow_the_class_and_stay_in_frame(name):
     # random starts: a single frame's position/orientation does not give the class away
     starts = np.array(starts)
     assert np.ptp(starts[:, 3]) > 2.0 and np.ptp(starts[:, 0]) > 5 and np.ptp(starts[:, 1]) > 5
+
+
+# ------------------------------------------------------------------------------------------ styles
+# Digests of the default tiny dataset as made before styles existed: every rendered frame/image before
+# encoding (independent of the x264 build) and the four manifests. The default style must keep them.
+DEFAULT_PIXELS_SHA256 = "774708678d74c51ca2d76ae8b2969d629546e2613cb82397739e9ea8d7fdd419"
+DEFAULT_MANIFESTS_SHA256 = "6be6a6078e7f1eda4a77fb256229bbe8374390650d08640e08a9f2cdaf572a09"
+
+
+def _rendered_digest(out: Path, config: SynthConfig, monkeypatch) -> tuple[str, str]:
+    import hashlib
+
+    digests = {}
+
+    def capture(path, frames, *_):
+        digests[Path(path).name] = hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+    monkeypatch.setattr(synth, "_write_mp4", capture)
+    monkeypatch.setattr(synth, "_write_png", capture)
+    generate_synthetic(out, config, show_progress=False)
+    pixels = hashlib.sha256("".join(f"{k}:{digests[k]}\n" for k in sorted(digests)).encode()).hexdigest()
+    manifests = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((out / "manifests").iterdir(),
+                                                                         key=lambda p: p.name))).hexdigest()
+    return pixels, manifests
+
+
+def test_default_style_renders_exactly_what_it_did_before_styles(tmp_path, monkeypatch):
+    assert SynthConfig().style == SynthStyle() == STYLES["default"]
+    assert "style" not in SynthConfig().to_json()  # synth_config.json of a default dataset is unchanged too
+    assert _rendered_digest(tmp_path, tiny(), monkeypatch) == (DEFAULT_PIXELS_SHA256, DEFAULT_MANIFESTS_SHA256)
+    assert _rendered_digest(tmp_path / "named", tiny(style="default"), monkeypatch)[0] == DEFAULT_PIXELS_SHA256
+
+
+def test_variant_preset_differs_in_every_parameter_group():
+    default, variant = STYLES["default"], STYLES["variant"]
+    groups = {
+        "colours": ["skin_light", "skin_dark", "skin_light_ramp", "skin_dark_ramp", "skin_jitter", "cloth_saturation",
+                    "cloth_value", "stripe_mix", "wall_saturation", "wall_value", "floor_hue", "floor_saturation",
+                    "floor_value", "sky_hue", "sky_saturation", "sky_value", "ground_hue", "ground_saturation",
+                    "ground_value", "indoor_horizon", "outdoor_horizon"],
+        "textures": ["stripe_period", "stripe_angle", "ground_relief", "ground_cells", "ground_grain"],
+        "sizes": ["actor_frac", "body_size", "scale", "body_width", "body_height", "body_center", "head_radius",
+                  "hand_radius"],
+        "speeds": ["move_speed", "rotate_speed", "scale_speed", "bounce_height", "bounce_period", "orbit_radius",
+                   "orbit_period", "tremor_position", "tremor_angle"],
+        "motion patterns": ["ramp_power", "bounce_power", "orbit_aspect"],
+    }
+    from dataclasses import fields as dc_fields
+
+    assert sorted(sum(groups.values(), [])) == sorted(f.name for f in dc_fields(SynthStyle) if f.name != "name")
+    for group, names in groups.items():
+        for name in names:
+            assert getattr(variant, name) != getattr(default, name), (group, name)
+    assert synth.STYLE_SEEDS == {"default": 0, "variant": 7}
+    config = synth.preset_config("variant")
+    assert config.seed == 7 and config.style is variant and synth.preset_config("default") == SynthConfig()
+
+
+@pytest.fixture(scope="module")
+def variant_generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth_variant")
+    generate_synthetic(out, tiny(style="variant"), show_progress=False)
+    return out
+
+
+def test_variant_keeps_the_structure_and_records_its_style(variant_generated, generated, manifests):
+    out, _ = generated
+    for part in PARTS:
+        default, variant = manifests[part], Manifest.load(manifest_path(variant_generated, part))
+        assert variant.header.name == synth.part_name(part, "variant") == part.replace("synthetic", "synthetic-variant")
+        assert variant.header.description.endswith(", style variant.")
+        assert not default.header.description.endswith(", style variant.") and default.header.name == part
+        for key in ("task", "class_names", "attribute_names", "root"):
+            assert getattr(variant.header, key) == getattr(default.header, key)
+        # same seed, other style: the same plan (ids, splits, subjects, labels, attributes), other pixels
+        assert [(r.video_id, r.split, r.subject, r.label, r.attributes, r.n_frames) for r in variant.records] == \
+            [(r.video_id, r.split, r.subject, r.label, r.attributes, r.n_frames) for r in default.records]
+    saved = json.loads((variant_generated / "synth_config.json").read_text())
+    assert saved["style"]["name"] == "variant" and SynthConfig(**saved) == tiny(style="variant")
+    first, second = _files(out), _files(variant_generated)
+    assert all(first[name] != second[name] for name in first if name.endswith((".mp4", ".png")))
+
+
+def test_variant_is_deterministic(variant_generated, tmp_path):
+    again = tmp_path / "again"
+    generate_synthetic(again, tiny(style=STYLES["variant"]), show_progress=False)
+    assert _files(again) == _files(variant_generated)
+
+
+def test_variant_looks_different(variant_generated, generated):
+    """The variant's still images differ in colour statistics (backgrounds, skin, clothes) from the default's."""
+    out, _ = generated
+
+    def mean_colour(root: Path) -> np.ndarray:
+        return np.mean([np.asarray(Image.open(p), dtype=np.float64).mean(axis=(0, 1))
+                        for p in sorted((root / "images").glob("*.png"))], axis=0)
+
+    assert np.abs(mean_colour(out) - mean_colour(variant_generated)).max() > 5.0
+
+
+@pytest.mark.parametrize("name", CLASS_NAMES)
+def test_variant_trajectories_follow_the_class_and_stay_in_frame(name):
+    config = SynthConfig(style="variant")
+    geo = synth._Geometry.of(config)
+    cls = CLASS_NAMES.index(name)
+    expected = {"move_left": (0, -1), "move_right": (0, 1), "move_up": (1, -1), "move_down": (1, 1),
+                "rotate_cw": (3, 1), "rotate_ccw": (3, -1), "grow": (2, 1), "shrink": (2, -1)}
+    for index in range(10):
+        state = synth._trimmed_motion(cls, 56, np.random.default_rng([7, index]), geo)
+        assert (state[:, :3] >= geo.lows() - 1e-9).all() and (state[:, :3] <= geo.highs() + 1e-9).all()
+        if name in expected:
+            dim, sign = expected[name]
+            steps = np.diff(state[:, dim])
+            assert (sign * steps >= 0).all() and sign * (state[-1, dim] - state[0, dim]) > 0
+            assert abs(steps[-1]) > abs(steps[1])  # ramp_power 1.5: the motion accelerates
+        else:
+            assert np.ptp(state[:, :2], axis=0).max() > 3
+
+
+@pytest.mark.parametrize("bad", [
+    dict(skin_light=(300.0, 0.0, 0.0)), dict(skin_dark=(1.0, 2.0)), dict(cloth_value=(0.9, 0.1)),
+    dict(cloth_saturation="high"), dict(stripe_period=(0.0, 0.3)), dict(stripe_angle=float("nan")),
+    dict(ground_cells=1.5), dict(ground_cells=True), dict(actor_frac=0.5), dict(move_speed=(-1.0, 1.0)),
+    dict(skin_light_ramp=(0.0, 0.8)), dict(body_height=0.8), dict(name="Bad Name"), dict(name=""),
+    dict(name="variant"),  # a preset's name with other values
+])
+def test_invalid_style_values_are_one_line_errors(bad):
+    fields = {"name": "custom", **bad}
+    with pytest.raises(FeatstoreError) as info:
+        SynthStyle(**fields)
+    assert "\n" not in str(info.value) and "SynthStyle." in str(info.value)
+
+
+@pytest.mark.parametrize("style, message", [
+    ("nope", "unknown synthetic style 'nope' (known: default, variant)"),
+    ({"name": "x", "bogus": 1}, "unknown SynthStyle fields ['bogus']"),
+    ({"actor_frac": 0.1}, "needs a 'name'"),
+    (3, "must be a preset name or an object"),
+])
+def test_invalid_styles_in_a_config_are_one_line_errors(style, message):
+    with pytest.raises(FeatstoreError, match=re.escape(message)) as info:
+        tiny(style=style)
+    assert "\n" not in str(info.value)
+
+
+def test_a_style_too_big_for_the_frame_is_refused():
+    with pytest.raises(FeatstoreError, match="leaves no room") as info:
+        SynthConfig(height=32, width=32, style={"name": "big", "actor_frac": 0.3, "scale": (1.0, 4.0)})
+    assert "\n" not in str(info.value)
+
+
+def test_custom_style_from_json_fields():
+    config = tiny(style={"name": "greyish", "sky_hue": [0.0, 0.1], "ground_cells": 4})
+    assert config.style.sky_hue == (0.0, 0.1) and config.style.ground_cells == 4
+    assert config.style.move_speed == SynthStyle().move_speed
+    assert SynthConfig(**json.loads(json.dumps(config.to_json()))) == config
+    assert synth.part_name("synthetic-ad", config.style) == "synthetic-greyish-ad"
+
+
+# ------------------------------------------------------------------------------------------ registry
+def test_variant_dataset_names_resolve(variant_generated, generated):
+    from data_manifests.registry import VARIANT_SYNTH_ROOT, list_datasets, resolve_dataset
+    from data_manifests.schema import ManifestError
+
+    entries = {entry.name: entry for entry in list_datasets()}
+    for part in PARTS:
+        name = synth.part_name(part, "variant")
+        assert entries[name].default_root == VARIANT_SYNTH_ROOT == Path("data/synth-variant")
+        manifest = resolve_dataset(name, variant_generated)
+        assert manifest.header.name == name and manifest.header.task == Manifest.load(manifest_path(
+            variant_generated, part)).header.task
+    out, _ = generated
+    # a folder of the other style is refused with a one-line hint
+    with pytest.raises(ManifestError, match="--dataset synthetic-variant-tad or --dataset") as info:
+        resolve_dataset("synthetic-tad", variant_generated)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ManifestError, match="holds the synthetic dataset 'synthetic'"):
+        resolve_dataset("synthetic-variant", out)
+
+
+def test_variant_is_generated_on_first_use(tmp_path, monkeypatch):
+    from data_manifests.registry import resolve_dataset
+
+    asked = []
+
+    def small_preset(style="default", **overrides):
+        asked.append(style)
+        return tiny(seed=synth.STYLE_SEEDS[style], style=style)
+
+    monkeypatch.setattr(synth, "preset_config", small_preset)
+    root = tmp_path / "fresh"
+    manifest = resolve_dataset("synthetic-variant-images", root)
+    assert asked == ["variant"] and manifest.header.name == "synthetic-variant-images"
+    assert json.loads((root / "synth_config.json").read_text())["seed"] == 7
+    resolve_dataset("synthetic-variant", root)  # present now: not generated again
+    assert asked == ["variant"]

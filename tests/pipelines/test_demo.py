@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from featstore.summary import verify_store
 from tests.conftest import run_cli
 
@@ -18,17 +20,33 @@ def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
     config = json.loads((out / "demo_config.json").read_text())
     assert config["data_root"] == str(synth_root) and config["model"] == "demo-c3d"
     assert (out / "aam" / "aam.safetensors").is_file() and (out / "sweep-wb4" / "aam.safetensors").is_file()
-    # the demo's training settings (docs/anonymize.md: the paper's schedule barely moves a 140-video store)
+    # the default objective (self-supervised, on full clips) with the settings chosen on the demo store
     trained = json.loads((out / "sweep-wb4" / "config.json").read_text())
-    assert (trained["batch_size"], trained["lr"], trained["lr_reference_batch"], trained["w_lc"], trained["w_budget"]) \
-        == (32, 1e-3, 32, 10.0, 4.0)
+    assert (trained["budget_mode"], trained["batch_size"], trained["lr"], trained["lr_reference_batch"],
+            trained["w_lc"], trained["w_budget"]) == ("independence", 140, 1e-3, 140, 0.1, 4.0)
+    # the paper's objective as a trade-off point (docs/anonymize.md: the paper's schedule barely moves a 140-video store)
+    paper = json.loads((out / "paper-objective" / "config.json").read_text())
+    assert (paper["budget_mode"], paper["batch_size"], paper["lr"], paper["w_lc"], paper["w_budget"]) == \
+        ("direct", 32, 1e-3, 10.0, 1.0)
     results = json.loads((out / "report" / "results.json").read_text())
     protocols = {pair["name"]: pair["protocols"] for pair in results["pairs"]}
     assert protocols["synthetic"] == ["ar", "retrieval", "privacy", "vp"]
     # the untrimmed parts' actors have attributes and static clips too: their leakage is measured as well
     assert protocols["synthetic-tad"] == ["privacy", "tad"] and protocols["synthetic-ad"] == ["privacy", "ad"]
     assert protocols["synthetic-images"] == ["privacy"]
-    assert len(results["tradeoff"]["points"]) == 2 and "table" in results["attack"]
+    # the first row is the headline: worst-case full-clip leakage, with the share of it removed
+    first = results["table1"][0]
+    assert (first["pair"], first["metric"]) == ("synthetic", "attribute cMAP, full clips, worst case")
+    assert first["leakage_removed"] == pytest.approx((first["raw"] - first["anonymized"]) / (first["raw"] - first["chance"]))
+    drops = {drop["pair"]: drop for drop in results["static_vs_clips"]}
+    assert {"move_static", "move_clips", "static_vs_clip_separability"} <= set(drops["synthetic"])
+    # trade-off: the default objective (2 weights), the paper's objective and the four unsupervised baselines
+    points = results["tradeoff"]["points"]
+    assert [p["name"] for p in points] == ["aam", "sweep-wb4", "paper-objective", "baseline-lda-action",
+                                           "baseline-pca", "baseline-random-projection", "baseline-gaussian-noise"]
+    assert set(results["tradeoff"]["methods"]) == {"aam independence", "aam direct", "lda-action", "pca",
+                                                   "random-projection", "gaussian-noise"}
+    assert not any(p["supervised"] for p in points) and "table" in results["attack"]
     assert "Table 1 form" in done.stdout and (out / "report" / "report.md").is_file()
 
     # a second demo into the same folder with other anonymizer settings is refused before any work
@@ -47,7 +65,11 @@ def test_unknown_recipe_is_one_line(tmp_path):
 
 def test_bad_training_settings_are_one_line_before_anything_is_written(tmp_path):
     for option, value, message in (("--batch-size", "0", "train_batch_size"), ("--lr", "-1", "train_lr"),
-                                   ("--w-lc", "-2", "train_w_lc"), ("--sweep", "-1", "sweep budget")):
+                                   ("--w-lc", "-2", "train_w_lc"), ("--sweep", "-1", "sweep budget"),
+                                   ("--budget-mode", "magic", "budget_mode must be one of"),
+                                   ("--budget-mode", "supervised-clips", "reads attribute labels"),
+                                   ("--baseline", "leace", "baselines must be among"),
+                                   ("--device", "tpu", "device")):
         out = tmp_path / option.strip("-")
         done = run_cli("pipelines", "run", "demo", "--out", str(out), option, value)
         assert done.returncode == 2 and message in done.stderr, (option, done.stderr)

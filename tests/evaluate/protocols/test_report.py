@@ -9,6 +9,7 @@ import pytest
 
 from anonymize.export import export_store
 from anonymize.train import train
+from evaluate.metrics import leakage_removed
 from evaluate.protocols import report
 from evaluate.protocols.report import ReportConfig, relative_change, suite_of, table1_cell
 from featstore.errors import FeatstoreError
@@ -65,20 +66,28 @@ def test_report_writes_markdown_json_figures_and_every_protocol_result(pair, tmp
     ar_raw, ar_anon = (result["pairs"][0]["results"]["ar"][r]["top1"] for r in ("raw", "anon"))
     assert rows["action top-1"]["raw"] == ar_raw and rows["action top-1"]["anonymized"] == ar_anon
     assert rows["action top-1"]["cell"] == table1_cell(ar_raw, ar_anon)
-    standard = result["pairs"][0]["results"]["privacy"]["anon"]["attackers"]["standard"]["cmap"]
-    assert rows["attribute cMAP, static (standard attacker)"]["anonymized"] == standard
-    assert {"attribute cMAP, static (authors' attacker)", "attribute cMAP, clips (mean of 5)", "retrieval R@1"} <= set(rows)
-    # static-clip and full-clip drops side by side, from the same rows
+    # the headline is the worst-case full-clip cMAP of the vp protocol, with the share of leakage removed
+    assert result["table1"][0]["metric"] == "attribute cMAP, full clips, worst case"
+    vp_results = result["pairs"][0]["results"]["vp"]
+    clips = rows["attribute cMAP, full clips, worst case"]
+    assert (clips["raw"], clips["anonymized"]) == (vp_results["raw"]["worst_case"]["cmap"],
+                                                   vp_results["anon"]["worst_case"]["cmap"])
+    assert clips["leakage_removed"] == pytest.approx(leakage_removed(clips["raw"], clips["anonymized"], clips["chance"]))
+    static_worst = result["pairs"][0]["results"]["privacy"]["anon"]["worst_case"]["cmap"]
+    assert rows["attribute cMAP, static clips, worst case"]["anonymized"] == static_worst
+    assert rows["action top-1"]["leakage_removed"] is None
+    assert {"attribute cMAP, static clips (authors' attacker)", "retrieval R@1"} <= set(rows)
+    # static-clip and full-clip drops side by side, from the same rows, with the shortcut diagnostics
     (drop,) = result["static_vs_clips"]
-    clips = rows["attribute cMAP, clips (mean of 5)"]
-    assert drop["static_drop"] == rows["attribute cMAP, static (standard attacker)"]["raw"] - standard
+    assert drop["static_drop"] == rows["attribute cMAP, static clips, worst case"]["raw"] - static_worst
     assert drop["clips_drop"] == clips["raw"] - clips["anonymized"]
+    assert 0.0 <= drop["static_vs_clip_separability"] <= 1.0 and drop["move_static"] >= 0 and drop["move_clips"] >= 0
     # attack and trade-off sections
     assert set(result["attack"]["table"]) == {"raw", "anonymized", "blackbox", "whitebox", "chance"}
     assert len(result["tradeoff"]["points"]) == 2
     markdown = (out / "report.md").read_text()
     assert "## Table 1 form" in markdown and rows["action top-1"]["cell"] in markdown
-    assert f"fell {drop['static_drop'] * 100:.2f} points on static clips" in markdown
+    assert f"fell {drop['static_drop'] * 100:.2f} points on static clips" in markdown and "leakage removed" in markdown
     assert "Inversion attacks" in markdown and "Normalized hypervolume" in markdown
     for figure in result["figures"].values():
         path = out / figure

@@ -16,14 +16,16 @@ from anonymize.train import train
 from evaluate.cli import main
 from evaluate.common import save_result
 from evaluate.metrics import normalized_hypervolume, pareto_front
-from evaluate.protocols import ar, privacy, tradeoff
+from evaluate.protocols import ar, privacy, tradeoff, vp
 from evaluate.protocols.tradeoff import ANON_STORE, TradeoffConfig, run
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import small_config, structured_store
 from tests.conftest import one_torch_thread
 
-FAST = dict(ar_epochs=2, privacy_epochs=2, device="cpu")
+# The caching tests below use one attacker on static clips (the cheapest privacy coordinate); the default
+# (worst case over every attacker on full clips) has its own test.
+FAST = dict(ar_epochs=2, privacy_epochs=2, device="cpu", attacker="standard", privacy_kind="static")
 BUDGETS = (0.0, 1.0, 5.0)
 
 
@@ -133,7 +135,7 @@ def test_second_call_reuses_stores_and_results(evaluated, tmp_path, monkeypatch)
         assert (point["utility"], point["privacy"]) == (before["utility"], before["privacy"])
     assert again["hypervolume"] == first["hypervolume"]
     # another attacker: the privacy results are recomputed (and replaced), the ar ones still reused
-    authors = run(copies, TradeoffConfig(attacker="authors", **FAST), out=tmp_path / "out")
+    authors = run(copies, TradeoffConfig(**{**FAST, "attacker": "authors"}), out=tmp_path / "out")
     assert calls.counts == {"export": 0, "ar": 0, "privacy": 3}
     assert all(p["sources"]["privacy"] == "computed" and p["sources"]["ar"] == "cached" for p in authors["points"])
     saved = json.loads((copies[0] / "eval" / "privacy.json").read_text())
@@ -280,7 +282,8 @@ def test_cli_bad_inputs_get_one_line_and_exit_code_2(trained, evaluated, tmp_pat
         (["--runs", str(not_a_run)], "has no trained anonymizer"),
         (["--runs", str(runs[0]), str(runs[0])], "given twice"),
         (["--runs", str(runs[0]), "--export", "sometimes"], "export must be one of"),
-        (["--runs", str(runs[0]), "--attacker", "both"], "attacker must be one of"),
+        (["--runs", str(runs[0]), "--attacker", "strongest"], "attacker must be one of"),
+        (["--runs", str(runs[0]), "--privacy-kind", "frames"], "privacy_kind must be one of"),
         (["--runs", str(runs[0]), "--reference-privacy", "0"], "reference_privacy"),
         (["--runs", str(runs[0]), "--raw", str(tmp_path / "none.zarr")], "no store at"),
     ]
@@ -293,8 +296,37 @@ def test_cli_bad_inputs_get_one_line_and_exit_code_2(trained, evaluated, tmp_pat
 
 def test_config_defaults_are_the_official_presets():
     config = TradeoffConfig()
-    assert (config.ar_epochs, config.privacy_epochs, config.attacker, config.privacy_kind) == (250, 100, "standard",
-                                                                                               "static")
+    # the privacy coordinate is the worst case over every attacker on full clips (the vp protocol)
+    assert (config.ar_epochs, config.privacy_epochs, config.attacker, config.privacy_kind) == (250, 100, "all", "clips")
+    assert config.privacy_protocol == "vp" and config.privacy_config() == vp.VPConfig(epochs=100, device="auto")
+    assert TradeoffConfig(privacy_kind="static").privacy_protocol == "privacy"
     assert config.ar_config() == ar.ARConfig(epochs=250, device="auto")
     assert config.reference_point() == (0.0, 0.0)
     assert np.isclose(TradeoffConfig(reference_privacy=0.75).reference_point()[1], 0.25)
+
+
+def test_the_default_privacy_coordinate_is_the_worst_case_full_clip_cmap_and_each_method_has_its_front(
+        trained, tmp_path):
+    from anonymize.baselines import BaselineConfig, fit_baseline
+
+    store, runs = trained
+    baseline = tmp_path / "baseline-pca"
+    fit_baseline(BaselineConfig(method="pca", store=str(store), out=str(baseline), components=4))
+    copies = copy_runs(runs[:2], tmp_path)
+    with one_torch_thread():
+        metrics = run([*copies, baseline], TradeoffConfig(ar_epochs=2, privacy_epochs=2, device="cpu"))
+    assert metrics["privacy_metric"] == "worst-case full-clip cMAP"
+    for point in metrics["points"]:
+        saved = json.loads((Path(point["run"]) / "eval" / "vp.json").read_text())
+        assert saved["config"]["attacker"] == "all"
+        assert point["privacy"] == saved["metrics"]["worst_case"]["cmap"]
+        assert point["privacy"] == max(saved["metrics"]["worst_case"]["per_attribute"].values()) or \
+            point["privacy"] == pytest.approx(np.mean(list(saved["metrics"]["worst_case"]["per_attribute"].values())))
+    labels = [(p["kind"], p["method"], p["supervised"]) for p in metrics["points"]]
+    assert labels == [("aam", "aam direct", False)] * 2 + [("baseline", "pca", False)]
+    methods = metrics["methods"]
+    assert set(methods) == {"aam direct", "pca"} and methods["pca"]["runs"] == ["baseline-pca"]
+    for method, front in methods.items():
+        members = [p for p in metrics["points"] if p["method"] == method]
+        coordinates = [(p["utility"], 1.0 - p["privacy"]) for p in members]
+        assert front["hypervolume"] == pytest.approx(normalized_hypervolume(coordinates, (0.0, 0.0)))

@@ -1,0 +1,276 @@
+"""Budget modes: the registry, the new loss terms, and budgets on full clips that the static-clip
+shortcut cannot satisfy (trained on a store whose attribute structure is known)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from torch import nn
+
+from anonymize.array_store import write_array_store
+from anonymize.budgets import budget_class, budget_modes
+from anonymize.budgets.base import train_split_std
+from anonymize.cli import main
+from anonymize.config import TrainConfig
+from anonymize.losses import gaussian_channel_capacity, info_nce, info_nce_confusion, matching_logits
+from anonymize.model import AAMConfig
+from anonymize.train import Trainer
+from featstore.errors import FeatstoreError
+from featstore.store import Store
+from tests.anonymize.conftest import small_config
+
+DIM = 16
+STATIC_OFFSET = 6.0  # added to the last 3 dimensions of every static clip: static and full clips are separable
+OFFSET_DIMS = slice(DIM - 3, DIM)
+
+
+def planted_store(out: Path, n_videos: int = 160, seed: int = 0) -> Path:
+    """4 action classes and 2 binary attributes in orthogonal directions; the attributes (+-0.75 along
+    their direction, noise std 0.5 per dimension) are planted in the full clips AND the static clips;
+    static clips also carry a constant offset, so an anonymizer can tell them from full clips."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(DIM, DIM)))[0]
+    class_directions = 2.0 * basis[:, :4].T
+    attribute_directions = 0.75 * basis[:, 4:6].T
+    labels = (np.arange(n_videos) // 4) % 4
+    attributes = rng.integers(0, 2, size=(n_videos, 2))
+    offset = np.zeros(DIM)
+    offset[OFFSET_DIMS] = STATIC_OFFSET
+    clips, static = [], []
+    for video in range(n_videos):
+        appearance = (2 * attributes[video] - 1) @ attribute_directions
+        clips.append(class_directions[labels[video]] + appearance + 0.5 * rng.normal(size=(3 + video % 3, DIM)))
+        static.append(appearance + offset + 0.5 * rng.normal(size=(4, DIM)))
+    splits = ["train" if video % 4 else "test" for video in range(n_videos)]
+    return write_array_store(out, clips, static, splits, labels.tolist(), attributes, list("abcd"), ["p", "q"])
+
+
+# The independence term is a kernel statistic of the batch: it needs batches of tens of videos, and it is
+# bounded (0..1), so it is weighted like the demo's default (w_B 10, w_LC 0.1).
+MODE_SETTINGS = {"independence": {"batch_size": 40, "lr_reference_batch": 40, "w_budget": 10.0, "w_lc": 0.1,
+                                  "epochs": 40}}
+
+
+def planted_config(store: Path, out: Path, mode: str) -> TrainConfig:
+    """Enough optimization for the AAM to move on a small store (seconds on one thread)."""
+    settings = dict(identity={"preset": "zero"}, head_init_epochs=10, epochs=15, batch_size=16, lr=3e-3,
+                    lr_reference_batch=32, w_lc=1.0, w_budget=3.0, budget_steps=3, critic_hidden=64, critic_proj=16,
+                    validate_every=0, progress=False, device="cpu")
+    settings.update(MODE_SETTINGS.get(mode, {}))
+    return TrainConfig(store=str(store), out=str(out), budget_mode=mode, aam=AAMConfig(layers=1, heads=2), **settings)
+
+
+def measure(trainer: Trainer) -> dict:
+    """A fresh attacker (logistic regression) trained on AAM(train clips), its attribute AP on AAM(test
+    clips); a fresh linear action probe the same way; how far the AAM moves clips and static clips."""
+    store = trainer.store
+    clips = torch.from_numpy(store.load_embeddings("clips").astype(np.float32))
+    static = torch.from_numpy(store.load_embeddings("static").astype(np.float32))
+    trainer.aam.eval()
+    with torch.no_grad():
+        anonymized_clips, anonymized_static = trainer.aam(clips), trainer.aam(static)
+    owner = np.repeat(np.arange(len(store.videos().label)), np.diff(store.clip_offsets()))
+    attributes, labels = store.videos().attributes[owner], store.videos().label[owner]
+    train = np.isin(owner, store.split_indices("train"))
+
+    def attribute_ap(values: torch.Tensor) -> float:
+        x = values.numpy()
+        scores = []
+        for a in range(attributes.shape[1]):
+            attacker = LogisticRegression(max_iter=2000).fit(x[train], attributes[train, a])
+            scores.append(average_precision_score(attributes[~train, a], attacker.decision_function(x[~train])))
+        return float(np.mean(scores))
+
+    def action_accuracy(values: torch.Tensor) -> float:
+        x = values.numpy()
+        return float(LogisticRegression(max_iter=2000).fit(x[train], labels[train]).score(x[~train], labels[~train]))
+
+    def move(anonymized: torch.Tensor, raw: torch.Tensor) -> float:
+        return float((anonymized - raw).norm(dim=1).mean() / raw.std(0).norm())
+
+    return {"ap": attribute_ap(anonymized_clips), "raw_ap": attribute_ap(clips),
+            "accuracy": action_accuracy(anonymized_clips), "raw_accuracy": action_accuracy(clips),
+            "move_clips": move(anonymized_clips, clips), "move_static": move(anonymized_static, static)}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Path:
+    return planted_store(tmp_path_factory.mktemp("planted") / "planted.zarr")
+
+
+@pytest.fixture(scope="module")
+def planted_runs(planted, tmp_path_factory) -> dict[str, dict]:
+    root = tmp_path_factory.mktemp("planted_runs")
+    results = {}
+    for mode in ("none", "direct", "cross-view", "supervised-clips", "independence"):
+        trainer = Trainer(planted_config(planted, root / mode, mode))
+        trainer.run()
+        results[mode] = measure(trainer)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_registry_lists_every_mode_and_which_read_attribute_labels():
+    assert budget_modes() == ["direct", "adversarial", "supervised", "none", "cross-view", "bottleneck",
+                              "supervised-clips", "independence"]
+    assert {mode for mode in budget_modes() if budget_class(mode).supervised} == {"supervised", "supervised-clips"}
+    for mode in ("cross-view", "independence"):
+        assert budget_class(mode).static_inputs == "raw" and budget_class(mode).uses_clips
+    assert budget_class("supervised-clips").static_inputs == "none"
+    for name in ("magic", "Direct"):
+        with pytest.raises(FeatstoreError, match="budget mode must be one of") as error:
+            budget_class(name)
+        assert "\n" not in str(error.value)
+
+
+def test_config_validation_of_the_new_fields_is_one_line(array_store, tmp_path):
+    cases = [({"budget_mode": "magic"}, "budget mode"), ({"critic_hidden": 0}, "critic sizes"),
+             ({"critic_temperature": 0.0}, "critic temperature"), ({"critic_objective": "win"}, "critic objective"),
+             ({"bottleneck_noise": 0.0}, "bottleneck noise"), ({"adversary_ensemble": 0}, "adversary ensemble"),
+             ({"budget_mode": "cross-view", "budget_inputs": "static+clips"}, "does not read them"),
+             ({"budget_mode": "bottleneck", "budget_inputs": "static+clips"}, "does not read them")]
+    for bad, match in cases:
+        with pytest.raises(FeatstoreError, match=match) as error:
+            small_config(array_store, tmp_path / "x", **bad)
+        assert "\n" not in str(error.value)
+    small_config(array_store, tmp_path / "x", budget_mode="bottleneck", bottleneck_with_ntxent=True,
+                 budget_inputs="static+clips")
+
+
+def test_supervised_modes_need_attribute_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    store = write_array_store(tmp_path / "plain.zarr", [rng.normal(size=(3, 8)) for _ in range(6)],
+                              [rng.normal(size=(2, 8)) for _ in range(6)], ["train"] * 6, [0, 1] * 3,
+                              np.zeros((6, 0), dtype=int), ["a", "b"], [])
+    for mode in ("supervised", "supervised-clips"):
+        with pytest.raises(FeatstoreError, match=f"the {mode} budget needs them"):
+            Trainer(small_config(store, tmp_path / mode, budget_mode=mode))
+
+
+def test_train_command_saves_the_new_options(array_store, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", [
+        "anonymize", "train", "--store", str(array_store), "--out", str(run), "--budget-mode", "cross-view",
+        "--critic-hidden", "8", "--critic-proj", "4", "--critic-temperature", "0.2", "--critic-objective", "maximize",
+        "--bottleneck-noise", "0.3", "--bottleneck-with-ntxent", "--adversary-ensemble", "2", "--epochs", "1",
+        "--batch-size", "8", "--aam-layers", "1", "--identity-init", "zero", "--head-init-epochs", "0",
+        "--validate-every", "0", "--device", "cpu", "--no-progress"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 0, capsys.readouterr().err
+    saved = json.loads((run / "config.json").read_text())
+    assert {key: saved[key] for key in ("budget_mode", "critic_hidden", "critic_proj", "critic_temperature",
+                                        "critic_objective", "bottleneck_noise", "bottleneck_with_ntxent",
+                                        "adversary_ensemble")} == {
+        "budget_mode": "cross-view", "critic_hidden": 8, "critic_proj": 4, "critic_temperature": 0.2,
+        "critic_objective": "maximize", "bottleneck_noise": 0.3, "bottleneck_with_ntxent": True,
+        "adversary_ensemble": 2}
+    info = json.loads((run / "checkpoint.json").read_text())
+    assert info["parameters"]["critic"] == 2 * (16 * 8 + 8 + 8 * 4 + 4)
+
+
+# ---------------------------------------------------------------------------------------------- loss terms
+
+
+def test_info_nce_confusion_is_zero_at_chance_and_positive_otherwise():
+    torch.manual_seed(0)
+    assert float(info_nce_confusion(torch.zeros(5, 5))) == pytest.approx(0.0, abs=1e-6)
+    logits = matching_logits(torch.randn(6, 4), torch.randn(6, 4), 0.1)
+    assert float(info_nce_confusion(logits)) > 0
+    expected = -torch.log_softmax(logits, 1).mean(1).mean() - math.log(6)  # CE(uniform, softmax) - log N
+    torch.testing.assert_close(info_nce_confusion(logits), expected)
+    perfect = matching_logits(torch.eye(4), torch.eye(4), 0.01)
+    assert float(info_nce(perfect)) < 1e-6 < float(info_nce(torch.zeros(4, 4))) == pytest.approx(math.log(4))
+
+
+def test_gaussian_channel_capacity_and_the_bottleneck_noise(array_store, tmp_path):
+    outputs = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])  # variances 8/3 and 0
+    capacity = gaussian_channel_capacity(outputs, torch.tensor([2.0, 1.0]))
+    assert float(capacity) == pytest.approx(math.log(1 + (8 / 3) / 4))
+    trainer = Trainer(small_config(array_store, tmp_path / "b", budget_mode="bottleneck", bottleneck_noise=0.5))
+    std = train_split_std(Store.open(array_store), "clips")
+    torch.testing.assert_close(trainer.budget.noise_std, 0.5 * std)
+    trainer.budget.on_epoch_start(0)
+    out = torch.zeros(20000, std.shape[0])
+    noisy = trainer.budget.utility_input(out)
+    torch.testing.assert_close(noisy.std(0), 0.5 * std, rtol=0.05, atol=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- full-clip budgets
+
+
+def test_full_clip_budgets_lower_full_clip_attribute_leakage_and_keep_actions(planted_runs):
+    none, cross_view, supervised_clips, independence = (
+        planted_runs[m] for m in ("none", "cross-view", "supervised-clips", "independence"))
+    assert none["raw_ap"] > 0.97 and none["raw_accuracy"] > 0.95
+    assert none["ap"] > none["raw_ap"] - 0.02  # without a budget the AAM leaks as much as the raw clips
+    assert cross_view["ap"] < none["ap"] - 0.2, planted_runs
+    assert supervised_clips["ap"] < none["ap"] - 0.1, planted_runs
+    assert independence["ap"] < none["ap"] - 0.2, planted_runs
+    for result in (cross_view, supervised_clips, independence):
+        assert result["accuracy"] >= result["raw_accuracy"] - 0.05
+
+
+def test_direct_budget_takes_the_static_shortcut_and_cross_view_does_not(planted, planted_runs):
+    static_clip_separability = _static_vs_clip_accuracy(Store.open(planted))
+    assert static_clip_separability > 0.99
+    none, direct = planted_runs["none"], planted_runs["direct"]
+    # direct moves static clips far more than the clips users consume, and the clips keep leaking
+    assert direct["move_static"] > 2.0 * direct["move_clips"]
+    assert direct["move_static"] - none["move_static"] > 4.0 * (direct["move_clips"] - none["move_clips"])
+    assert direct["ap"] > none["ap"] - 0.03
+    # the full-clip modes move the clips (at least as much as the static clips) and the clips' leakage falls
+    for mode in ("cross-view", "independence"):
+        assert planted_runs[mode]["move_clips"] >= planted_runs[mode]["move_static"], (mode, planted_runs[mode])
+        assert planted_runs[mode]["ap"] < direct["ap"] - 0.2, (mode, planted_runs[mode])
+
+
+class StaticScrambler(nn.Module):
+    """The AAM, except that rows carrying the static offset come out shifted by 100 (and are counted)."""
+
+    def __init__(self, aam: nn.Module):
+        super().__init__()
+        self.inner = aam
+        self.static_rows_seen = 0
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.inner(x, mask)
+        is_static = x[..., OFFSET_DIMS].mean(-1, keepdim=True) > STATIC_OFFSET / 2
+        self.static_rows_seen += int(is_static.sum())
+        return torch.where(is_static, out + 100.0, out)
+
+
+@pytest.mark.parametrize("mode", ["cross-view", "independence", "direct"])
+def test_cross_view_term_does_not_depend_on_what_the_aam_does_to_static_clips(planted, tmp_path, mode):
+    config = planted_config(planted, tmp_path / "run", mode)
+    plain, scrambled = Trainer(config), Trainer(config)
+    scrambled.aam = StaticScrambler(scrambled.aam)
+    plain_record, scrambled_record = plain.train_epoch(0), scrambled.train_epoch(0)
+    same_weights = all(torch.equal(a, b) for a, b in zip(plain.aam.state_dict().values(),
+                                                         scrambled.aam.inner.state_dict().values()))
+    if mode in ("cross-view", "independence"):  # AAM(static) is never computed: scrambling it changes nothing
+        assert scrambled.aam.static_rows_seen == 0
+        assert plain_record["privacy"] == scrambled_record["privacy"] and same_weights
+    else:  # the static-pair budget is exactly what the scrambling changes
+        assert scrambled.aam.static_rows_seen > 0
+        assert plain_record["privacy"] != scrambled_record["privacy"] and not same_weights
+
+
+def _static_vs_clip_accuracy(store: Store) -> float:
+    clips, static = store.load_embeddings("clips").astype(np.float32), store.load_embeddings("static").astype(np.float32)
+    x = np.concatenate([clips, static])
+    y = np.concatenate([np.zeros(len(clips)), np.ones(len(static))])
+    order = np.random.default_rng(0).permutation(len(x))
+    half = len(x) // 2
+    probe = LogisticRegression(max_iter=2000).fit(x[order[:half]], y[order[:half]])
+    return float(probe.score(x[order[half:]], y[order[half:]]))

@@ -1,0 +1,174 @@
+"""The attacker suite of the privacy protocols: every attacker, worst-case reporting, selection without the
+test set, and the leakage-removed summary."""
+
+import math
+
+import numpy as np
+import pytest
+
+from anonymize.array_store import write_array_store
+from evaluate.metrics import leakage_removed
+from evaluate.protocols._attribute_attack import ATTACKERS, attackers_of, worst_case
+from evaluate.protocols.privacy import PrivacyConfig
+from evaluate.protocols.privacy import run as run_privacy
+from evaluate.protocols.vp import VPConfig
+from evaluate.protocols.vp import run as run_vp
+from featstore.store import Store
+
+N_TRAIN, N_TEST, DIM, ROWS = 160, 60, 12, 4
+
+
+def array_store(out, make, *, n_train=N_TRAIN, n_test=N_TEST, dim=DIM, rows=ROWS, noise=0.2, seed=0,
+                permute_test=False):
+    """``make(rng, n_videos, dim) -> (latent (V, dim), attributes (V, A))``; a video's rows = its latent + noise.
+    ``permute_test`` shuffles the attributes among the test videos (the features stay the same)."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    latent, attributes = make(rng, n, dim)
+    attributes = attributes.astype(np.int64)
+    if permute_test:
+        attributes[n_train:] = attributes[n_train:][np.random.default_rng(seed + 1).permutation(n_test)]
+    clips = [(latent[v] + noise * rng.standard_normal((rows + 2, dim))).astype(np.float32) for v in range(n)]
+    static = [(latent[v] + noise * rng.standard_normal((rows, dim))).astype(np.float32) for v in range(n)]
+    return write_array_store(out, clips, static, ["train"] * n_train + ["test"] * n_test, [0] * n, attributes,
+                             ["only"], [f"a{i}" for i in range(attributes.shape[1])], dtype="float32")
+
+
+def planted(strength):
+    """Two attributes (positive rates 1/2 and 1/3), each planted as +-``strength`` along its own random
+    direction on top of standard normal noise."""
+    def make(rng, n, dim):
+        attributes = np.stack([rng.random(n) < 0.5, rng.random(n) < 1 / 3], axis=1)
+        directions = rng.standard_normal((2, dim))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        return rng.standard_normal((n, dim)) + strength * (2.0 * attributes - 1.0) @ directions, attributes
+
+    return make
+
+
+def xor(rng, n, dim):
+    """One attribute readable only non-linearly: the XOR of the signs of two dimensions."""
+    latent = rng.standard_normal((n, dim))
+    return latent, ((latent[:, 0] > 0) ^ (latent[:, 1] > 0))[:, None]
+
+
+@pytest.fixture(scope="module")
+def planted_store(tmp_path_factory):
+    return array_store(tmp_path_factory.mktemp("planted") / "planted.zarr", planted(4.0))
+
+
+@pytest.fixture(scope="module")
+def xor_store(tmp_path_factory):
+    return array_store(tmp_path_factory.mktemp("xor") / "xor.zarr", xor, n_train=320, n_test=100, dim=8)
+
+
+PRIVACY_FAST = dict(epochs=30, batch_size=64)
+VP_FAST = dict(epochs=30, batch_size=16)
+
+
+def test_the_attacker_groups():
+    assert attackers_of("all") == ATTACKERS == ("standard", "authors", "mlp", "logreg", "knn")
+    assert attackers_of("both") == ("standard", "authors") and attackers_of("knn") == ("knn",)
+
+
+def test_every_attacker_reads_a_planted_attribute_and_the_worst_case_is_their_max(planted_store):
+    result = run_privacy(Store.open(planted_store), PrivacyConfig(**PRIVACY_FAST))
+    attackers = result["attackers"]
+    assert list(attackers) == list(ATTACKERS)
+    for name, attacker in attackers.items():
+        for attribute, ap in attacker["per_attribute"].items():
+            assert ap > 0.9, (name, attribute, ap)
+    worst = result["worst_case"]
+    for attribute in result["positive_rate"]:
+        best = max(attacker["per_attribute"][attribute] for attacker in attackers.values())
+        assert worst["per_attribute"][attribute] == best
+        assert attackers[worst["source"][attribute]]["per_attribute"][attribute] == best
+    assert worst["cmap"] == pytest.approx(np.mean(list(worst["per_attribute"].values())))
+    assert result["cmap"] == worst["cmap"] and result["per_attribute"] == worst["per_attribute"]
+    assert result["headline"] == "worst_case" and result["cmap"] >= max(a["cmap"] for a in attackers.values()) - 1e-12
+    assert attackers["authors"]["test_selected"] and not any(attackers[a]["test_selected"] for a in
+                                                             ("standard", "mlp", "logreg", "knn"))
+    mlp = attackers["mlp"]
+    assert [s["seed"] for s in mlp["seeds"]] == [0, 1, 2] and mlp["selected_seed"] in (0, 1, 2)
+    chosen = next(s for s in mlp["seeds"] if s["seed"] == mlp["selected_seed"])
+    assert chosen["validation_cmap"] == max(s["validation_cmap"] for s in mlp["seeds"])
+    assert chosen["test_cmap"] == mlp["cmap"]
+    assert set(attackers["logreg"]["selected_c"]) == {"a0", "a1"}
+    assert all(k in (5, 15, 45) for k in attackers["knn"]["selected_k"].values())
+
+
+def test_vp_worst_case_is_the_max_over_attackers_of_mean_and_video(planted_store):
+    result = run_vp(Store.open(planted_store), VPConfig(**VP_FAST))
+    attackers = result["attackers"]
+    assert list(attackers) == list(ATTACKERS)
+    for name, attacker in attackers.items():
+        assert attacker["cmap_video"] > 0.9 and attacker["cmap_mean"] > 0.9, name
+        for attribute in result["positive_rate"]:
+            assert attacker["per_attribute"][attribute] == max(attacker["per_attribute_mean"][attribute],
+                                                               attacker["per_attribute_video"][attribute])
+    worst = result["worst_case"]
+    for attribute in result["positive_rate"]:
+        candidates = {f"{a}/{agg}": attackers[a][f"per_attribute_{agg}"][attribute]
+                      for a in attackers for agg in ("mean", "video")}
+        assert worst["per_attribute"][attribute] == max(candidates.values())
+        assert candidates[worst["source"][attribute]] == worst["per_attribute"][attribute]
+    assert result["cmap"] == worst["cmap"]
+    standard = attackers["standard"]
+    assert (result["cmap_mean"], result["cmap_max"], result["cmap_video"]) == (
+        standard["cmap_mean"], standard["cmap_max"], standard["cmap_video"])
+
+
+def test_the_mlp_attackers_read_what_logistic_regression_cannot(xor_store):
+    result = run_privacy(Store.open(xor_store), PrivacyConfig(epochs=60, batch_size=64))
+    attackers = result["attackers"]
+    assert attackers["logreg"]["cmap"] < 0.65  # no linear direction: about chance (0.5)
+    for name in ("standard", "mlp"):
+        assert attackers[name]["cmap"] > attackers["logreg"]["cmap"] + (0.3 if name == "mlp" else 0.2), name
+    assert result["worst_case"]["source"]["a0"] in ("standard", "authors", "mlp")
+    assert result["cmap"] >= attackers["mlp"]["cmap"]
+
+
+def _selections(result):
+    attackers = result["attackers"]
+    return {
+        "standard": attackers["standard"]["selected_epoch"],
+        "mlp": (attackers["mlp"]["selected_seed"],
+                [(s["seed"], s["selected_epoch"], s["validation_cmap"]) for s in attackers["mlp"]["seeds"]]),
+        "logreg": (attackers["logreg"]["selected_c"], attackers["logreg"]["validation_ap"]),
+        "knn": (attackers["knn"]["selected_k"], attackers["knn"]["selected_metric"], attackers["knn"]["validation_ap"]),
+    }
+
+
+@pytest.mark.parametrize("protocol", ["privacy", "vp"])
+def test_only_the_authors_attacker_selects_on_the_test_set(tmp_path, protocol):
+    """Permuting the test labels changes the test APs but none of the validation-made choices."""
+    stores = [array_store(tmp_path / f"{i}.zarr", planted(1.0), n_train=80, n_test=40, permute_test=bool(i))
+              for i in range(2)]
+    # a high learning rate: the selected epochs are not simply the last one
+    if protocol == "privacy":
+        results = [run_privacy(Store.open(s), PrivacyConfig(epochs=12, lr=1e-2, batch_size=64)) for s in stores]
+    else:
+        results = [run_vp(Store.open(s), VPConfig(epochs=12, lr=1e-2, batch_size=16)) for s in stores]
+    assert _selections(results[0]) == _selections(results[1])
+    for name in ("standard", "mlp", "logreg", "knn"):
+        assert results[0]["attackers"][name]["cmap"] != results[1]["attackers"][name]["cmap"], name
+
+
+def test_worst_case_by_hand():
+    names = ["a", "b", "c"]
+    result = worst_case([("x", np.array([0.5, 0.9, np.nan])), ("y", np.array([0.7, 0.9, np.nan]))], names)
+    assert result["per_attribute"]["a"] == 0.7 and result["source"]["a"] == "y"
+    assert result["per_attribute"]["b"] == 0.9 and result["source"]["b"] == "x"  # ties: the first
+    assert math.isnan(result["per_attribute"]["c"]) and result["source"]["c"] is None
+    assert result["cmap"] == pytest.approx(0.8)
+
+
+def test_leakage_removed_by_hand():
+    assert leakage_removed(0.9, 0.6, 0.5) == pytest.approx(0.75)  # 0.3 of the 0.4 above chance
+    assert leakage_removed(0.9, 0.5, 0.5) == pytest.approx(1.0)
+    assert leakage_removed(0.9, 0.9, 0.5) == 0.0
+    assert leakage_removed(0.8, 0.9, 0.6) == pytest.approx(-0.5)  # more leakage than before
+    assert leakage_removed(0.8, 0.5, 0.6) == pytest.approx(1.5)  # below chance
+    for raw in (0.5, 0.4, math.nan):  # the raw features leak nothing (or nothing is known): undefined
+        assert math.isnan(leakage_removed(raw, 0.45, 0.5))
+    assert math.isnan(leakage_removed(0.9, math.nan, 0.5))
