@@ -55,7 +55,7 @@ def train(
     w_lc: Optional[float] = typer.Option(None, help="w_LC [100]."),
     lc_distance: Optional[str] = typer.Option(None, help="Latent consistency distance: mse (code), l1, l2 (paper) [mse]."),
     lc_inputs: Optional[str] = typer.Option(None, help="Rows under latent consistency: clips or clips+static [clips]."),
-    budget_mode: Optional[str] = typer.Option(None, help="direct, adversarial, supervised, none (static pairs); cross-view, bottleneck, supervised-clips (full clips) [direct]."),
+    budget_mode: Optional[str] = typer.Option(None, help="direct, adversarial, supervised, none (static pairs); cross-view, bottleneck, supervised-clips, independence (full clips) [direct]."),
     budget_inputs: Optional[str] = typer.Option(None, help="static (paper) or static+clips [static]."),
     temperature: Optional[float] = typer.Option(None, help="NT-Xent temperature [0.1]."),
     ntxent_objective: Optional[str] = typer.Option(None, help="direct/adversarial: maximize (paper) or to-uniform (centred NT-Xent brought to log(2N-1); beyond the paper) [maximize]."),

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from anonymize.budgets import budget_modes
+from anonymize.budgets.independence import INDEPENDENCE_MIN_ROWS
 from anonymize.data import ROW_SOURCES
 from anonymize.losses import LC_DISTANCES
 from anonymize.model import AAMConfig
@@ -16,7 +17,7 @@ BUDGET_MODES = tuple(budget_modes())  # every registered mode (anonymize/budgets
 SUPERVISED_OBJECTIVES = ("maximize", "confusion")
 CRITIC_OBJECTIVES = ("confusion", "maximize")
 INDEPENDENCE_KERNELS = ("gaussian", "gaussian+linear")
-OWN_CLIP_MODES = ("cross-view", "supervised-clips")  # budgets that draw their own full clips, never static pairs
+OWN_CLIP_MODES = ("cross-view", "supervised-clips", "independence")  # budgets that draw their own full clips, never static pairs
 NTXENT_OBJECTIVES = ("maximize", "to-uniform")
 BUDGET_INPUTS = ("static", "static+clips")
 LC_INPUTS = ("clips", "clips+static")
@@ -172,6 +173,9 @@ class TrainConfig:
             (self.bottleneck_noise > 0, f"bottleneck noise must be > 0, got {self.bottleneck_noise}"),
             (self.adversary_ensemble >= 1, f"adversary ensemble must have >= 1 member, got {self.adversary_ensemble}"),
             (self.independence_shrinkage > 0, f"independence shrinkage must be > 0, got {self.independence_shrinkage}"),
+            (self.budget_mode != "independence" or self.batch_size >= 2 * INDEPENDENCE_MIN_ROWS,
+             f"the independence budget is a kernel statistic of the batch: batch size must be >= "
+             f"{2 * INDEPENDENCE_MIN_ROWS}, got {self.batch_size}"),
             (self.independence_kernels in INDEPENDENCE_KERNELS,
              f"independence kernels must be one of {list(INDEPENDENCE_KERNELS)}, got {self.independence_kernels!r}"),
             (not (self.budget_inputs == "static+clips" and (self.budget_mode in OWN_CLIP_MODES or (

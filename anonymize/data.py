@@ -184,6 +184,12 @@ class PairSource:
         return values, torch.from_numpy(valid)
 
     def epoch(self, batch_size: int, generator: torch.Generator) -> Iterator[RowPairs]:
+        for _, pairs in self.epoch_with_videos(batch_size, generator):
+            yield pairs
+
+    def epoch_with_videos(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[np.ndarray, RowPairs]]:
+        """The epoch's batches of pairs, each with its store video indices (the clip-based budgets draw one
+        full clip of each of those videos)."""
         groups = storage_groups(self.rows, self.offsets, self.videos)
         for picked in epoch_order(len(self.videos), batch_size, generator, groups, buffer_chunks(self.rows)):
             if len(picked) < 2:  # NT-Xent needs negatives: a last batch of one video is skipped
@@ -192,4 +198,4 @@ class PairSource:
             first_rows, second_rows = two_distinct_rows_in(self.offsets, videos, generator)
             first, first_mask = self._take(videos, first_rows)
             second, second_mask = self._take(videos, second_rows)
-            yield RowPairs(first, second, first_mask, second_mask, self.attributes[videos])
+            yield videos, RowPairs(first, second, first_mask, second_mask, self.attributes[videos])

@@ -54,8 +54,6 @@ from anonymize.data import (
     epoch_order,
     open_rows,
     random_row_in,
-    storage_groups,
-    two_distinct_rows_in,
     window_rows,
 )
 from anonymize.losses import latent_consistency
@@ -68,22 +66,6 @@ from featstore.store import Store
 RESUMABLE_CHANGES = ("epochs", "progress", "device", "row_source", "validate_every", "out")
 
 console = Console(stderr=True)
-
-
-class BudgetPairSource(PairSource):
-    """The static pairs of the budget, with the videos of each batch (the clip-based budgets draw one
-    full clip of each). ``epoch_with_videos`` makes exactly the draws of ``PairSource.epoch``."""
-
-    def epoch_with_videos(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[np.ndarray, RowPairs]]:
-        groups = storage_groups(self.rows, self.offsets, self.videos)
-        for picked in epoch_order(len(self.videos), batch_size, generator, groups, buffer_chunks(self.rows)):
-            if len(picked) < 2:  # NT-Xent needs negatives: a last batch of one video is skipped
-                continue
-            videos = self.videos[picked]
-            first_rows, second_rows = two_distinct_rows_in(self.offsets, videos, generator)
-            first, first_mask = self._take(videos, first_rows)
-            second, second_mask = self._take(videos, second_rows)
-            yield videos, RowPairs(first, second, first_mask, second_mask, self.attributes[videos])
 
 
 class BudgetClipSource:
@@ -145,7 +127,7 @@ class Trainer:
             task.head.to(self.device)
             self.tasks.append(task)
         window = config.aam.context_window
-        self.pair_sources = [BudgetPairSource(self.store, "static", source=config.row_source, window=window,
+        self.pair_sources = [PairSource(self.store, "static", source=config.row_source, window=window,
                                               cache_chunks=config.stream_cache_chunks)]
         if config.budget_inputs == "static+clips":
             self.pair_sources.append(PairSource(self.store, "clips", source=config.row_source, window=window,

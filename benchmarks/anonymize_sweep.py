@@ -14,7 +14,10 @@ Each AAM setting trains (``anonymize.train``) once per seed, each baseline is fi
   AP of every attacker: standard, authors', standardized MLP over 3 seeds, logistic regression, k-NN) and
   the share of the raw store's above-chance leakage it removed, (raw - anon) / (raw - chance);
 - the second row: the worst-case static-clip cMAP (``privacy``) and the shortcut diagnostics
-  (``evaluate.shortcut``): how far static clips and clips moved, relative to the data's spread.
+  (``evaluate.shortcut``): how far static clips and clips moved, relative to the data's spread;
+- with ``--tad-store`` / ``--ad-store`` (stores of the same encoder): the anonymizer, trained on
+  ``--store`` with action labels only, applied to those stores: TAD average mAP (``tad``) and AD ROC AUC
+  (``ad``), tasks it never trained on.
 
 Results are cached per run in ``DIR/<name>/result.json``; ``DIR/results.md`` is the table, with the
 mean and the spread (min-max) over seeds for each setting.
@@ -41,7 +44,7 @@ from anonymize.config import TrainConfig  # noqa: E402
 from anonymize.export import export_store  # noqa: E402
 from anonymize.train import train  # noqa: E402
 from evaluate.metrics import leakage_removed  # noqa: E402
-from evaluate.protocols import ar, privacy, retrieval, vp  # noqa: E402
+from evaluate.protocols import ad, ar, privacy, retrieval, tad, vp  # noqa: E402
 from evaluate.shortcut import shortcut_diagnostics  # noqa: E402
 from featstore.store import Store  # noqa: E402
 from pipelines.demo import DemoConfig  # noqa: E402
@@ -100,16 +103,74 @@ def evaluate_store(raw: Path, anon: Path, device: str) -> dict:
     }
 
 
+def make_latent_factor_store(out: Path, seed: int = 0, n_train: int = 400, n_test: int = 200, dim: int = 192) -> Path:
+    """A controlled store with known structure (NOT the demo data): a random 2-layer tanh network
+    ("encoder") maps latent factors to 192-d embeddings. Full clips = motion code of the action class
+    (+ per-clip variation) + appearance code of 4 independent binary attributes + nuisance; static
+    clips = the same appearance code + frame nuisance, no motion. Action and attributes are independent.
+    """
+    from anonymize.array_store import write_array_store
+
+    rng = np.random.default_rng(seed)
+    n_classes, n_attributes, motion_dim, appearance_dim, nuisance_dim = 10, 4, 16, 16, 8
+    motion_codes = rng.normal(size=(n_classes, motion_dim))
+    attribute_codes = rng.normal(size=(n_attributes, appearance_dim))
+    hidden = 512
+    w1 = rng.normal(size=(motion_dim + appearance_dim + nuisance_dim, hidden)) / np.sqrt(motion_dim + appearance_dim)
+    b1 = rng.normal(size=hidden) * 0.5
+    w2 = rng.normal(size=(hidden, dim)) / np.sqrt(hidden)
+
+    def encode(motion, appearance, nuisance):
+        return np.tanh(np.concatenate([motion, appearance, nuisance], 1) @ w1 + b1) @ w2
+
+    n = n_train + n_test
+    labels = rng.integers(0, n_classes, n)
+    attributes = rng.integers(0, 2, (n, n_attributes))
+    clips, static = [], []
+    for v in range(n):
+        appearance = (2 * attributes[v] - 1) @ attribute_codes / 2 + 1.0 * rng.normal(size=appearance_dim)
+        k = int(rng.integers(3, 9))
+        motion = motion_codes[labels[v]] + 1.3 * rng.normal(size=(k, motion_dim))
+        clips.append(encode(motion, np.repeat(appearance[None], k, 0), rng.normal(size=(k, nuisance_dim))))
+        static.append(encode(np.zeros((10, motion_dim)), np.repeat(appearance[None], 10, 0),
+                             rng.normal(size=(10, nuisance_dim))))
+    splits = ["train"] * n_train + ["test"] * n_test
+    return write_array_store(out, clips, static, splits, labels.tolist(), attributes,
+                             [f"action{i}" for i in range(n_classes)], [f"attr{i}" for i in range(n_attributes)],
+                             description=f"latent-factor store (random tanh network, seed {seed})")
+
+
 def run_name(setting: str, seed: int) -> str:
     return setting if seed == 0 else f"{setting}-seed{seed}"
 
 
-def run_setting(setting: str, seed: int, store: Path, out: Path, device: str) -> dict:
+def other_tasks(run: Path | None, stores: dict[str, Path], folder: Path, device: str) -> dict:
+    """TAD average mAP / AD ROC AUC of the raw stores (``run`` None) or of the run's exports of them."""
+    results = {}
+    for task, path in stores.items():
+        if run is not None:
+            export_store(run, path, folder / f"{task}.zarr", device=device)
+            path = folder / f"{task}.zarr"
+        if task == "tad":
+            results["tad_mAP"] = tad.run(Store.open(path), tad.TADConfig(device=device))["average_mAP"]
+        else:
+            results["ad_auc"] = ad.run(Store.open(path), ad.ADConfig(device=device))["roc_auc"]
+    return results
+
+
+def run_setting(setting: str, seed: int, store: Path, out: Path, device: str, tasks: dict[str, Path]) -> dict:
     name = run_name(setting, seed)
     folder = out / name
     cached = folder / "result.json"
     if cached.is_file():
-        return json.loads(cached.read_text())
+        result = json.loads(cached.read_text())
+        missing = {task: path for task, path in tasks.items()
+                   if ("tad_mAP" if task == "tad" else "ad_auc") not in result["metrics"]}
+        if missing:  # a cached run evaluated without these stores: add them
+            run = None if setting == "raw" else folder / "run"
+            result["metrics"].update(other_tasks(run, missing, folder, device))
+            cached.write_text(json.dumps(result, indent=1, default=float) + "\n")
+        return result
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -129,6 +190,7 @@ def run_setting(setting: str, seed: int, store: Path, out: Path, device: str) ->
                            "seconds": sum(h.get("seconds", 0.0) for h in trained.history)}
         export_store(folder / "run", store, anon, device=device)
     result["metrics"] = evaluate_store(store, anon, device)
+    result["metrics"].update(other_tasks(None if setting == "raw" else folder / "run", tasks, folder, device))
     result["seconds"] = time.perf_counter() - started
     cached.write_text(json.dumps(result, indent=1, default=float) + "\n")
     return result
@@ -146,7 +208,9 @@ def table(results: list[dict]) -> str:
     head = ("| setting | seeds | top-1 (raw " + f"{raw['top1']:.3f}) | R@1 (raw {raw['R@1']:.3f}) | full-clip cMAP, "
             f"worst case (raw {raw['clips_cmap']:.3f}) | leakage removed | static cMAP, worst case (raw "
             f"{raw['static_cmap']:.3f}) | move static / clips |")
-    lines = [head, "|" + "---|" * 8]
+    extra = [(key, title) for key, title in (("tad_mAP", "TAD mAP"), ("ad_auc", "AD AUC")) if key in raw]
+    head += "".join(f" {title} (raw {raw[key]:.3f}) |" for key, title in extra)
+    lines = [head, "|" + "---|" * (8 + len(extra))]
     settings = list(dict.fromkeys(r["setting"] for r in results))
     for setting in settings:
         runs = [r for r in results if r["setting"] == setting]
@@ -158,7 +222,9 @@ def table(results: list[dict]) -> str:
         lines.append(f"| {label} | {len(runs)} | {spread([m['top1'] for m in metrics])} | "
                      f"{spread([m['R@1'] for m in metrics])} | {spread([m['clips_cmap'] for m in metrics])} | "
                      f"{spread([100 * r for r in removed], 1)}% | "
-                     f"{spread([m['static_cmap'] for m in metrics])} | {move} |")
+                     f"{spread([m['static_cmap'] for m in metrics])} | {move} |"
+                     + "".join(f" {spread([m[key] for m in metrics if key in m] or [float('nan')])} |"
+                               for key, _ in extra))
     return "\n".join(lines)
 
 
@@ -169,8 +235,14 @@ def main() -> None:
     parser.add_argument("--only", default="", help="Comma-separated setting names (default: all).")
     parser.add_argument("--seeds", default="0", help="Comma-separated training seeds of every AAM setting.")
     parser.add_argument("--seeded", default="", help="Comma-separated settings that get --seeds (default: all).")
+    parser.add_argument("--tad-store", type=Path, help="A TAD store of the same encoder: adds TAD average mAP.")
+    parser.add_argument("--ad-store", type=Path, help="An AD store of the same encoder: adds AD ROC AUC.")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--make-latent-store", action="store_true",
+                        help="First write the controlled latent-factor store at --store (see make_latent_factor_store).")
     args = parser.parse_args()
+    if args.make_latent_store and not args.store.exists():
+        make_latent_factor_store(args.store)
     torch.set_num_threads(1)
     names = [*SETTINGS, *BASELINES]
     if args.only:
@@ -181,11 +253,12 @@ def main() -> None:
         names = wanted
     seeds = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = [run_setting("raw", 0, args.store, args.out, args.device)]
+    tasks = {task: path for task, path in (("tad", args.tad_store), ("ad", args.ad_store)) if path is not None}
+    results = [run_setting("raw", 0, args.store, args.out, args.device, tasks)]
     for name in names:
         seeded = name in SETTINGS and (not args.seeded or name in args.seeded.split(","))
         for seed in (seeds if seeded else [0]):
-            result = run_setting(name, seed, args.store, args.out, args.device)
+            result = run_setting(name, seed, args.store, args.out, args.device, tasks)
             results.append(result)
             m = result["metrics"]
             print(f"{result['name']:32s} top1 {m['top1']:.3f}  R@1 {m['R@1']:.3f}  full-clip cMAP {m['clips_cmap']:.3f}  "

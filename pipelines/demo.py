@@ -14,7 +14,8 @@ Runs on the CPU in minutes and needs no download:
    first), the inversion attacks, the trade-off with each method's own front.
 
 Each stage reuses what an earlier run of the same recipe left: extraction resumes, a finished
-training run is resumed (a no-op), a fitted baseline is kept, exports and the report are rewritten.
+training run is resumed (a no-op), baselines are fitted again (deterministic: the same weights and
+hash), exports and the report are rewritten.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ class DemoConfig:
             (self.train_w_lc >= 0, f"train_w_lc must be >= 0, got {self.train_w_lc}"),
             (self.train_w_budget >= 0, f"train_w_budget must be >= 0, got {self.train_w_budget}"),
             (all(w >= 0 for w in self.sweep_budgets), f"sweep budget weights must be >= 0, got {self.sweep_budgets}"),
+            (len({f"{w:g}" for w in self.sweep_budgets}) == len(self.sweep_budgets),
+             f"sweep budget weights must differ, got {self.sweep_budgets}"),
+            (len(set(self.baselines)) == len(self.baselines), f"each baseline may appear once, got {self.baselines}"),
             (self.paper_epochs >= 1 and self.paper_batch_size >= 2 and self.paper_lr > 0 and self.paper_w_lc >= 0,
              "paper objective settings: epochs >= 1, batch size >= 2, lr > 0, w_lc >= 0"),
             (set(self.baselines) <= set(DEMO_BASELINES),
@@ -176,7 +180,7 @@ def run_demo(config: DemoConfig, console: Console | None = None, show_progress: 
     (out / "demo_config.json").write_text(json.dumps(asdict(config), indent=2))
 
     data_root = Path(config.data_root)
-    if not manifest_path(data_root, config.parts[0]).is_file():
+    if not manifest_path(data_root, SYNTH_PARTS[0]).is_file():  # manifest files keep the default part names
         console.rule(f"1. synthetic dataset ({config.style} style)")
         generate_synthetic(data_root, config.synth_config, show_progress=show_progress)
     resolve_dataset(config.parts[0], data_root)  # validates every file is there
@@ -237,8 +241,26 @@ def fit_demo_baseline(config: DemoConfig, method: str) -> None:
     fit_baseline(baseline, overwrite=is_baseline_run(config.baseline_path(method)))
 
 
+DATA_SETTINGS = ("style", "data_root", "model", "seed")  # what the stores in ``out`` were extracted from
+
+
 def check_earlier_runs(config: DemoConfig) -> None:
-    """An earlier demo's anonymizer runs in ``out`` are resumed; refuse (before any work) if their settings differ."""
+    """An earlier demo's stores and anonymizer runs in ``out`` are reused; refuse (before any work) when they
+    were made from other data or trained with other settings."""
+    saved_config = Path(config.out) / "demo_config.json"
+    if saved_config.is_file():
+        try:
+            saved = json.loads(saved_config.read_text())
+        except json.JSONDecodeError as exc:
+            raise FeatstoreError(f"{saved_config} is not valid JSON ({exc}): choose another --out") from exc
+        changed = [key for key in DATA_SETTINGS if key in saved and saved[key] != asdict(config)[key]]
+        if changed:
+            raise FeatstoreError(f"{config.out} holds a demo made with other data settings ({', '.join(changed)}); "
+                                 "choose another --out or remove that folder")
+    for method in config.baselines:
+        folder = config.baseline_path(method)
+        if (folder / CONFIG_FILE).is_file() and not is_baseline_run(folder):
+            raise FeatstoreError(f"{folder} holds an anonymizer training run, not a baseline: move it away")
     for train_config in config.training_runs():
         saved = Path(train_config.out) / CONFIG_FILE
         if saved.is_file():

@@ -3,25 +3,26 @@
 Per step, for the videos of the budget batch, one random full clip per video x_i and a raw static clip
 s_i of the same video (one frame tiled to a clip: what a single frame shows, i.e. appearance, skin
 tone, clothing, scene; no motion). The privacy term is the kernel dependence between f_A(x) and s over
-the batch, measured by centred kernel alignment with Gaussian kernels (normalized HSIC, Gretton et al.
-2005; Kornblith et al. 2019):
+the batch, measured by centred kernel alignment (normalized HSIC, Gretton et al. 2005; Kornblith et
+al. 2019):
 
     CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)),   HSIC(K, L) = tr(K H L H) / (n - 1)^2
 
-where K_ij = exp(-||a_i - a_j||^2 / m_a) on the batch-standardized anonymized clips (m_a: the median
-squared distance of the batch, detached) and L likewise on the raw static clips. With
-``independence_kernels="gaussian+linear"`` (default) the term is the mean of that and the same
-alignment with linear kernels (K = A A^T of the standardized batch: the normalized squared
-cross-covariance, which is what a linear attacker reads; the Gaussian kernel at the median bandwidth
-is weak on it). With characteristic
-kernels HSIC is zero only when the two are independent, so the anonymizer cannot lower it by hiding
-the information in another direction, scaling it, or fooling a particular critic: there is no critic
-(nothing to outrun), and the standardization and the median bandwidth make the term invariant to
-per-dimension scaling of the output. No attribute labels are read (self-supervised).
+Both batches are first whitened (``whiten``: the batch covariance shrunk by ``independence_shrinkage``
+x its mean variance), so the term is, up to the shrinkage, invariant to invertible linear maps of the
+output. K is a Gaussian kernel (bandwidth: the batch's median squared distance, detached) and, with
+``independence_kernels="gaussian+linear"`` (default), the term is the mean of that and the same
+alignment with linear kernels (the normalized squared cross-covariance, what a linear attacker reads).
+Why whitened: on per-dimension standardized outputs the anonymizer lowered the term by blowing one
+output direction up until the kernels saw nothing else, while the attribute directions underneath stayed
+readable by a logistic regression (docs/anonymize.md, "Does it anonymize?"). With fewer rows than
+dimensions the whitened kernels saturate along the high-variance directions, and the term then also
+rewards a low effective rank of the output (measured and documented there).
 
-Static clips enter only raw (``static_inputs = "raw"``), so moving static inputs gains nothing. What the
-utility tasks need (motion, for actions) survives because independence from a single frame does not
-ask the AAM to remove it; what a frame shows is what it must remove.
+There is no critic to outrun and no attribute label is read (self-supervised). Static clips enter only
+raw (``static_inputs = "raw"``), so moving static inputs gains nothing. What the utility tasks need
+(motion, for actions) survives because independence from a single frame does not ask the AAM to remove
+it; what a frame shows is what it must remove.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import torch
 
 from anonymize.budgets.base import BudgetMode, BudgetStep
 from anonymize.budgets.registry import register_budget
+from featstore.errors import FeatstoreError
+
+INDEPENDENCE_MIN_ROWS = 8  # fewer rows in a batch give no term (a kernel estimate of noise)
 
 
 def whiten(values: torch.Tensor, shrinkage: float) -> torch.Tensor:
@@ -41,7 +45,10 @@ def whiten(values: torch.Tensor, shrinkage: float) -> torch.Tensor:
     centred = values - values.mean(0)
     covariance = centred.T @ centred / max(1, len(values) - 1)
     ridge = shrinkage * covariance.diagonal().mean().clamp_min(1e-12)
-    factor = torch.linalg.cholesky(covariance + ridge * torch.eye(covariance.shape[0], device=values.device))
+    factor, info = torch.linalg.cholesky_ex(covariance + ridge * torch.eye(covariance.shape[0], device=values.device))
+    if int(info) != 0:
+        raise FeatstoreError("the independence budget could not whiten a batch (non-finite or degenerate AAM "
+                             "outputs): lower the learning rate or raise --independence-shrinkage")
     return torch.linalg.solve_triangular(factor, centred.T, upper=False).T
 
 
@@ -68,8 +75,7 @@ def linear_kernel(values: torch.Tensor) -> torch.Tensor:
 KERNELS = {"gaussian": gaussian_kernel, "linear": linear_kernel}
 
 
-def kernel_alignment(anonymized: torch.Tensor, raw_static: torch.Tensor, kernel: str = "gaussian",
-                     shrinkage: float = 0.05) -> torch.Tensor:
+def kernel_alignment(anonymized: torch.Tensor, raw_static: torch.Tensor, kernel: str, shrinkage: float) -> torch.Tensor:
     """CKA with one kernel between two (n, D) batches, each whitened (``whiten``): 0 = independent (in the
     kernel's sense), 1 = the same information."""
     first = KERNELS[kernel](whiten(anonymized, shrinkage))
@@ -86,8 +92,8 @@ class IndependenceBudget(BudgetMode):
     def privacy_term(self, step: BudgetStep) -> tuple[torch.Tensor, list]:
         clips = step.clips
         # A kernel statistic of a handful of rows is noise: a trailing batch under half the batch size (and
-        # any batch under 3 rows) adds no privacy term.
-        if clips is None or clips.anonymized.shape[0] < max(3, self.config.batch_size // 2):
+        # any batch under INDEPENDENCE_MIN_ROWS rows) adds no privacy term.
+        if clips is None or clips.anonymized.shape[0] < max(INDEPENDENCE_MIN_ROWS, self.config.batch_size // 2):
             return torch.zeros((), device=self.device), []
         kernels = self.config.independence_kernels.split("+")
         term = sum(kernel_alignment(clips.anonymized, clips.raw_static, kernel, self.config.independence_shrinkage)

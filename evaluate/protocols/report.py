@@ -421,13 +421,25 @@ def render_markdown(report: dict, out: Path) -> str:
                   f"Normalized hypervolume of the Pareto front: **{trade['hypervolume']:.4f}** "
                   f"(reference point: top-1 {trade['reference']['utility']:g}, cMAP {trade['reference']['privacy']:g}; "
                   f"definition in docs/evaluate.md).", "",
-                  "| run | w_T | w_B | w_LC | action top-1 | attribute cMAP | on front |", "|---|---:|---:|---:|---:|---:|:-:|"]
+                  f"Privacy: {trade.get('privacy_metric', 'attribute cMAP')}.", "",
+                  "| run | method | w_T | w_B | w_LC | action top-1 | attribute cMAP | on front |",
+                  "|---|---|---:|---:|---:|---:|---:|:-:|"]
         for point in trade["points"]:
-            lines.append(f"| {point['name']} | {point['w_utility']:g} | {point['w_budget']:g} | {point['w_lc']:g} | "
-                         f"{percent(point['utility'])} | {percent(point['privacy'])} | {'yes' if point['on_front'] else ''} |")
+            weights = ("| | |" if point.get("kind") == "baseline" else
+                       f"{point['w_utility']:g} | {point['w_budget']:g} | {point['w_lc']:g} |")
+            lines.append(f"| {point['name']} | {point.get('label', '')} | {weights} {percent(point['utility'])} | "
+                         f"{percent(point['privacy'])} | {'yes' if point['on_front'] else ''} |")
         if trade.get("raw"):
-            lines.append(f"| raw (not anonymized) | | | | {percent(trade['raw']['utility'])} | "
+            lines.append(f"| raw (not anonymized) | | | | | {percent(trade['raw']['utility'])} | "
                          f"{percent(trade['raw']['privacy'])} | |")
+        if trade.get("methods"):
+            lines += ["", "Each method's own front (same reference point): the default objective against each "
+                      "baseline on equal terms.", "", "| method | runs | normalized hypervolume |", "|---|---:|---:|"]
+            for method, front in trade["methods"].items():
+                supervised = " (supervised: reads attribute labels)" if front["supervised"] else ""
+                lines.append(f"| {method}{supervised} | {len(front['runs'])} | {front['hypervolume']:.4f} |")
+            if trade.get("raw"):
+                lines.append(f"| raw (not anonymized) | | {trade['raw']['hypervolume']:.4f} |")
         if report["figures"].get("tradeoff"):
             lines += ["", f"![trade-off]({report['figures']['tradeoff']})"]
         lines.append("")

@@ -284,9 +284,9 @@ def _privacy_config_matches(wanted: privacy.PrivacyConfig | vp.VPConfig) -> Call
     attackers that holds the wanted one (each attacker is seeded on its own, so its numbers do not depend
     on the others being trained)."""
     expected = json_safe(asdict(wanted))
-    serving = {wanted.attacker, *(group for group, members in GROUPS.items() if wanted.attacker in members)}
-    if wanted.attacker in GROUPS:
-        serving = {group for group, members in GROUPS.items() if set(GROUPS[wanted.attacker]) <= set(members)}
+    # a group's worst case is over its own members only: a group serves itself and each member, never another group
+    serving = {wanted.attacker} if wanted.attacker in GROUPS else \
+        {wanted.attacker, *(group for group, members in GROUPS.items() if wanted.attacker in members)}
 
     def matches(saved: dict) -> bool:
         rest = {k: v for k, v in saved.items() if k != "attacker"}
@@ -327,12 +327,6 @@ def evaluate_store(store: Store, config: TradeoffConfig, folder: Path | None, sh
         "store": str(store.path),
         "sources": {"ar": ar_source, "privacy": privacy_source},
     }
-
-
-def point_label(point: dict) -> str:
-    if point.get("kind") == "baseline":
-        return point["label"]
-    return f"{point['label']} w_B/w_T = {point['w_budget']:g}/{point['w_utility']:g}"
 
 
 def method_fronts(points: list[dict], reference: tuple[float, float]) -> dict[str, dict]:
@@ -446,20 +440,22 @@ def plot_tradeoff(metrics: dict, path: Path) -> None:
         axes.fill(xs + [reference["utility"]], ys + [reference["privacy"]], color="tab:blue", alpha=0.12,
                   label=f"dominated: normalized hypervolume {metrics['hypervolume']:.4f}")
         axes.plot(xs, ys, color="tab:blue", linewidth=1.5, label="Pareto front")
-    on_front = [p for p in points if p["on_front"]]
-    dominated = [p for p in points if not p["on_front"]]
-    axes.scatter([p["utility"] for p in on_front], [p["privacy"] for p in on_front], color="tab:blue", zorder=3,
-                 label="run on the front")
-    if dominated:
-        axes.scatter([p["utility"] for p in dominated], [p["privacy"] for p in dominated], facecolors="none",
-                     edgecolors="tab:gray", zorder=3, label="dominated run")
-    labels: dict[tuple[float, float], list[str]] = {}  # runs at one spot share one label
-    for point in points:
-        spot = (round(point["utility"], 6), round(point["privacy"], 6))
-        labels.setdefault(spot, []).append(point_label(point))
-    for (utility, privacy_value), names in labels.items():
-        axes.annotate("\n".join(names), (utility, privacy_value), textcoords="offset points", xytext=(5, 5),
-                      fontsize=8)
+    # one colour per method (legend: the method's own hypervolume); filled = on the front of all runs
+    methods = metrics.get("methods") or {}
+    colours = {method: f"C{index % 10}" for index, method in enumerate(dict.fromkeys(p["method"] for p in points))}
+    for method, colour in colours.items():
+        members = [p for p in points if p["method"] == method]
+        hypervolume = methods.get(method, {}).get("hypervolume")
+        label = method + (" (supervised)" if any(p["supervised"] for p in members) else "") + \
+            ("" if hypervolume is None else f": hypervolume {hypervolume:.4f}")
+        axes.scatter([p["utility"] for p in members], [p["privacy"] for p in members], zorder=3, s=36,
+                     facecolors=[colour if p["on_front"] else "none" for p in members], edgecolors=colour,
+                     label=label)
+    for point in points:  # an AAM point is labelled with its budget weight (a method has several)
+        if point.get("kind") != "baseline":
+            axes.annotate(f"w_B {point['w_budget']:g}", (point["utility"], point["privacy"]),
+                          textcoords="offset points", xytext=(-6, -10), ha="right", fontsize=7,
+                          color=colours[point["method"]])
     raw = metrics["raw"]
     if raw is not None:
         axes.scatter([raw["utility"]], [raw["privacy"]], marker="*", s=160, color="tab:red", alpha=0.7, zorder=2,
@@ -478,7 +474,8 @@ def plot_tradeoff(metrics: dict, path: Path) -> None:
     axes.set_xlabel(f"utility: {metrics['utility_metric']} (higher is better)")
     axes.set_ylabel(f"privacy: {metrics['privacy_metric']} (lower is more private)")
     axes.set_title(f"privacy-utility trade-off of {metrics['n_runs']} runs: "
-                   f"normalized hypervolume {metrics['hypervolume']:.4f}")
+                   f"normalized hypervolume {metrics['hypervolume']:.4f}\n(filled: on the front of all runs; "
+                   "hollow: dominated)", fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)  # outside: the good corner stays clear
     path.parent.mkdir(parents=True, exist_ok=True)

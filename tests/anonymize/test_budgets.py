@@ -20,9 +20,12 @@ from anonymize.budgets import budget_class, budget_modes
 from anonymize.budgets.base import train_split_std
 from anonymize.cli import main
 from anonymize.config import TrainConfig
+from anonymize.export import export_store
 from anonymize.losses import gaussian_channel_capacity, info_nce, info_nce_confusion, matching_logits
 from anonymize.model import AAMConfig
 from anonymize.train import Trainer
+from evaluate.metrics import leakage_removed
+from evaluate.protocols import vp
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import small_config
@@ -111,9 +114,11 @@ def planted_runs(planted, tmp_path_factory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("planted_runs")
     results = {}
     for mode in ("none", "direct", "cross-view", "supervised-clips", "independence"):
-        trainer = Trainer(planted_config(planted, root / mode, mode))
+        config = planted_config(planted, root / mode, mode)
+        trainer = Trainer(config)
         trainer.run()
-        results[mode] = measure(trainer)
+        config.save(root / mode / "config.json")  # what `train` writes beside the checkpoint: the run can be exported
+        results[mode] = {**measure(trainer), "run": root / mode}
     return results
 
 
@@ -221,6 +226,21 @@ def test_full_clip_budgets_lower_full_clip_attribute_leakage_and_keep_actions(pl
         assert result["accuracy"] >= result["raw_accuracy"] - 0.05
 
 
+def test_worst_case_full_clip_leakage_falls_under_the_full_clip_modes(planted, planted_runs, tmp_path):
+    """The headline measure: the vp protocol's worst case over every attacker on the exported full clips."""
+    settings = vp.VPConfig(epochs=30, device="cpu")
+    raw = vp.run(Store.open(planted), settings)
+    assert raw["worst_case"]["cmap"] > 0.95
+    worst = {}
+    for mode in ("none", "independence", "cross-view"):
+        export_store(planted_runs[mode]["run"], planted, tmp_path / f"{mode}.zarr", device="cpu")
+        worst[mode] = vp.run(Store.open(tmp_path / f"{mode}.zarr"), settings)["worst_case"]["cmap"]
+    removed = {mode: leakage_removed(raw["worst_case"]["cmap"], value, raw["chance_cmap"])
+               for mode, value in worst.items()}
+    assert removed["none"] < 0.1, (worst, removed)
+    assert removed["independence"] > 0.5 and removed["cross-view"] > 0.25, (worst, removed)
+
+
 def test_direct_budget_takes_the_static_shortcut_and_cross_view_does_not(planted, planted_runs):
     static_clip_separability = _static_vs_clip_accuracy(Store.open(planted))
     assert static_clip_separability > 0.99
@@ -230,9 +250,11 @@ def test_direct_budget_takes_the_static_shortcut_and_cross_view_does_not(planted
     assert direct["move_static"] - none["move_static"] > 4.0 * (direct["move_clips"] - none["move_clips"])
     assert direct["ap"] > none["ap"] - 0.03
     # the full-clip modes move the clips (at least as much as the static clips) and the clips' leakage falls
-    for mode in ("cross-view", "independence"):
-        assert planted_runs[mode]["move_clips"] >= planted_runs[mode]["move_static"], (mode, planted_runs[mode])
-        assert planted_runs[mode]["ap"] < direct["ap"] - 0.2, (mode, planted_runs[mode])
+    cross_view = planted_runs["cross-view"]
+    assert cross_view["move_clips"] >= cross_view["move_static"] and cross_view["ap"] < direct["ap"] - 0.2, cross_view
+    # independence never runs static clips through the AAM for its term (the scrambler test below); where
+    # the static clips land is a side effect of the clips' map, and the clips' leakage falls
+    assert planted_runs["independence"]["ap"] < direct["ap"] - 0.2, planted_runs["independence"]
 
 
 class StaticScrambler(nn.Module):

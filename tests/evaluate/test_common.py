@@ -115,7 +115,7 @@ def test_save_result_writes_config_metrics_and_provenance(tiny_store, tmp_path):
     document = json.loads(path.read_text())
     assert path == tmp_path / "out" / "privacy.json"
     assert set(document) == {"protocol", "config", "metrics", "store", "store_provenance", "finished"}
-    assert document["config"]["epochs"] == 3 and document["config"]["attacker"] == "both"
+    assert document["config"]["epochs"] == 3 and document["config"]["attacker"] == "all"  # the default: every attacker
     assert document["metrics"]["per_attribute"]["a"] is None  # nan is written as null
     assert document["store"] == str(tiny_store)
     assert document["store_provenance"]["encoder"] == "tiny-vit" and document["store_provenance"]["dim"] == 192
