@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from featstore.errors import FeatstoreError
 from featstore.summary import verify_store
 from pipelines.demo import DemoConfig
 from tests.conftest import run_cli
@@ -73,12 +74,21 @@ def test_unknown_recipe_is_one_line(tmp_path):
 
 def test_bad_training_settings_are_one_line_before_anything_is_written(tmp_path):
     for option, value, message in (("--batch-size", "0", "train_batch_size"), ("--lr", "-1", "train_lr"),
-                                   ("--w-lc", "-2", "train_w_lc"), ("--sweep", "-1", "sweep budget"),
-                                   ("--budget-mode", "magic", "budget_mode must be one of"),
-                                   ("--budget-mode", "supervised-clips", "reads attribute labels"),
-                                   ("--baseline", "leace", "baselines must be among"),
+                                   ("--w-lc", "-2", "train_w_lc"), ("--budget-mode", "magic", "budget_mode must be one of"),
                                    ("--device", "tpu", "device")):
         out = tmp_path / option.strip("-")
         done = run_cli("pipelines", "run", "demo", "--out", str(out), option, value)
         assert done.returncode == 2 and message in done.stderr, (option, done.stderr)
         assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_demo_config_refuses_bad_settings_with_one_line(tmp_path):
+    cases = [({"sweep_budgets": [-1.0]}, "sweep budget"), ({"sweep_budgets": [3.0, 3.0]}, "must differ"),
+             ({"budget_mode": "supervised-clips"}, "reads attribute labels"),
+             ({"baselines": ["leace"]}, "baselines must be among"), ({"baselines": ["pca", "pca"]}, "once"),
+             ({"style": "sepia"}, "style must be one of"), ({"train_batch_size": 1}, "train_batch_size")]
+    for settings, message in cases:
+        with pytest.raises(FeatstoreError, match=message) as error:
+            DemoConfig(out=str(tmp_path / "out"), **settings)
+        assert "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()
