@@ -95,7 +95,8 @@ COLUMNS = [
     # The headline: what the embeddings users consume (full clips) leak to the strongest attacker we run.
     Column("attribute cMAP, full clips, worst case", "vp", ("worst_case", "cmap"), ("chance_cmap",), "privacy"),
     Column("attribute cMAP, static clips, worst case", "privacy", ("worst_case", "cmap"), ("chance_cmap",), "privacy"),
-    Column("attribute cMAP, static clips (authors' attacker)", "privacy", ("attackers", "authors", "cmap"),
+    Column("attribute cMAP, static clips (authors' attacker, test-selected epoch)", "privacy",
+           ("attackers", "authors", "cmap"),
            ("chance_cmap",), "privacy"),
     Column("action top-1", "ar", ("top1",), ("chance_top1",), "utility"),
     Column("retrieval R@1", "retrieval", ("R@1",), None, "utility"),

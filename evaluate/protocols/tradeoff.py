@@ -367,10 +367,9 @@ def run(runs: Sequence[Path], config: TradeoffConfig, *, out: Path | None = None
         evaluation["sources"]["store"] = store_source
         train = sweep_run.config
         described = describe_run(sweep_run.path)
-        method = described["method"] if described["kind"] == "baseline" else described["label"]
         points.append({"run": str(sweep_run.path), "name": sweep_run.path.name, "w_utility": train.w_utility,
                        "w_budget": train.w_budget, "w_lc": train.w_lc, "budget_mode": train.budget_mode,
-                       "kind": described["kind"], "method": method, "label": described["label"],
+                       "kind": described["kind"], "method": described["method"], "label": described["label"],
                        "supervised": described["supervised"], "epoch": sweep_run.epoch,
                        "aam_sha256": sweep_run.aam_sha256, **evaluation})
     reference = config.reference_point()

@@ -76,7 +76,7 @@ def test_report_writes_markdown_json_figures_and_every_protocol_result(pair, tmp
     static_worst = result["pairs"][0]["results"]["privacy"]["anon"]["worst_case"]["cmap"]
     assert rows["attribute cMAP, static clips, worst case"]["anonymized"] == static_worst
     assert rows["action top-1"]["leakage_removed"] is None
-    assert {"attribute cMAP, static clips (authors' attacker)", "retrieval R@1"} <= set(rows)
+    assert {"attribute cMAP, static clips (authors' attacker, test-selected epoch)", "retrieval R@1"} <= set(rows)
     # static-clip and full-clip drops side by side, from the same rows, with the shortcut diagnostics
     (drop,) = result["static_vs_clips"]
     assert drop["static_drop"] == rows["attribute cMAP, static clips, worst case"]["raw"] - static_worst
