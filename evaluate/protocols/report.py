@@ -6,12 +6,15 @@ For each (raw, anonymized) pair the suite is chosen from what the raw store hold
 labels, attributes and static rows):
 
 - action videos with labels: ``ar`` (top-1) and ``retrieval`` (R@1);
-- private attributes with static rows: ``privacy`` (cMAP, both attackers);
-- private attributes with clip rows: ``vp`` (cMAP over the evenly spaced clips, mean and max);
+- private attributes with static rows: ``privacy`` (cMAP, worst case over every attacker);
+- private attributes with clip rows: ``vp`` (cMAP over the evenly spaced clips, worst case over every
+  attacker: the headline, the embeddings users consume);
 - a ``tad`` dataset: ``tad`` (average mAP); an ``ad`` dataset: ``ad`` (frame ROC AUC).
 
-``--run`` adds the inversion ``attack`` on the first pair with action labels; ``--sweep`` adds the
-``tradeoff`` of those runs. The folder then holds ``report.md`` (the paper's Table 1 form, raw ->
+Table 1 rows of a cMAP carry the leakage removed, (raw - anon) / (raw - chance); pairs with static and
+full clips get the shortcut diagnostics (``evaluate.shortcut``). ``--run`` adds the inversion ``attack``
+on the first pair with action labels; ``--sweep`` adds the ``tradeoff`` of those runs (AAM or baseline
+run folders, each method with its own front). The folder then holds ``report.md`` (the paper's Table 1 form, raw ->
 anonymized with the relative change, then each protocol's details), ``results.json`` (every metric
 and config), each protocol's own JSON under ``<pair>/<protocol>-{raw,anon}.json``, and the figures
 ``attributes-<pair>.png`` (per-attribute AP, raw vs anonymized, with chance) and ``tradeoff.png``.
