@@ -296,3 +296,30 @@ def _static_vs_clip_accuracy(store: Store) -> float:
     half = len(x) // 2
     probe = LogisticRegression(max_iter=2000).fit(x[order[:half]], y[order[:half]])
     return float(probe.score(x[order[half:]], y[order[half:]]))
+
+
+def test_kernel_alignment_is_one_for_the_same_batch_small_for_independent_ones_and_ignores_linear_maps():
+    from anonymize.budgets.independence import kernel_alignment
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=generator)
+    independent = torch.randn(200, 8, generator=generator)
+    mixed = x @ torch.randn(8, 8, generator=generator) + 3.0  # an invertible linear map and a shift
+    scaled = x * torch.tensor([10.0, 1, 1, 1, 1, 1, 1, 0.1])  # one direction blown up, one squashed
+    for kernel in ("gaussian", "linear"):
+        assert float(kernel_alignment(x, x, kernel, 1e-6)) == pytest.approx(1.0, abs=1e-4)
+        assert float(kernel_alignment(independent, x, kernel, 1e-6)) < 0.2
+        # whitened: a linear map of the anonymized side changes nothing (up to the shrinkage)
+        for transformed in (mixed, scaled):
+            assert float(kernel_alignment(transformed, x, kernel, 1e-6)) == pytest.approx(
+                float(kernel_alignment(x, x, kernel, 1e-6)), abs=1e-3)
+
+
+def test_the_shrinkage_follows_the_mean_variance_so_an_extreme_blow_up_still_hides_a_squashed_direction():
+    """The documented limit of the whitening: its ridge is shrinkage x the batch's mean variance, so a
+    direction blown up by 1000 raises the ridge above a direction squashed by 1000, which then counts less."""
+    from anonymize.budgets.independence import kernel_alignment
+
+    x = torch.randn(200, 8, generator=torch.Generator().manual_seed(0))
+    extreme = x * torch.tensor([1000.0, 1, 1, 1, 1, 1, 1, 0.001])
+    assert float(kernel_alignment(extreme, x, "linear", 1e-6)) < 0.95
