@@ -174,33 +174,28 @@ def info(run: Path = typer.Option(..., help="Run folder."), as_json: bool = type
     from anonymize.baselines import baseline_summary, is_baseline_run
     from anonymize.runinfo import run_summary
 
-    if is_baseline_run(run):
-        summary = baseline_summary(run)
-        if as_json:
-            console.print_json(json.dumps(summary, default=str))
-            return
-        table = Table(title=f"anonymize baseline {summary['run']}", show_header=False, title_justify="left")
-        table.add_column(style="bold")
-        table.add_column()
-        for key, value in summary["overview"].items():
-            table.add_row(key, str(value))
-        console.print(table)
-        console.print("fitted: " + json.dumps(summary["fitted"], sort_keys=True))
-        return
-    summary = run_summary(run)
+    baseline = is_baseline_run(run)
+    summary = baseline_summary(run) if baseline else run_summary(run)
     if as_json:
         console.print_json(json.dumps(summary, default=str))
-        return
-    print_run_summary(summary)
+    elif baseline:
+        print_overview(f"anonymize baseline {summary['run']}", summary["overview"])
+        console.print("fitted: " + json.dumps(summary["fitted"], sort_keys=True))
+    else:
+        print_run_summary(summary)
+
+
+def print_overview(title: str, overview: dict) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in overview.items():
+        table.add_row(key, str(value))
+    console.print(table)
 
 
 def print_run_summary(summary: dict) -> None:
-    table = Table(title=f"anonymize run {summary['run']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in summary["overview"].items():
-        table.add_row(key, str(value))
-    console.print(table)
+    print_overview(f"anonymize run {summary['run']}", summary["overview"])
     params = Table("component", "trainable parameters", title="parameters", title_justify="left")
     for name, count in summary["parameters"].items():
         params.add_row(name, f"{count:,}")
