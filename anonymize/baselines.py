@@ -553,13 +553,13 @@ def fit_baseline(config: BaselineConfig, overwrite: bool = False) -> BaselineRes
     # a function of the fit alone.
     ckpt._atomic_save_tensors(tensors, pending, metadata={"anonymize_baseline": config.method})
     config.sha256 = ckpt.sha256_file(pending)
-    ckpt._atomic_write_text(out / BASELINE_FILE, json.dumps(config.to_json(), indent=2) + "\n")
+    ckpt.atomic_write_text(out / BASELINE_FILE, json.dumps(config.to_json(), indent=2) + "\n")
     pending.replace(weights)
     numel = int(sum(t.numel() for t in tensors.values()))
     info = {"epoch": 0, "initialized": True, "history": [], "dim": store.dim, "parameters": {"baseline": numel},
             "aam_sha256": config.sha256, "baseline": config.method}
-    ckpt._atomic_write_text(out / ckpt.CHECKPOINT_JSON, json.dumps(info, indent=1) + "\n")
-    ckpt._atomic_write_text(out / ckpt.CONFIG_FILE, json.dumps(_compat_train_config(config), indent=2) + "\n")
+    ckpt.atomic_write_text(out / ckpt.CHECKPOINT_JSON, json.dumps(info, indent=1) + "\n")
+    ckpt.atomic_write_text(out / ckpt.CONFIG_FILE, json.dumps(_compat_train_config(config), indent=2) + "\n")
     return BaselineResult(out, config, config.sha256)
 
 

@@ -2,14 +2,18 @@
 
 A run folder holds::
 
-    config.json               the TrainConfig
-    checkpoint.safetensors    every tensor needed to resume: modules' state dicts and optimizer state
-    checkpoint.json           epoch, optimizer hyper-parameters (param_groups), loss history, hashes
-    aam.safetensors           the anonymizer's weights alone (what export uses; its SHA-256 is the
-                              "anonymizer checkpoint hash" recorded in exported stores)
+    config.json                     the TrainConfig
+    checkpoint-<epoch>.safetensors  every tensor needed to resume: modules' state dicts and optimizer state
+    checkpoint.json                 epoch, optimizer hyper-parameters (param_groups), loss history, the
+                                    name and SHA-256 of the tensor file it belongs to, the AAM's SHA-256
+    aam.safetensors                 the anonymizer's weights alone (what export uses; its SHA-256 is the
+                                    "anonymizer checkpoint hash" recorded in exported stores)
 
-Both checkpoint files are written to temporary names and renamed, the JSON last, so an interrupted
-write leaves the previous checkpoint readable.
+A checkpoint is one unit: ``checkpoint.json`` is the pointer, replaced atomically, and a save writes a new
+tensor file under a new name before it and deletes the old one only after it. A process killed at any
+point therefore leaves either the old checkpoint or the new one, never a mix; ``aam.safetensors`` (written
+after the pointer) is checked against the recorded hash and rebuilt from the checkpoint on resume.
+Run folders written before this layout (one ``checkpoint.safetensors``, no recorded hash) still load.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save, save_file
 
 from featstore.errors import FeatstoreError
 
-CHECKPOINT_TENSORS = "checkpoint.safetensors"
+CHECKPOINT_TENSORS = "checkpoint.safetensors"  # the tensor file of run folders written before per-epoch names
 CHECKPOINT_JSON = "checkpoint.json"
 AAM_FILE = "aam.safetensors"
 CONFIG_FILE = "config.json"
@@ -45,7 +50,7 @@ def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata:
     os.replace(tmp, path)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as handle:
         handle.write(text)
@@ -79,8 +84,31 @@ def unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: dic
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def checkpoint_tensors_name(epoch: int) -> str:
+    return f"checkpoint-{epoch:06d}.safetensors"
+
+
+def checkpoint_tensors_path(run: Path) -> Path:
+    """The tensor file the run's current ``checkpoint.json`` points at."""
+    return Path(run) / read_checkpoint_info(run).get("tensors_file", CHECKPOINT_TENSORS)
+
+
+def _state_bytes(module: torch.nn.Module) -> bytes:
+    return save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 def save_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                     info: dict) -> None:
+    """Write the checkpoint of ``info["epoch"]`` as one unit (see the module docstring for the order)."""
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         for key, value in module.state_dict().items():
@@ -90,24 +118,50 @@ def save_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: 
         flat, meta = flatten_optimizer(f"optim.{name}", optimizer.state_dict())
         tensors.update(flat)
         optimizer_meta[name] = meta
-    _atomic_save_tensors(dict(modules["aam"].state_dict()), run / AAM_FILE)
-    _atomic_save_tensors(tensors, run / CHECKPOINT_TENSORS)
-    info = dict(info, optimizers=optimizer_meta, aam_sha256=sha256_file(run / AAM_FILE))
-    _atomic_write_text(run / CHECKPOINT_JSON, json.dumps(info, indent=1) + "\n")
+    tensors_name = checkpoint_tensors_name(int(info["epoch"]))
+    _atomic_save_tensors(tensors, run / tensors_name)
+    aam_bytes = _state_bytes(modules["aam"])
+    info = dict(info, optimizers=optimizer_meta, tensors_file=tensors_name,
+                tensors_sha256=sha256_file(run / tensors_name), aam_sha256=hashlib.sha256(aam_bytes).hexdigest())
+    atomic_write_text(run / CHECKPOINT_JSON, json.dumps(info, indent=1) + "\n")
+    _atomic_write_bytes(run / AAM_FILE, aam_bytes)
+    _remove_stale_tensor_files(run, keep=tensors_name)
+
+
+def _remove_stale_tensor_files(run: Path, keep: str) -> None:
+    """Tensor files no pointer refers to: older epochs, and temporaries of an interrupted save."""
+    for path in run.iterdir():
+        name = path.name
+        stale_tensors = name.startswith("checkpoint") and name.endswith(".safetensors") and name != keep
+        if stale_tensors or name.endswith(".tmp"):
+            path.unlink()
 
 
 def read_checkpoint_info(run: Path) -> dict:
     path = run / CHECKPOINT_JSON
     if not path.is_file():
         raise FeatstoreError(f"{run} has no checkpoint (no {CHECKPOINT_JSON}): train first")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise FeatstoreError(f"{path} is not valid JSON ({error.msg}): the run folder is damaged") from None
 
 
 def load_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    """Load the checkpoint ``checkpoint.json`` points at, after checking its tensor file's hash."""
     if (run / BASELINE_FILE).is_file():
         raise FeatstoreError(f"{run} holds a fitted baseline (`anonymize baseline`), not a training run: nothing to resume")
     info = read_checkpoint_info(run)
-    tensors = load_file(str(run / CHECKPOINT_TENSORS))
+    path = checkpoint_tensors_path(run)
+    if not path.is_file():
+        raise FeatstoreError(f"{path} is missing: {CHECKPOINT_JSON} points at it; the run folder is damaged")
+    recorded = info.get("tensors_sha256")
+    if recorded is not None and sha256_file(path) != recorded:
+        raise FeatstoreError(f"{path} does not match the SHA-256 in {CHECKPOINT_JSON}: the checkpoint is damaged")
+    try:
+        tensors = load_file(str(path))
+    except SafetensorError as error:
+        raise FeatstoreError(f"{path} is not a readable safetensors file ({error}): the checkpoint is damaged") from None
     for name, module in modules.items():
         head = f"module.{name}."
         module.load_state_dict({k[len(head):]: v for k, v in tensors.items() if k.startswith(head)})
@@ -115,11 +169,29 @@ def load_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: 
         meta = info["optimizers"].get(name)
         if meta is not None:
             optimizer.load_state_dict(unflatten_optimizer(f"optim.{name}", tensors, meta))
+    _restore_aam_file(run, modules["aam"], info["aam_sha256"])
+    _remove_stale_tensor_files(run, keep=path.name)
     return info
+
+
+def _restore_aam_file(run: Path, aam: torch.nn.Module, recorded: str) -> None:
+    """Rewrite ``aam.safetensors`` from the loaded checkpoint when a save was cut off before it."""
+    path = run / AAM_FILE
+    if path.is_file() and sha256_file(path) == recorded:
+        return
+    aam_bytes = _state_bytes(aam)
+    if hashlib.sha256(aam_bytes).hexdigest() != recorded:
+        raise FeatstoreError(f"the anonymizer in {run} does not match the hash in {CHECKPOINT_JSON}: the run folder is damaged")
+    _atomic_write_bytes(path, aam_bytes)
 
 
 def load_aam_weights(run: Path) -> tuple[dict[str, torch.Tensor], str]:
     path = run / AAM_FILE
     if not path.is_file():
         raise FeatstoreError(f"{run} has no trained anonymizer ({AAM_FILE}): train first")
-    return load_file(str(path)), sha256_file(path)
+    sha = sha256_file(path)
+    recorded = read_checkpoint_info(run).get("aam_sha256") if (run / CHECKPOINT_JSON).is_file() else None
+    if recorded is not None and sha != recorded:
+        raise FeatstoreError(f"{path} does not match the hash in {CHECKPOINT_JSON} (a save was interrupted): "
+                             "run `anonymize train --resume` to finish it")
+    return load_file(str(path)), sha

@@ -33,6 +33,8 @@ def train(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     tad_store: Optional[Path] = typer.Option(None, help="Store for the TAD utility task (needs the 'tad' task)."),
     ad_store: Optional[Path] = typer.Option(None, help="Store for the AD utility task (needs the 'ad' task)."),
+    tad_head: Optional[Path] = typer.Option(None, help="A TriDet head saved by `evaluate tad` (--save-head) to start "
+                                                       "the TAD task from, instead of training one with TriDet's recipe."),
     w_action: Optional[float] = typer.Option(None, help="Weight w_t of the action task [1]."),
     w_tad: Optional[float] = typer.Option(None, help="Weight w_t of the TAD task [1]."),
     w_ad: Optional[float] = typer.Option(None, help="Weight w_t of the AD task [1]."),
@@ -48,8 +50,9 @@ def train(
     identity_loss: Optional[str] = typer.Option(None, help="Override the preset's identity loss: mse, l1, l2."),
     identity_lr: Optional[float] = typer.Option(None, help="Override the preset's identity learning rate."),
     identity_epochs: Optional[int] = typer.Option(None, help="Override the preset's identity epochs."),
-    head_init_epochs: Optional[int] = typer.Option(None, help="Epochs of head training on raw features [100]."),
-    head_init_lr: Optional[float] = typer.Option(None, help="Learning rate of the head init [1e-3]."),
+    head_init_epochs: Optional[int] = typer.Option(None, help="Epochs of action/AD head training on raw features "
+                                                              "(the TAD head follows TriDet's schedule) [100]."),
+    head_init_lr: Optional[float] = typer.Option(None, help="Learning rate of the action/AD head init [1e-3]."),
     w_utility: Optional[float] = typer.Option(None, help="w_T [1]."),
     w_budget: Optional[float] = typer.Option(None, help="w_B [1]."),
     w_lc: Optional[float] = typer.Option(None, help="w_LC [100]."),
@@ -104,11 +107,15 @@ def train(
         overrides["aam"] = aam
     if identity:
         overrides["identity"] = identity
+    if tad_head is not None and tad_store is None:
+        raise FeatstoreError("--tad-head needs --tad-store (the store the TAD task trains on)")
     if store is not None:
-        tasks = [{"name": "action", "store": str(store), "weight": 1.0 if w_action is None else w_action}]
-        for name, task_store, weight in (("tad", tad_store, w_tad), ("ad", ad_store, w_ad)):
+        # every TaskSpec field, so that a resume compares them with the saved run's tasks one to one
+        tasks = [{"name": "action", "store": str(store), "weight": 1.0 if w_action is None else w_action, "head": None}]
+        for name, task_store, weight, head in (("tad", tad_store, w_tad, tad_head), ("ad", ad_store, w_ad, None)):
             if task_store is not None:
-                tasks.append({"name": name, "store": str(task_store), "weight": 1.0 if weight is None else weight})
+                tasks.append({"name": name, "store": str(task_store), "weight": 1.0 if weight is None else weight,
+                              "head": None if head is None else str(head)})
         overrides["store"] = str(store)
         overrides["tasks"] = tasks
     elif any(v is not None for v in (tad_store, ad_store, w_action, w_tad, w_ad)):

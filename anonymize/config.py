@@ -8,6 +8,7 @@ from pathlib import Path
 
 from anonymize.budgets import budget_modes
 from anonymize.budgets.independence import INDEPENDENCE_MIN_ROWS
+from anonymize.checkpoint import atomic_write_text
 from anonymize.data import ROW_SOURCES
 from anonymize.losses import LC_DISTANCES
 from anonymize.model import AAMConfig
@@ -31,11 +32,13 @@ IDENTITY_CHOICES = (*IDENTITY_PRESETS, "zero", "none")
 
 @dataclass
 class TaskSpec:
-    """One utility task: a registered task name, the store it trains on, its weight w_t."""
+    """One utility task: a registered task name, the store it trains on, its weight w_t, and optionally a
+    saved head to start from instead of pretraining one (TAD: a head from ``evaluate tad --save-head``)."""
 
     name: str
     store: str
     weight: float = 1.0
+    head: str | None = None
 
     def __post_init__(self):
         if self.weight < 0:
@@ -209,7 +212,8 @@ class TrainConfig:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        # atomic: a run killed while saving its config leaves none or the whole (tests/anonymize/test_checkpoint_kill.py)
+        atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:

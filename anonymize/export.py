@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,9 @@ from anonymize.config import TrainConfig
 from anonymize.model import build_aam
 from featstore.device import resolve_device
 from featstore.errors import FeatstoreError
+from featstore.exporters import interrupted_writer, staged_output
 from featstore.store import Store, utc_now, write_transformed_store
+from featstore.summary import first_nonfinite_row
 
 
 def store_fingerprint(store: Store) -> str:
@@ -84,6 +86,14 @@ def load_trained_aam(run: Path, device: str = "auto") -> LoadedAAM:
                      label="aam (supervised)" if supervised else "aam")
 
 
+def refuse_nonfinite(out: np.ndarray, first_row: int) -> None:
+    """An anonymizer's output must be finite: a NaN store would evaluate as a perfect or a broken one."""
+    bad_row = first_nonfinite_row(out)
+    if bad_row is not None:
+        raise FeatstoreError(f"the anonymizer's output holds NaN or Inf (row {first_row + bad_row} of the rows it "
+                             "transformed, clips then static): its weights or its input are broken; nothing was written")
+
+
 class ClipTransform:
     """Rows -> AAM(rows), in sub-batches (the clip mode: rows are independent)."""
 
@@ -98,6 +108,7 @@ class ClipTransform:
         for start in range(0, len(block), self.batch_rows):
             rows = torch.from_numpy(np.asarray(block[start : start + self.batch_rows], dtype=np.float32))
             out[start : start + len(rows)] = self.aam.module(rows.to(self.aam.device)).cpu().numpy()
+        refuse_nonfinite(out, self.rows)
         self.rows += len(block)
         return out
 
@@ -143,6 +154,7 @@ class TemporalTransform:
             values = span[torch.from_numpy(window)].to(self.aam.device)
             result = self.aam.module(values, torch.from_numpy(valid).to(self.aam.device))[:, self.context]
             out[start : start + len(centre)] = result.cpu().numpy()
+        refuse_nonfinite(out, self.rows)
         self.cursor += len(block)
         self.rows += len(block)
         return out
@@ -163,10 +175,29 @@ class ExportResult:
 
 def export_store(run: Path, store: Path, out: Path, device: str = "auto", batch_rows: int = 4096,
                  overwrite: bool = False) -> ExportResult:
-    """Write ``out``: ``store`` with every clip and static embedding replaced by AAM(embedding)."""
+    """Write ``out``: ``store`` with every clip and static embedding replaced by AAM(embedding).
+
+    ``out`` is built in ``<out>.partial-<pid>`` and renamed when complete (``staged_output``), so an
+    interrupted export leaves no ``out`` and its rerun needs no ``overwrite``; with ``overwrite`` an
+    existing ``out`` is replaced only by a whole new store. An ``out`` that an interrupted export of an
+    earlier version left in place is replaced without ``overwrite``.
+    """
     run, store, out = Path(run), Path(store), Path(out)
     if batch_rows < 1:
         raise FeatstoreError(f"batch rows must be >= 1, got {batch_rows}")
+    if out.resolve() == store.resolve():
+        raise FeatstoreError("--out must differ from --store (the source store is read while writing)")
+    if out.exists() and not out.is_dir():
+        raise FeatstoreError(f"{out} is a file; --out names the store folder to write")
+    if out.exists() and not overwrite and interrupted_writer(out) != "anonymize export":
+        raise FeatstoreError(f"{out} already exists (pass --overwrite to replace it)")
+    with staged_output(out) as staging:
+        result = _export(run, store, staging, device, batch_rows)
+    return replace(result, out=out)
+
+
+def _export(run: Path, store: Path, out: Path, device: str, batch_rows: int) -> ExportResult:
+    """The export itself, written to ``out`` (the staging folder)."""
     aam = load_trained_aam(run, device)
     source = Store.open(store)
     if source.dim != int(aam.info["dim"]):
@@ -178,10 +209,6 @@ def export_store(run: Path, store: Path, out: Path, device: str = "auto", batch_
                              f"the anonymizer's training store ({trained_on.provenance.get('encoder')})")
     if source.provenance.get("anonymizer"):
         raise FeatstoreError(f"{store} is already anonymized (by {source.provenance['anonymizer'].get('run')})")
-    if out.resolve() == store.resolve():
-        raise FeatstoreError("--out must differ from --store (the source store is read while writing)")
-    if out.exists() and not overwrite:
-        raise FeatstoreError(f"{out} already exists (pass --overwrite to replace it)")
     transform = (TemporalTransform(aam, source, batch_rows) if aam.config.aam.context_window
                  else ClipTransform(aam, batch_rows))
     anonymizer = {

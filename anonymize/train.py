@@ -62,6 +62,7 @@ from anonymize.utility import TaskBatch, UtilityTask, build_task
 from featstore.device import resolve_device
 from featstore.errors import FeatstoreError
 from featstore.store import Store
+from featstore.summary import attribute_problems, label_problems, nonfinite_problem
 
 RESUMABLE_CHANGES = ("epochs", "progress", "device", "row_source", "validate_every", "out")
 
@@ -115,15 +116,19 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.store = Store.open(config.store)
         self.dim = self.store.dim
+        refuse_unsound_rows(self.store)
         torch.manual_seed(derived_seed(config.seed, STREAM_INIT))
         self.aam = build_aam(self.dim, config.aam).to(self.device)
         self.tasks: list[UtilityTask] = []
         for spec in config.tasks:
             task_store = self.store if Path(spec.store) == Path(config.store) else Store.open(spec.store)
+            if task_store is not self.store:
+                refuse_unsound_rows(task_store)
             if task_store.dim != self.dim:
                 raise FeatstoreError(f"task {spec.name!r}: store {spec.store} has dim {task_store.dim}, "
                                      f"the training store has {self.dim}")
-            task = build_task(spec.name, task_store, spec.weight, config.row_source, config.stream_cache_chunks)
+            task = build_task(spec.name, task_store, spec.weight, config.row_source, config.stream_cache_chunks,
+                              head=spec.head)
             task.head.to(self.device)
             self.tasks.append(task)
         window = config.aam.context_window
@@ -149,10 +154,15 @@ class Trainer:
         self.initialized = False
 
     # ------------------------------------------------------------------ construction helpers
-    def _train_rows(self, kind: str) -> np.ndarray:
-        offsets = self.store.clip_offsets() if kind == "clips" else self.store.static_offsets()
+    def _offsets(self, kind: str) -> np.ndarray:
+        return self.store.clip_offsets() if kind == "clips" else self.store.static_offsets()
+
+    def _train_rows(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the train-split videos in the ``kind`` array, and the video of each row."""
+        offsets = self._offsets(kind)
         videos = self.store.split_indices("train")
-        return np.concatenate([np.arange(offsets[v], offsets[v + 1]) for v in videos] or [np.zeros(0, np.int64)])
+        rows = np.concatenate([np.arange(offsets[v], offsets[v + 1]) for v in videos] or [np.zeros(0, np.int64)])
+        return rows, np.repeat(videos, offsets[videos + 1] - offsets[videos])
 
     def _static_std(self) -> torch.Tensor:
         """Per-dimension std of the train static clips, in one streaming pass (the noise scale)."""
@@ -184,7 +194,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ initialization
     def identity_init(self) -> dict:
-        """Train f_A to reproduce its input on the training store's train-split clips and static clips."""
+        """Train f_A to reproduce its input on the training store's train-split clips and static clips.
+
+        In the temporal mode every row is the centre of the window of its video's consecutive rows that the
+        training and the export give it (``window_rows``), and the loss is on the centre's output, so the
+        identity is learnt for what the export returns: the clip's output inside its whole video.
+        """
         config = self.config.identity
         if config.preset == "zero":
             zero_residual_outputs(self.aam)
@@ -192,11 +207,14 @@ class Trainer:
         loss_name, lr, epochs = config.resolved()
         if config.preset == "none" or epochs == 0:
             return {"preset": config.preset, "epochs": 0}
+        kinds = ("clips", "static")
         sources = [open_rows(self.store, kind, self.config.row_source, self.config.stream_cache_chunks)
-                   for kind in ("clips", "static")]
-        rows = [self._train_rows("clips"), self._train_rows("static")]
+                   for kind in kinds]
+        rows, owners = zip(*(self._train_rows(kind) for kind in kinds))
+        offsets = [self._offsets(kind) for kind in kinds]
         which = np.concatenate([np.zeros(len(rows[0]), np.int64), np.ones(len(rows[1]), np.int64)])
-        flat = np.concatenate(rows)
+        flat, flat_owners = np.concatenate(rows), np.concatenate(owners)
+        context = self.config.aam.context_window
         groups = None
         if isinstance(sources[0], StreamingRows):  # block-shuffled order over the chunks of both arrays
             chunk_ids = [flat[which == kind] // sources[kind].chunk for kind in (0, 1)]
@@ -206,47 +224,59 @@ class Trainer:
         torch.manual_seed(derived_seed(self.config.seed, STREAM_INIT, 2))
         self.aam.train()
 
-        def take(picked: np.ndarray) -> torch.Tensor:
-            batch = torch.empty(len(picked), self.dim)
+        def take(picked: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+            """(B, D) rows, or in the temporal mode (B, 2 * context + 1, D) windows around them and their mask."""
+            batch = torch.empty(len(picked), *([2 * context + 1] if context else []), self.dim)
+            mask = torch.empty(batch.shape[:2], dtype=torch.bool) if context else None
             for kind in (0, 1):
                 mine = which[picked] == kind
-                if mine.any():
-                    batch[torch.from_numpy(mine)] = sources[kind].take(flat[picked[mine]])
-            batch = batch.to(self.device)
-            # One-clip sequences in the temporal mode: the identity must hold for its path too.
-            return batch[:, None] if self.config.aam.context_window else batch
+                if not mine.any():
+                    continue
+                centres, into = flat[picked[mine]], torch.from_numpy(mine)
+                if context:
+                    window, valid = window_rows(offsets[kind], flat_owners[picked[mine]], centres, context)
+                    batch[into] = sources[kind].take(window.reshape(-1)).reshape(*window.shape, -1)
+                    mask[into] = torch.from_numpy(valid)
+                else:
+                    batch[into] = sources[kind].take(centres)
+            return batch.to(self.device), None if mask is None else mask.to(self.device)
+
+        def centre_error(batch: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            return latent_consistency(self._centre(self.aam(batch, mask)), self._centre(batch), loss_name)
 
         for _ in range(epochs):
             for picked in epoch_order(len(flat), config.batch_size, generator, groups, buffer_chunks(sources[0])):
-                batch = take(picked)
-                loss = latent_consistency(self.aam(batch), batch, loss_name)
+                loss = centre_error(*take(picked))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        sample = take(np.arange(0, len(flat), max(1, len(flat) // 4096)))
+        sample, sample_mask = take(np.arange(0, len(flat), max(1, len(flat) // 4096)))
         with torch.no_grad():
             self.aam.eval()
-            mse = float(nn.functional.mse_loss(self.aam(sample), sample))
+            centres = self._centre(sample)
+            mse = float(nn.functional.mse_loss(self._centre(self.aam(sample, sample_mask)), centres))
             self.aam.train()
         return {"preset": config.preset, "loss": loss_name, "lr": lr, "epochs": epochs, "final_mse": mse,
-                "relative_mse": mse / float(sample.var())}
+                "relative_mse": mse / float(centres.var())}
 
     def head_init(self) -> dict:
         """Train each task head on non-anonymized features (the AAM is not involved)."""
         results = {}
         for index, task in enumerate(self.tasks):
-            optimizer = torch.optim.AdamW(task.head.parameters(), lr=self.config.head_init_lr)
-            task.head.train()
-            torch.manual_seed(derived_seed(self.config.seed, STREAM_INIT, 10 + index))
-            for epoch in range(self.config.head_init_epochs):
-                generator = generator_for(self.config.seed, STREAM_INIT, 100 + index, epoch)
-                for batch in task.epoch_batches(task.batch_size or self.config.batch_size, generator, 0):
-                    batch = batch.to(self.device)
-                    loss = task.loss(batch.embeddings, batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-            results[task.name] = task.validate(lambda x, mask: x, self.device, 0)
+            own_recipe = task.pretrain_head(self.device, derived_seed(self.config.seed, STREAM_INIT, 10 + index))
+            if own_recipe is None:
+                optimizer = torch.optim.AdamW(task.head.parameters(), lr=self.config.head_init_lr)
+                task.head.train()
+                torch.manual_seed(derived_seed(self.config.seed, STREAM_INIT, 10 + index))
+                for epoch in range(self.config.head_init_epochs):
+                    generator = generator_for(self.config.seed, STREAM_INIT, 100 + index, epoch)
+                    for batch in task.epoch_batches(task.batch_size or self.config.batch_size, generator, 0):
+                        batch = batch.to(self.device)
+                        loss = task.loss(batch.embeddings, batch)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+            results[task.name] = {**(own_recipe or {}), **task.validate(lambda x, mask: x, self.device, 0)}
         return results
 
     # ------------------------------------------------------------------ one epoch
@@ -354,6 +384,10 @@ class Trainer:
                 rows += batch.embeddings.shape[0]
             lc = sum(latent_consistency(a, r, config.lc_distance) for a, r in lc_pieces) / max(1, len(lc_pieces))
             total = config.w_utility * utility + config.w_budget * privacy + config.w_lc * lc
+            loss_value = float(total.detach())
+            if not math.isfinite(loss_value):  # stop before the optimizer writes NaN weights
+                raise FeatstoreError(f"epoch {epoch + 1}, step {steps + 1}: the training loss is {loss_value} "
+                                     "(not finite); the last saved epoch is kept: try a lower --lr")
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             for task in self.tasks:
@@ -411,6 +445,21 @@ class Trainer:
         return TrainResult(self.run_dir, self.epochs_done, self.history, ckpt.read_checkpoint_info(self.run_dir)["aam_sha256"])
 
 
+def refuse_unsound_rows(store: Store) -> None:
+    """Labels and attributes in range of the names and every embedding finite, or one line naming the
+    store and the first problem (a NaN row would make every loss NaN; a label past the class names
+    would crash a head)."""
+    header = store.dataset.get("header", {})
+    ids = [str(video_id) for video_id in store.array("videos/video_id").tolist()]
+    problems = (label_problems(store.array("videos/label"), ids, header.get("class_names", []))
+                + attribute_problems(store.array("videos/attributes"), ids, header.get("attribute_names", [])))
+    for kind in ("clips", "static"):
+        problems += [problem for problem in [nonfinite_problem(f"{kind}/embeddings", store.group[f"{kind}/embeddings"])]
+                     if problem]
+    if problems:
+        raise FeatstoreError(f"{store.path}: {problems[0]} (a damaged store; `featstore verify` lists every problem)")
+
+
 def format_record(record: dict) -> str:
     parts = [f"loss {record['loss']:.3f}", f"util {record['utility']:.3f}", f"priv {record['privacy']:.3f}",
              f"lc {record['lc']:.4f}"]
@@ -458,6 +507,8 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool | None 
     A resumed run's training settings must equal the saved ones, except ``RESUMABLE_CHANGES``.
     """
     run = Path(config.out)
+    if run.exists() and not run.is_dir():
+        raise FeatstoreError(f"--out {run} is a file; it names the run folder")
     saved_path = run / ckpt.CONFIG_FILE
     if resume:
         if not saved_path.is_file():
@@ -468,7 +519,10 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool | None 
     elif saved_path.exists() or (run / ckpt.CHECKPOINT_JSON).exists():
         raise FeatstoreError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
     trainer = Trainer(config, show_progress)
-    run.mkdir(parents=True, exist_ok=True)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FeatstoreError(f"cannot create --out {run}: {error.strerror}") from None
     if resume and (run / ckpt.CHECKPOINT_JSON).is_file():
         trainer.load()
     config.save(saved_path)

@@ -39,6 +39,17 @@ and three methods:
     maps raw embeddings (on ``device``) to anonymized ones (identity when validating the raw head);
     ``context_window`` as in ``epoch_batches``.
 
+and two optional ones for how the head starts:
+
+``pretrain_head(device, seed) -> dict | None``
+    Train the head on raw features with the task's own recipe (TAD: TriDet's schedule) and return a
+    record for the run's history; the default (None) leaves it to the trainer's generic head init
+    (``head_init_epochs`` of AdamW at ``head_init_lr`` on ``loss``). All randomness from ``seed``.
+
+``use_trained_head(path)``
+    Start from a saved head instead (``build_task(..., head=path)``; TAD: ``anonymize train --tad-head``);
+    refuse one that does not fit the task's store. The default refuses every head.
+
 Where the batches come from: a task is built from a store by a factory registered under its name,
 ``register_task("tad", factory)``, where ``factory(store, weight, source, cache_chunks)`` returns the
 task; ``source`` is "memory" (load the rows) or "stream" (read Zarr chunks through an LRU cache of
@@ -46,8 +57,8 @@ task; ``source`` is "memory" (load the rows) or "stream" (read Zarr chunks throu
 gives either. ``anonymize train --tad-store X`` looks up
 the factory named "tad" and calls it with ``Store.open(X)``. This module ships "action".
 
-Head pretraining and the joint training loop live in ``anonymize.train``; a task only defines data,
-head and loss.
+The generic head pretraining and the joint training loop live in ``anonymize.train``; a task defines
+data, head and loss (and, optionally, its head's own pretraining recipe).
 """
 
 from __future__ import annotations
@@ -135,6 +146,14 @@ class UtilityTask(ABC):
         """Held-out metrics for the training log; none by default."""
         return {}
 
+    def pretrain_head(self, device: torch.device, seed: int) -> dict | None:
+        """Train the head with the task's own recipe (a history record), or None: the trainer's generic init."""
+        return None
+
+    def use_trained_head(self, path: str) -> None:
+        """Start from the head saved at ``path``; only tasks that know a saved-head format accept one."""
+        raise FeatstoreError(f"task {self.name!r} cannot start from a saved head ({path})")
+
 
 TaskFactory = Callable[[Store, float, str, int], UtilityTask]
 _TASKS: dict[str, TaskFactory] = {}
@@ -149,10 +168,15 @@ def task_names() -> list[str]:
     return sorted(_TASKS)
 
 
-def build_task(name: str, store: Store, weight: float, source: str = "memory", cache_chunks: int = 64) -> UtilityTask:
+def build_task(name: str, store: Store, weight: float, source: str = "memory", cache_chunks: int = 64,
+               head: str | None = None) -> UtilityTask:
+    """The task ``name`` on ``store``; ``head``: a saved head to start from (``UtilityTask.use_trained_head``)."""
     if name not in _TASKS:
         raise FeatstoreError(f"no utility task named {name!r} is available (registered: {task_names()})")
-    return _TASKS[name](store, weight, source, cache_chunks)
+    task = _TASKS[name](store, weight, source, cache_chunks)
+    if head is not None:
+        task.use_trained_head(head)
+    return task
 
 
 # ---------------------------------------------------------------------------------------------- action

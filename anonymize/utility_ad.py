@@ -7,7 +7,8 @@ videos first. :meth:`AdTask.loss` pools each *anonymized* sequence to 32 segment
 length (a differentiable mean), appends the magnitude channel and returns MGFN's loss, so gradients
 reach the AAM. The head uses MGFN's optimizer settings (lr 1e-3, weight decay 5e-4) and the
 "small" preset below 100 training videos. Validation: frame-level ROC AUC on the anonymized
-validation split.
+validation split; as in ``evaluate ad``, its videos without clips stay in the ground truth with their
+frames scored as missed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from anonymize.data import open_rows
 from anonymize.utility import TaskBatch, UtilityTask, register_task
 from evaluate.ad_metrics import evaluate_videos, frame_ground_truth
 from evaluate.heads.mgfn import MGFN, PRESETS, MGFNConfig, pool_segments, with_magnitude
-from evaluate.protocols.ad import SMALL_DATA_VIDEOS, AdVideo, load_ad_videos, score_videos, snippet_frames
+from evaluate.protocols.ad import (
+    SMALL_DATA_VIDEOS,
+    AdVideo,
+    load_ad_videos,
+    load_videos_without_clips,
+    score_videos,
+    snippet_frames,
+    unscored_ground_truth,
+)
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 
@@ -54,6 +63,7 @@ class AdTask(UtilityTask):
             self.val_videos = load_ad_videos(store, val_split)
         except FeatstoreError:
             self.val_videos = []
+        self.val_without_clips = load_videos_without_clips(store, val_split)
 
     def n_train_items(self) -> int:
         return 2 * min(len(self.normal), len(self.anomalous))
@@ -88,12 +98,14 @@ class AdTask(UtilityTask):
     def validate(self, apply_aam, device: torch.device, context_window: int = 0) -> dict[str, float]:
         videos = self.val_videos
         truth = [frame_ground_truth(v.clip_times, v.intervals, self.frames) for v in videos]
-        if not videos or not any(t.any() for t in truth) or all(t.all() for t in truth):
+        unscored_truth = unscored_ground_truth(self.val_without_clips)
+        every_video = truth + unscored_truth
+        if not videos or not any(t.any() for t in every_video) or all(t.all() for t in every_video):
             return {}
         was_training = self.head.training
         scores = score_videos(self.head, videos, device, transform=apply_aam)
         self.head.train(was_training)
-        result = evaluate_videos([v.video_id for v in videos], scores, truth, self.frames)
+        result = evaluate_videos([v.video_id for v in videos], scores, truth, self.frames, unscored_truth)
         return {"roc_auc": result["roc_auc"], "pr_auc": result["pr_auc"]}
 
 

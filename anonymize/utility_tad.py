@@ -9,44 +9,47 @@ calls :meth:`TadTask.loss`, which zeroes padded positions, pads to the head's ``
 returns TriDet's focal + DIoU loss: gradients flow through the sequence into the AAM. TriDet's input
 noise is not added here (the anonymizer's output is the input).
 
-Head size: the "small" preset below 100 training videos, else THUMOS14 (``evaluate.heads.tridet``);
-``max_seq_len`` = the longest training sequence rounded up to the pyramid divisor (capped). Validation
-reports the average mAP (tIoU 0.3:0.1:0.7) of the head on the anonymized validation split.
+The head is the one ``evaluate tad`` trains with its defaults (``TADConfig``): the "small" preset below
+100 training videos, else THUMOS14 (``evaluate.heads.tridet``), ``max_seq_len`` = the longest training
+sequence rounded up to the pyramid divisor (capped). Before the anonymizer trains, the head is either
+trained on the raw features with TriDet's own recipe (:meth:`TadTask.pretrain_head`: the preset's
+``TriDetTrainConfig``, i.e. AdamW with weight decay on conv weights only, linear warmup then cosine,
+gradient clipping 1.0, input noise, and the model EMA that TriDet evaluates becomes the head), or taken
+from a head saved by ``evaluate tad --save-head`` (``anonymize train --tad-head``,
+:meth:`TadTask.use_trained_head`), as the authors start from a trained TriDet. Validation reports the
+average mAP (tIoU 0.3:0.1:0.7) of the head on the anonymized validation split, each video inferred
+alone (as ``evaluate tad``); segments of validation videos without clips count as missed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anonymize.checkpoint import sha256_file
 from anonymize.data import epoch_order, open_rows
 from anonymize.utility import TaskBatch, UtilityTask, register_task
-from evaluate.heads.tridet import PRESETS, TadTarget, TriDet, TriDetConfig, TriDetTrainConfig, random_crop
+from evaluate.heads import load_head
+from evaluate.heads.tridet import TadTarget, TriDet, random_crop
 from evaluate.protocols.tad import (
-    SMALL_DATA_VIDEOS,
-    SMALL_MAX_SEQ_LEN_CAP,
+    ClipLessVideos,
+    TADConfig,
     TadVideo,
-    auto_max_seq_len,
+    check_head_fits,
     detect_videos,
     ground_truth_of,
     load_tad_videos,
     tad_classes,
+    train_tridet,
 )
 from evaluate.tad_metrics import evaluate_detections
 from featstore.errors import FeatstoreError
 from featstore.store import Store
-
-
-def tad_head_config(store: Store, lengths: list[int], n_train_videos: int) -> TriDetConfig:
-    preset = "small" if n_train_videos < SMALL_DATA_VIDEOS else "thumos14"
-    values = dict(PRESETS[preset])
-    probe = TriDetConfig(input_dim=store.dim, num_classes=len(tad_classes(store)), **values)
-    cap = probe.max_seq_len if preset == "thumos14" else SMALL_MAX_SEQ_LEN_CAP
-    values["max_seq_len"] = auto_max_seq_len(lengths, cap, probe.max_div_factor)
-    return TriDetConfig(input_dim=store.dim, num_classes=len(tad_classes(store)), **values)
 
 
 class TadTask(UtilityTask):
@@ -56,21 +59,47 @@ class TadTask(UtilityTask):
 
     def __init__(self, store: Store, weight: float = 1.0, source: str = "memory", cache_chunks: int = 64,
                  split: str = "train", val_split: str = "test"):
+        self.store = store
         self.videos = load_tad_videos(store, split, with_features=False)
         if not any(len(v.segments) for v in self.videos):
             raise FeatstoreError(f"{store.path}: the TAD task needs annotated segments in the {split!r} split")
+        defaults = TADConfig()  # evaluate tad's head and recipe for a store of this size
+        self.preset = defaults.resolved_preset(len(self.videos))
         lengths = [len(v.rows) for v in self.videos]
-        config = tad_head_config(store, lengths, len(self.videos))
-        recipe = TriDetTrainConfig()  # TriDet's THUMOS14 recipe: batch 2, gradient clipping 1.0
-        super().__init__(weight, TriDet(config), batch_size=recipe.batch_size, grad_clip=recipe.grad_clip)
+        config = defaults.model_config(self.preset, store.dim, len(tad_classes(store)), lengths)
+        self.recipe = defaults.train_config(self.preset)
+        super().__init__(weight, TriDet(config), batch_size=self.recipe.batch_size, grad_clip=self.recipe.grad_clip)
         self.config = config
-        self.crop_ratio = recipe.crop_ratio
-        self.trunc_thresh = recipe.trunc_thresh
+        self.saved_head: dict | None = None  # where the head came from, when use_trained_head gave it
         self.rows = open_rows(store, "clips", source, cache_chunks)
         try:
             self.val_videos = load_tad_videos(store, val_split, with_features=False)
         except FeatstoreError:
             self.val_videos = []
+        self.val_clipless = ClipLessVideos.of(store, val_split)
+
+    def use_trained_head(self, path: str) -> None:
+        """Start from a head saved by ``evaluate tad`` (its architecture and weights); the head must read this
+        store's features and predict its classes."""
+        model, meta = load_head(Path(path), "cpu", expected="tridet")
+        check_head_fits(model, meta, self.store, f"--tad-head {path}")
+        self.head = model.train()
+        self.config = model.config
+        self.saved_head = {"from": str(path), "sha256": sha256_file(Path(path)), "trained_on": meta.get("store")}
+
+    def pretrain_head(self, device: torch.device, seed: int) -> dict:
+        """TriDet's recipe on the raw training sequences (the head becomes the recipe's model EMA), unless the
+        head came from ``use_trained_head``."""
+        if self.saved_head is not None:
+            return dict(self.saved_head)
+        recipe = replace(self.recipe, seed=seed)
+        _, ema, losses = train_tridet(self.videos, self.config, recipe, device, read=self._crop_clips)
+        self.head.load_state_dict(ema.module.state_dict())
+        return {"recipe": f"TriDet {self.preset}", "epochs": recipe.warmup_epochs + recipe.epochs, "lr": recipe.lr,
+                "final_train_loss": losses[-1]}
+
+    def _crop_clips(self, video: TadVideo, start: int, end: int) -> torch.Tensor:
+        return self.rows.take(video.rows[start:end])
 
     def n_train_items(self) -> int:
         return len(self.videos)
@@ -82,9 +111,9 @@ class TadTask(UtilityTask):
             for i in picked.tolist():
                 video = self.videos[i]
                 start, end, segments, labels = random_crop(len(video.rows), video.grid_segments, video.labels,
-                                                           self.config.max_seq_len, self.crop_ratio,
-                                                           self.trunc_thresh, rng)
-                sequences.append(self.rows.take(video.rows[start:end]))
+                                                           self.config.max_seq_len, self.recipe.crop_ratio,
+                                                           self.recipe.trunc_thresh, rng)
+                sequences.append(self._crop_clips(video, start, end))
                 targets.append((torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32)).reshape(-1, 2),
                                 torch.from_numpy(np.asarray(labels, dtype=np.int64))))
             longest = max(len(s) for s in sequences)
@@ -107,15 +136,15 @@ class TadTask(UtilityTask):
 
     @torch.no_grad()
     def validate(self, apply_aam, device: torch.device, context_window: int = 0) -> dict[str, float]:
-        videos = [v for v in self.val_videos if len(v.rows)]
-        if not videos or not any(len(v.segments) for v in videos):
+        videos = self.val_videos
+        if not videos or not (any(len(v.segments) for v in videos) or len(self.val_clipless.segments)):
             return {}
         loaded = [TadVideo(v.index, v.video_id, self.rows.take(v.rows).numpy(), v.rows, v.segments, v.labels, v.grid)
                   for v in videos]
         was_training = self.head.training
         detections = detect_videos(self.head, loaded, device, transform=apply_aam)
         self.head.train(was_training)
-        result = evaluate_detections(ground_truth_of(loaded), detections, drop_unknown_labels=True)
+        result = evaluate_detections(ground_truth_of(loaded, self.val_clipless), detections, drop_unknown_labels=True)
         return {"mAP": result.average_mAP}
 
 

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_manifests.builders._common import check_fold
 from data_manifests.schema import Manifest, ManifestError
 
 DEFAULT_SYNTH_ROOT = Path("data/synth")
 # The same four parts in the "variant" style (featstore.synth.STYLES): other colours, textures, sizes, speeds.
 VARIANT_SYNTH_ROOT = Path("data/synth-variant")
+DEFAULT_FOLD = 1  # the official split used when --fold is not given; a manifest file holds exactly one
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,18 @@ def list_datasets() -> list[DatasetEntry]:
     return [_DATASETS[name] for name in sorted(_DATASETS)]
 
 
-def resolve_dataset(name_or_path: str, data_root: str | Path | None = None, fold: int = 1) -> Manifest:
-    """Turn ``--dataset`` (+ ``--data-root``) into a validated manifest whose files all exist."""
+def resolve_dataset(name_or_path: str, data_root: str | Path | None = None, fold: int = DEFAULT_FOLD, *,
+                    allow_outside_root: bool = False) -> Manifest:
+    """Turn ``--dataset`` (+ ``--data-root``, ``--fold``) into a validated manifest whose files all exist.
+
+    Record paths that resolve (symlinks followed) outside the manifest's root are refused here, before
+    any work, unless ``allow_outside_root``.
+    """
     _register_builtins()
     if name_or_path.endswith(".jsonl") or Path(name_or_path).is_file():
+        if fold != DEFAULT_FOLD:
+            raise ManifestError(f"--fold {fold} does not apply to a manifest file: {name_or_path} is one fold "
+                                "(write one manifest per fold and pass it as --dataset)")
         manifest = Manifest.load(name_or_path)
     else:
         entry = _DATASETS.get(name_or_path)
@@ -56,6 +66,8 @@ def resolve_dataset(name_or_path: str, data_root: str | Path | None = None, fold
         if root is None:
             raise ManifestError(f"dataset {entry.name!r} needs --data-root pointing at its files")
         manifest = entry.build(root, fold)
+    if not allow_outside_root:
+        manifest.check_paths_inside_root()
     manifest.check_files()
     return manifest
 
@@ -66,11 +78,12 @@ def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int
     def build(root: Path, fold: int) -> Manifest:
         from featstore.synth import generate_synthetic, manifest_path, part_name, preset_config
 
+        expected = part_name(part, style)
+        check_fold(expected, fold, (DEFAULT_FOLD,), "the synthetic dataset has one train/test split")
         path = manifest_path(root, part)
         if not path.is_file():
             generate_synthetic(root, preset_config(style))
         manifest = Manifest.load(path)
-        expected = part_name(part, style)
         if manifest.header.name != expected:
             found = manifest.header.name
             use = f"--dataset {found} or " if found in _DATASETS else ""

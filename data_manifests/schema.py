@@ -9,10 +9,11 @@ A manifest is a JSONL file. Line 1 is the header; every further line is one medi
      "duration": 2.56, "n_frames": 64, "media": "video"}
 
 ``root`` is relative to the manifest file's folder (absolute paths are allowed); record paths are
-relative to ``root``. ``label`` indexes ``class_names`` (for anomaly detection the classes are
-["normal", "anomaly"]); segments are ``[start_s, end_s, label]`` in seconds; ``fps``, ``duration``
-and ``n_frames`` may be null when unknown (the extractor probes them). ``media`` is "video" or
-"image" (images become static clips only).
+relative to ``root`` and must stay inside it once ``..`` and symlinks are resolved
+(``Manifest.check_paths_inside_root``; ``--allow-outside-root`` lifts this). ``label`` indexes
+``class_names`` (for anomaly detection the classes are ["normal", "anomaly"]); segments are
+``[start_s, end_s, label]`` in seconds; ``fps``, ``duration`` and ``n_frames`` may be null when
+unknown (the extractor probes them). ``media`` is "video" or "image" (images become static clips only).
 """
 
 from __future__ import annotations
@@ -186,6 +187,32 @@ class Manifest:
                 f"{len(missing)} of {len(self.records)} files of dataset '{self.header.name}' are missing "
                 f"under {self.root_dir} (first: {first})"
             )
+
+    def check_paths_inside_root(self) -> None:
+        """Every record path, ``..`` and symlinks resolved, stays under the resolved root.
+
+        Record paths come from files the user did not write (a downloaded manifest, annotation files), so
+        '../x', an absolute path or a symlink out of the root must not hand an arbitrary file to the decoder.
+        Missing files are fine here (``check_files`` reports them); one line names the first record outside.
+        """
+        root = self.root_dir.resolve()
+        outside = [r for r in self.records if not self._real_path(r).is_relative_to(root)]
+        if outside:
+            first = outside[0]
+            raise ManifestError(
+                f"{self.source or self.header.name}: {len(outside)} of {len(self.records)} record paths resolve "
+                f"outside the data root {root} (first: video {first.video_id!r}, path {first.path!r} -> "
+                f"{self._real_path(first)}); pass --allow-outside-root to read them anyway"
+            )
+
+    def _real_path(self, record: VideoRecord) -> Path:
+        try:
+            return self.resolve_path(record).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise ManifestError(
+                f"{self.source or self.header.name}: cannot resolve the path {record.path!r} of video "
+                f"{record.video_id!r}: {exc}"
+            ) from exc
 
     # ------------------------------------------------------------------ access
     def resolve_path(self, record: VideoRecord) -> Path:

@@ -11,6 +11,10 @@
   (:func:`check_lengths` raises a clear error naming the first video that does not).
 - ROC AUC = ``sklearn.metrics.auc`` of ``roc_curve``; PR AUC = ``auc(recall, precision)`` of
   ``precision_recall_curve`` (MGFN's ``test.py``; note this is the trapezoidal PR area, not AP).
+- A test video without clips (shorter than one clip, or its extraction failed) has no snippet scores, but it
+  stays in the ground truth: every one of its frames (:func:`all_frames_ground_truth`) gets
+  :data:`NO_EVIDENCE_SCORE`, the lowest score MGFN's sigmoid can give. A detector that never saw the video
+  raises no alarm on it: its anomalous frames count as missed at every threshold, its normal frames as quiet.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ from featstore.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth  # noqa: F401  (one definition, re-exported here)
 
 FRAMES_PER_SNIPPET = 16
+NO_EVIDENCE_SCORE = 0.0
+
+
+def all_frames_ground_truth(n_frames: int, fps: float, intervals: np.ndarray) -> np.ndarray:
+    """(n_frames,) 0/1 labels of every frame of a video: frame f is anomalous when
+    seg_start * fps <= f < seg_end * fps (for a test video that has no clips)."""
+    starts = np.arange(n_frames) / fps
+    return frame_ground_truth(np.stack([starts, starts + 1 / fps], axis=1), intervals, 1)
 
 
 def expand_snippet_scores(scores: Sequence[np.ndarray], frames_per_snippet: int = FRAMES_PER_SNIPPET) -> np.ndarray:
@@ -71,7 +83,14 @@ def frame_level_auc(frame_scores: np.ndarray, frame_labels: np.ndarray) -> dict[
 
 
 def evaluate_videos(video_ids: Sequence[str], snippet_scores: Sequence[np.ndarray], ground_truth: Sequence[np.ndarray],
-                    frames_per_snippet: int = FRAMES_PER_SNIPPET) -> dict[str, float]:
-    """Length-check, expand and score per-video snippet scores against per-video frame labels."""
+                    frames_per_snippet: int = FRAMES_PER_SNIPPET,
+                    unscored_truth: Sequence[np.ndarray] = ()) -> dict[str, float]:
+    """Length-check, expand and score per-video snippet scores against per-video frame labels.
+
+    ``unscored_truth``: the frame labels of test videos without clips; their frames join the ground truth
+    with :data:`NO_EVIDENCE_SCORE`."""
     check_lengths(video_ids, snippet_scores, ground_truth, frames_per_snippet)
-    return frame_level_auc(expand_snippet_scores(snippet_scores, frames_per_snippet), np.concatenate(ground_truth))
+    unscored = np.concatenate([np.zeros(0, dtype=np.int64), *(np.asarray(t).reshape(-1) for t in unscored_truth)])
+    frame_scores = np.concatenate([expand_snippet_scores(snippet_scores, frames_per_snippet),
+                                   np.full(len(unscored), NO_EVIDENCE_SCORE)])
+    return frame_level_auc(frame_scores, np.concatenate([*ground_truth, unscored]))

@@ -76,7 +76,10 @@ def extract(
         None, help="Store path or fsspec URL, e.g. s3://bucket/x.zarr (default: runs/<dataset>-<model>.zarr)."
     ),
     data_root: Optional[Path] = typer.Option(None, help="Where the dataset's files are."),
-    fold: int = typer.Option(1, help="Official split number for datasets that have several."),
+    fold: int = typer.Option(1, help="Official split number for datasets that have several (a manifest is one)."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root",
+                                            help="Read manifest record paths that resolve (symlinks followed) "
+                                                 "outside the manifest's root."),
     weights: Optional[Path] = typer.Option(None, help="Checkpoint file for the encoder."),
     seed: int = typer.Option(0, help="Seed for randomly initialized encoders."),
     clip_len: int = typer.Option(16, help="Frames per clip."),
@@ -84,6 +87,9 @@ def extract(
     fps: Optional[float] = typer.Option(None, help="Resample videos to this frame rate at decode time."),
     tail: str = typer.Option("drop", help="Partial last clip: drop or pad (repeat the last frame)."),
     static_per_video: int = typer.Option(10, help="Static clips (one frame tiled) per video."),
+    positions: str = typer.Option(
+        "centres", help="Where the static frames sit: centres (of equal bins) or linspace (the authors': "
+        "np.linspace(0, n - 1, k) truncated, first and last frame included)."),
     dtype: str = typer.Option("float16", help="Stored embedding dtype: float16 or float32."),
     batch_size: int = typer.Option(32, help="Clips per encoder forward."),
     videos_per_part: int = typer.Option(8, help="Videos per committed part (the resume unit)."),
@@ -103,10 +109,11 @@ def extract(
     from featstore.extract import extract as run_extract
     from featstore.sampling import SamplingConfig
 
-    sampling = SamplingConfig(clip_len=clip_len, stride=stride, fps=fps, tail=tail, static_per_video=static_per_video)
+    sampling = SamplingConfig(clip_len=clip_len, stride=stride, fps=fps, tail=tail, static_per_video=static_per_video,
+                              static_positions=positions)
     config = ExtractConfig(
         model=model, dataset=dataset, out=out or str(Path("runs") / f"{Path(dataset).stem}-{model}.zarr"),
-        data_root=None if data_root is None else str(data_root), fold=fold,
+        data_root=None if data_root is None else str(data_root), fold=fold, allow_outside_root=allow_outside_root,
         weights=None if weights is None else str(weights), seed=seed, sampling=sampling, dtype=dtype,
         batch_size=batch_size, videos_per_part=videos_per_part, device=device, precision=precision,
         decoder=decoder, overwrite=overwrite, retry_failed=retry_failed, workers=workers, compile=compile,
@@ -147,10 +154,9 @@ def info(
     store: str = typer.Argument(..., help="Store path or fsspec URL."), as_json: bool = typer.Option(False, "--json")
 ) -> None:
     """Print a readable summary of a store."""
-    from featstore.store import Store
-    from featstore.summary import summarize
+    from featstore.summary import open_for_info, summarize
 
-    summary = summarize(Store.open(store))
+    summary = summarize(open_for_info(store))
     if as_json:
         console.print_json(json.dumps(summary))
         return
@@ -158,10 +164,12 @@ def info(
 
 
 def print_summary(summary: dict) -> None:
+    from featstore.sampling import read_sampling_record
+
     table = Table(title=f"featstore {summary['path']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    sampling = summary["sampling"] or {}
+    sampling = read_sampling_record(summary["sampling"]) if summary["sampling"] else {}
     preprocess = summary["preprocess"] or {}
     rows = [
         ("model", f"{summary['model']}  ({summary['weights']}, sha256 {str(summary['weights_sha256'])[:12]})"),
@@ -186,11 +194,14 @@ def print_summary(summary: dict) -> None:
 
 
 @app.command()
-def verify(store: str = typer.Argument(..., help="Store path or fsspec URL.")) -> None:
+def verify(
+    store: str = typer.Argument(..., help="Store path or fsspec URL."),
+    quick: bool = typer.Option(False, "--quick", help="Every check but reading each embedding for NaN/Inf."),
+) -> None:
     """Check a store's integrity; exits 1 when any problem is found."""
     from featstore.summary import verify_store
 
-    problems = verify_store(store)
+    problems = verify_store(store, quick=quick)
     if problems:
         for problem in problems:
             err_console.print(f"[red]problem[/] {problem}")
@@ -203,17 +214,25 @@ def verify(store: str = typer.Argument(..., help="Store path or fsspec URL.")) -
 def export(
     store: Path = typer.Argument(..., help="Store path."),
     format: str = typer.Option("h5", "--format", help="Export format: h5 (one file), opentad (one (T, C) .npy per "
-                                                      "video + annotations.json) or mgfn ((T, crops, C) .npy + lists)."),
+                                                      "video + annotations.json, category_idx.txt, config_hint.yaml "
+                                                      "for OpenTAD / ActionFormer / TriDet) or mgfn ((T, crops, C) "
+                                                      ".npy + lists for MGFN / RTFM)."),
     out: Path = typer.Option(..., help="Output file (h5) or an empty/new folder (opentad, mgfn)."),
-    crops: int = typer.Option(10, help="mgfn only: crop axis size (the single view is repeated; MGFN assumes 10)."),
+    crops: Optional[int] = typer.Option(
+        None, help="mgfn only: crop axis size (default 1: the store's one view; more repeats that view, as "
+                   "MGFN's training code expects 10)."),
+    subset_names: Optional[str] = typer.Option(
+        None, help="opentad only: SPLIT=NAME pairs naming the store's splits in annotations.json (default "
+                   "train=training,test=validation, the subsets OpenTAD's THUMOS configs read)."),
 ) -> None:
     """Export a store to another format."""
-    from featstore.exporters import EXPORT_FORMATS
+    from featstore.exporters import EXPORT_FORMATS, parse_subset_names
     from featstore.exporters import export as run_export
 
     if format not in EXPORT_FORMATS:
         raise FeatstoreError(f"unknown export format {format!r} (available: {', '.join(EXPORT_FORMATS)})")
-    console.print(f"wrote {run_export(store, out, format, crops=crops)}")
+    names = None if subset_names is None else parse_subset_names(subset_names)
+    console.print(f"wrote {run_export(store, out, format, crops=crops, subset_names=names)}")
 
 
 @app.command("import")

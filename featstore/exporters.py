@@ -1,41 +1,63 @@
 """Per-video exports that feed other tools' original code unchanged.
 
-``opentad`` (ActionFormer / TriDet / OpenTAD feature layout)::
+``opentad`` (OpenTAD / ActionFormer / TriDet feature layout)::
 
     OUT/features/<video_id>.npy    (T, C) float32, one row per clip in time order
-    OUT/annotations.json           {"database": {video_id: {"subset", "duration", "fps",
+    OUT/features/missing_files.txt OpenTAD's ``block_list``: the store's videos without clips (no .npy)
+    OUT/annotations.json           {"database": {video_id: {"subset", "duration", "fps", "frame",
                                      "annotations": [{"segment": [start_s, end_s], "label", "label_id"}]}}}
-    OUT/export_info.json           what to put in the tool's config: feat_stride, num_frames, input_dim, ...
+    OUT/category_idx.txt           OpenTAD's ``class_map``: one class name per line, line i = label_id i
+    OUT/config_hint.yaml           the values ActionFormer's / TriDet's ``configs/thumos_i3d.yaml`` take
+    OUT/export_info.json           feat_stride / num_frames (ActionFormer), feature_stride / offset_frames
+                                   (OpenTAD), input_dim, num_classes, subset names, warnings
 
+  Store splits become subsets under OpenTAD's THUMOS names (``OPENTAD_SUBSET_NAMES``: train -> training,
+  test -> validation, the names its THUMOS configs train and evaluate on); ``subset_names`` overrides them.
   Those tools map seconds to feature index as ``(t * fps - num_frames / 2) / feat_stride``. That holds
   for stores whose clips start at frame 0 and follow each other every ``stride`` frames at the recorded
   fps; ``export_info.json`` says whether this store does (``grid_matches_formula``).
 
 ``mgfn`` (MGFN / RTFM UCF-Crime layout)::
 
-    OUT/features/<video_id>.npy    (T, crops, C) float32 (the store has one view: it is repeated ``crops``
-                                   times, 10 by default, because MGFN's code assumes 10 crops)
+    OUT/features/<video_id>.npy    (T, crops, C) float32; crops 1 by default (the store has one view);
+                                   ``crops`` > 1 repeats that view (copies: no extra information)
     OUT/train.list                 absolute paths, anomalous training videos first, then normal ones
     OUT/test.list                  absolute paths of the test videos
     OUT/gt.npy                     frame-level 0/1 ground truth of the test list, clip_len frames per snippet
-    OUT/export_info.json           n_anomalous_train (MGFN's dataset.py hard-codes 810), feature size, crops
+    OUT/export_info.json           n_anomalous_train (MGFN's dataset.py hard-codes 810), feature size, crops,
+                                   the edits MGFN's model needs for this export
 
-Every file is written under a temporary name and renamed; an existing non-empty OUT is refused.
+An existing non-empty OUT is refused. Every writer of an output here (and ``featstore import``,
+``anonymize export``) builds it in a staging sibling ``<OUT>.partial-<pid>`` and renames it to OUT
+only when it is whole (``staged_output``): a failure removes the staging, and what a killed run left
+is removed by the next writer of OUT once its process is gone, so a rerun never trips on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from featstore.errors import FeatstoreError
-from featstore.store import Store
+from featstore.store import STAGING_DIR, Location, Store
 
 EXPORT_FORMATS = ("h5", "opentad", "mgfn")
-MGFN_DEFAULT_CROPS = 10
+MGFN_DEFAULT_CROPS = 1
+# OpenTAD's THUMOS annotation calls the THUMOS validation videos (our train split) "training" and the test
+# videos (our test split) "validation"; its THUMOS configs train on "training" and evaluate on "validation".
+OPENTAD_SUBSET_NAMES = {"train": "training", "test": "validation"}
+# ActionFormer's / TriDet's THUMOS dataset drops this label_id from training and predicts nothing for it
+# (THUMOS's CliffDiving, which is also annotated as Diving).
+ACTIONFORMER_SKIPPED_LABEL_ID = 4
+MGFN_CHANNELS = 2048  # MGFN's model slices x[:, :2048] as features and feeds them to Conv1d(2048, ...)
+MGFN_CROPS = 10  # MGFN's MSNSD takes the first batch_size * 10 rows as the normal videos' crops
 
 
 def _safe_name(video_id: str) -> str:
@@ -44,25 +66,115 @@ def _safe_name(video_id: str) -> str:
     return video_id
 
 
-def _prepare(out: Path) -> Path:
+# ---------------------------------------------------------------------------------------------- staged writing
+STAGING_MARK = ".partial-"
+REPLACED_SUFFIX = ".replaced"
+
+
+def staging_path(out: Path) -> Path:
+    """Where this process builds ``out``: ``<out>.partial-<pid>``, next to it (a rename stays on one disk)."""
+    return out.with_name(f"{out.name}{STAGING_MARK}{os.getpid()}")
+
+
+def staging_target(path: Path) -> tuple[Path, int] | None:
+    """(the output, the writer's pid) when ``path`` is a staging sibling, else None."""
+    match = re.fullmatch(r"(.+)" + re.escape(STAGING_MARK) + r"(\d+)(?:" + re.escape(REPLACED_SUFFIX) + ")?", path.name)
+    return (path.with_name(match.group(1)), int(match.group(2))) if match else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def leftover_staging(out: Path) -> list[Path]:
+    """What killed writers of ``out`` left: staging siblings whose process no longer runs on this machine
+    (one named after this process's pid is an earlier process's that had the same pid)."""
+    if not out.parent.is_dir():
+        return []
+    leftovers = []
+    for path in out.parent.iterdir():
+        staged = staging_target(path)
+        if staged is not None and staged[0] == out and (staged[1] == os.getpid() or not _process_alive(staged[1])):
+            leftovers.append(path)
+    return sorted(leftovers)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def staged_output(out: Path, single_file: bool = False) -> Iterator[Path]:
+    """Yield a staging path to write ``out`` into; rename it to ``out`` when the block ends, remove it
+    when the block raises.
+
+    The staging (a folder, or a file with ``single_file``) is created before anything else, so an
+    unwritable ``out`` is refused at once. An existing ``out`` (the caller has allowed replacing it)
+    is replaced only once the new one is whole; a non-empty folder goes aside first, as no rename
+    replaces one.
+    """
+    out = Path(out)
+    for leftover in leftover_staging(out):
+        _remove(leftover)
+    staging = staging_path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if single_file:
+            staging.touch(exist_ok=False)
+        else:
+            staging.mkdir()
+    except OSError as exc:
+        raise FeatstoreError(f"cannot create {out}: {exc.strerror or exc}") from exc
+    try:
+        yield staging
+    except BaseException:
+        _remove(staging)
+        raise
+    if single_file or not out.is_dir() or not any(out.iterdir()):
+        os.replace(staging, out)
+    else:
+        aside = staging.with_name(staging.name + REPLACED_SUFFIX)
+        os.replace(out, aside)
+        os.replace(staging, out)
+        _remove(aside)
+
+
+def interrupted_writer(path: str | Path) -> str | None:
+    """The command whose interrupted run left ``path`` unfinished, when it is not an extraction:
+    "anonymize export" or "featstore import" (else None).
+
+    ``write_transformed_store`` (``anonymize export``) marks its output complete last and uses no
+    ``_staging/`` folder; ``featstore import`` stages parts without the ``run.json`` of an extraction.
+    """
+    location = Location(path)
+    if location.is_url or not location.exists():
+        return None
+    try:
+        state = Store.open(path, require_complete=False).attrs["featstore"].get("state")
+    except FeatstoreError:  # no store attributes written yet
+        state = None
+    if state not in (None, "complete") and not location.exists(STAGING_DIR):
+        return "anonymize export"
+    if location.exists(STAGING_DIR) and not location.is_file(f"{STAGING_DIR}/run.json"):
+        return "featstore import"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- exports
+def _check_out_folder(out: Path) -> Path:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FeatstoreError(f"{out} already exists and is not an empty folder; choose another --out")
-    (out / "features").mkdir(parents=True, exist_ok=True)
     return out
-
-
-def _write_npy(path: Path, values: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, values)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _sampling(store: Store) -> dict:
@@ -92,33 +204,137 @@ def feature_grid_info(store: Store) -> dict:
             "grid_matches_formula": bool(matches and sampling.get("fps") is None)}
 
 
-def export_opentad(store_path: str | Path, out: str | Path) -> Path:
-    store = Store.open(store_path)
-    out = _prepare(Path(out))
-    table = store.videos()
-    header = store.dataset.get("header", {})
-    class_names = list(header.get("class_names", []))
-    offsets = store.clip_offsets()
-    sampling = _sampling(store)
-    database = {}
-    for v in _videos_with_clips(store).tolist():
-        name = _safe_name(str(table.video_id[v]))
-        _write_npy(out / "features" / f"{name}.npy",
-                   np.asarray(store.clip_embeddings[offsets[v]:offsets[v + 1]], dtype=np.float32))
-        annotations = []
-        for start, end, label in table.segments[v].tolist():
-            label = int(label)
-            annotations.append({"segment": [float(start), float(end)],
-                                "label": class_names[label] if 0 <= label < len(class_names) else str(label),
-                                "label_id": label})
-        database[name] = {"subset": str(table.split[v]), "duration": float(table.duration[v]),
-                          "fps": float(sampling.get("fps") or table.fps[v]), "annotations": annotations}
-    _write_text(out / "annotations.json", json.dumps({"version": "featstore-opentad-1", "database": database}) + "\n")
-    info = {"format": "opentad", "store": str(store.path), "n_videos": len(database), "input_dim": store.dim,
-            "num_classes": len(class_names), "class_names": class_names, "feature_dtype": "float32",
-            "splits": sorted({d["subset"] for d in database.values()}), **feature_grid_info(store)}
-    _write_text(out / "export_info.json", json.dumps(info, indent=2) + "\n")
+def parse_subset_names(text: str) -> dict[str, str]:
+    """``"train=training,test=validation"`` -> {"train": "training", "test": "validation"}."""
+    names = {}
+    for item in text.split(","):
+        split, sep, subset = (part.strip() for part in item.partition("="))
+        if not sep or not split or not subset:
+            raise FeatstoreError(f"--subset-names takes SPLIT=NAME pairs separated by commas "
+                                 f"(e.g. train=training,test=validation), got {text!r}")
+        if split in names:
+            raise FeatstoreError(f"--subset-names names split {split!r} twice")
+        names[split] = subset
+    return names
+
+
+def _subset_names(store: Store, video_indices: list[int], subset_names: dict[str, str]) -> dict[str, str]:
+    """The subset name of each split the exported videos are in; refuses what OpenTAD would misread."""
+    splits = sorted({str(s) for s in store.videos().split[video_indices]})
+    unnamed = [s for s in splits if s not in subset_names]
+    if unnamed:
+        raise FeatstoreError(f"{store.path}: split(s) {', '.join(unnamed)} have no subset name; give every split "
+                             f"one, e.g. --subset-names {','.join(f'{s}={subset_names.get(s, s)}' for s in splits)}")
+    used = {s: subset_names[s] for s in splits}
+    for a in splits:
+        for b in splits:
+            # OpenTAD selects a video when its subset is a substring of the config's subset_name
+            if a != b and used[a] in used[b]:
+                raise FeatstoreError(f"subset names {used[a]!r} ({a}) and {used[b]!r} ({b}) would be read as one "
+                                     f"subset by OpenTAD (it matches subset names by substring); choose other names")
+    return used
+
+
+def _class_names(header_names: list[str], label_ids: set[int]) -> list[str]:
+    """Name of every class id up to the largest one used (the id's number where the store has no name)."""
+    size = max([len(header_names), *(i + 1 for i in label_ids)], default=0)
+    return [header_names[i] if i < len(header_names) else str(i) for i in range(size)]
+
+
+def _actionformer_warnings(present: list[int], grid: dict) -> list[str]:
+    warnings = []
+    if present != list(range(len(present))):
+        warnings.append(f"the label ids present ({present}) are not 0..{len(present) - 1}: ActionFormer/TriDet "
+                        f"need num_classes = the number of labels present and every label_id below it")
+    if ACTIONFORMER_SKIPPED_LABEL_ID in present:
+        warnings.append(f"ActionFormer/TriDet's thumos dataset drops label_id {ACTIONFORMER_SKIPPED_LABEL_ID} "
+                        f"(THUMOS CliffDiving) from training and predicts nothing for it")
+    if not grid["grid_matches_formula"]:
+        warnings.append("the clips are not on the tools' grid (clip g covering frames [g*stride, g*stride + "
+                        "clip_len) at the recorded fps): their seconds <-> feature index mapping is off")
+    return warnings
+
+
+def _yaml_lines(values: dict) -> str:
+    """YAML for a config snippet: JSON values are YAML flow values, so no YAML library is needed."""
+    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in values.items())
+
+
+def export_opentad(store_path: str | Path, out: str | Path, subset_names: dict[str, str] | None = None) -> Path:
+    out = _check_out_folder(out)
+    with staged_output(out) as staging:
+        _write_opentad(Store.open(store_path), staging, out.resolve(),
+                       OPENTAD_SUBSET_NAMES if subset_names is None else subset_names)
     return out
+
+
+def _write_opentad(store: Store, staging: Path, out: Path, subset_names: dict[str, str]) -> None:
+    """Write the layout into ``staging``; config_hint.yaml and export_info.json name the files under ``out``."""
+    table = store.videos()
+    offsets = store.clip_offsets()
+    grid = feature_grid_info(store)
+    resampled_fps = grid["resampled_fps"]
+    exported = _videos_with_clips(store).tolist()
+    subsets = _subset_names(store, exported, subset_names)
+    label_ids = set()
+    for v in exported:
+        for label in table.segments[v][:, 2].astype(int).tolist():
+            if label < 0:
+                raise FeatstoreError(f"{store.path}: video {table.video_id[v]} has a segment of label {label}, "
+                                     f"not a class id")
+            label_ids.add(label)
+    class_names = _class_names(list(store.dataset.get("header", {}).get("class_names", [])), label_ids)
+    (staging / "features").mkdir()
+    database = {}
+    for v in exported:
+        name = _safe_name(str(table.video_id[v]))
+        np.save(staging / "features" / f"{name}.npy",
+                np.asarray(store.clip_embeddings[offsets[v]:offsets[v + 1]], dtype=np.float32))
+        fps = float(resampled_fps or table.fps[v])
+        duration = float(table.duration[v])
+        annotations = [{"segment": [float(start), float(end)], "label": class_names[int(label)], "label_id": int(label)}
+                       for start, end, label in table.segments[v].tolist()]
+        # OpenTAD takes fps as frame / duration and the frame of second t as t / duration * frame
+        database[name] = {"subset": subsets[str(table.split[v])], "duration": duration, "fps": fps,
+                          "frame": int(round(fps * duration)), "annotations": annotations}
+    missing = [str(table.video_id[v]) for v in sorted(set(range(store.n_videos)) - set(exported))]
+    (staging / "features" / "missing_files.txt").write_text("".join(f"{video_id}\n" for video_id in missing))
+    annotation = {"version": "featstore-opentad-2", "database": database}
+    (staging / "annotations.json").write_text(json.dumps(annotation) + "\n")
+    (staging / "category_idx.txt").write_text("".join(f"{name}\n" for name in class_names))
+
+    present = sorted(label_ids)
+    train_subsets = [subsets[s] for s in ("train",) if s in subsets]
+    eval_subsets = [subsets[s] for s in ("test",) if s in subsets] or [subsets[s] for s in ("val",) if s in subsets]
+    actionformer = {
+        "dataset_name": "thumos",
+        "train_split": [name.lower() for name in train_subsets],  # the loader lowercases the json's subset
+        "val_split": [name.lower() for name in eval_subsets],
+        "dataset": {"json_file": str(out / "annotations.json"), "feat_folder": str(out / "features"),
+                    "file_prefix": None, "file_ext": ".npy", "num_classes": len(present), "input_dim": store.dim,
+                    "feat_stride": grid["feat_stride"], "num_frames": grid["num_frames"],
+                    # None: each video's own fps from the json; a resampled store has one fps for all
+                    "default_fps": resampled_fps, "trunc_thresh": 0.5, "crop_ratio": [0.9, 1.0],
+                    "max_seq_len": 2304},
+        # the stock THUMOS test_cfg fuses an external THUMOS score file; our labels need the plain multiclass NMS
+        "test_cfg": {"multiclass_nms": True, "ext_score_file": None},
+    }
+    warnings = _actionformer_warnings(present, grid)
+    (staging / "config_hint.yaml").write_text(
+        "# ActionFormer / TriDet: put these into configs/thumos_i3d.yaml (keys not named here keep their values)\n"
+        + "".join(f"# warning: {warning}\n" for warning in warnings) + _yaml_lines(actionformer))
+    half_clip = grid["num_frames"] / 2
+    opentad = {"ann_file": str(out / "annotations.json"), "class_map": str(out / "category_idx.txt"),
+               "data_path": str(out / "features") + "/", "block_list": str(out / "features" / "missing_files.txt"),
+               "subset_name": subsets, "feature_stride": grid["feat_stride"], "sample_stride": 1,
+               # OpenTAD truncates a fractional offset (odd clip lengths) to whole frames
+               "offset_frames": int(half_clip) if half_clip.is_integer() else half_clip}
+    info = {"format": "opentad", "store": str(store.path), "n_videos": len(database), "input_dim": store.dim,
+            "num_classes": len(class_names), "class_names": class_names, "label_ids_present": present,
+            "feature_dtype": "float32", "subsets": subsets, "splits": sorted(subsets),
+            **grid, "feature_stride": opentad["feature_stride"], "offset_frames": opentad["offset_frames"],
+            "opentad": opentad, "actionformer": actionformer, "warnings": warnings}
+    (staging / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def frame_ground_truth(clip_times: np.ndarray, intervals: np.ndarray, frames_per_snippet: int = 16) -> np.ndarray:
@@ -141,11 +357,31 @@ def frame_ground_truth(clip_times: np.ndarray, intervals: np.ndarray, frames_per
     return labels
 
 
+def _mgfn_model_notes(feature_size: int, crops: int) -> list[str]:
+    """The edits MGFN's released model (models/mgfn.py) needs to train on this export."""
+    notes = []
+    if feature_size != MGFN_CHANNELS:
+        notes.append(f"MGFN's model hard-codes {MGFN_CHANNELS} feature channels (the x[:, :{MGFN_CHANNELS}] slice "
+                     f"and channels={MGFN_CHANNELS} of to_tokens); set both to {feature_size}")
+    if crops != MGFN_CROPS:
+        notes.append(f"MGFN's MSNSD splits normal / abnormal rows at batch_size * {MGFN_CROPS}; for training "
+                     f"with {crops} crop(s) write batch_size * ncrops (testing runs as is), or export with "
+                     f"--crops {MGFN_CROPS} (copies of the one view)")
+    return notes
+
+
 def export_mgfn(store_path: str | Path, out: str | Path, crops: int = MGFN_DEFAULT_CROPS,
                 train_split: str = "train", test_split: str = "test") -> Path:
     if crops < 1:
         raise FeatstoreError(f"crops must be >= 1, got {crops}")
-    store = Store.open(store_path)
+    out = _check_out_folder(out)
+    with staged_output(out) as staging:
+        _write_mgfn(Store.open(store_path), staging, out.resolve(), crops, train_split, test_split)
+    return out
+
+
+def _write_mgfn(store: Store, staging: Path, out: Path, crops: int, train_split: str, test_split: str) -> None:
+    """Write the layout into ``staging``; the lists name the files at their final place under ``out``."""
     table = store.videos()
     grid = feature_grid_info(store)
     if grid["feat_stride"] != grid["num_frames"]:
@@ -161,36 +397,42 @@ def export_mgfn(store_path: str | Path, out: str | Path, crops: int = MGFN_DEFAU
         if labels[v] not in (0, 1):
             raise FeatstoreError(f"{store.path}: the MGFN layout needs labels 0 (normal) / 1 (anomalous); "
                                  f"video {table.video_id[v]} has {labels[v]}")
-    out = _prepare(Path(out))
+    (staging / "features").mkdir()
     paths = {}
     for v in train + test:
         name = _safe_name(str(table.video_id[v]))
         values = np.asarray(store.clip_embeddings[offsets[v]:offsets[v + 1]], dtype=np.float32)
-        path = (out / "features" / f"{name}.npy").resolve()
-        _write_npy(path, np.repeat(values[:, None, :], crops, axis=1))
-        paths[v] = str(path)
+        np.save(staging / "features" / f"{name}.npy", np.repeat(values[:, None, :], crops, axis=1))
+        paths[v] = str(out / "features" / f"{name}.npy")
     anomalous_first = [v for v in train if labels[v] == 1] + [v for v in train if labels[v] == 0]
-    _write_text(out / "train.list", "".join(f"{paths[v]}\n" for v in anomalous_first))
-    _write_text(out / "test.list", "".join(f"{paths[v]}\n" for v in test))
+    (staging / "train.list").write_text("".join(f"{paths[v]}\n" for v in anomalous_first))
+    (staging / "test.list").write_text("".join(f"{paths[v]}\n" for v in test))
     truth = [frame_ground_truth(times[offsets[v]:offsets[v + 1]], table.segments[v], grid["num_frames"]) for v in test]
-    _write_npy(out / "gt.npy", np.concatenate(truth).astype(np.float64) if truth else np.zeros(0))
+    np.save(staging / "gt.npy", np.concatenate(truth).astype(np.float64) if truth else np.zeros(0))
     info = {"format": "mgfn", "store": str(store.path), "feature_size": store.dim, "crops": crops,
-            "crops_note": "the store holds one view; it is repeated to fill the crop axis" if crops > 1 else "",
+            "crops_note": (f"the store holds one view; the {crops} crops are copies of it (no extra information)"
+                           if crops > 1 else "the store holds one view: one crop, (T, 1, C)"),
+            "model_notes": _mgfn_model_notes(store.dim, crops),
             "n_anomalous_train": int(sum(labels[v] == 1 for v in train)),
             "n_normal_train": int(sum(labels[v] == 0 for v in train)),
             "n_test": len(test), "frames_per_snippet": grid["num_frames"], "gt_frames": int(sum(len(t) for t in truth))}
-    _write_text(out / "export_info.json", json.dumps(info, indent=2) + "\n")
-    return out
+    (staging / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def export(store_path: str | Path, out: str | Path, format: str, crops: int = MGFN_DEFAULT_CROPS) -> Path:
-    """Dispatch on ``format`` (``h5`` writes one file; the others a folder)."""
+def export(store_path: str | Path, out: str | Path, format: str, crops: int | None = None,
+           subset_names: dict[str, str] | None = None) -> Path:
+    """Dispatch on ``format`` (``h5`` writes one file; the others a folder). ``crops`` is for ``mgfn`` only,
+    ``subset_names`` for ``opentad`` only."""
+    if crops is not None and format != "mgfn":
+        raise FeatstoreError(f"--crops is for --format mgfn, not {format}")
+    if subset_names is not None and format != "opentad":
+        raise FeatstoreError(f"--subset-names is for --format opentad, not {format}")
     if format == "h5":
         from featstore.h5io import export_h5
 
         return export_h5(store_path, out)
     if format == "opentad":
-        return export_opentad(store_path, out)
+        return export_opentad(store_path, out, subset_names=subset_names)
     if format == "mgfn":
-        return export_mgfn(store_path, out, crops=crops)
+        return export_mgfn(store_path, out, crops=MGFN_DEFAULT_CROPS if crops is None else crops)
     raise FeatstoreError(f"unknown export format {format!r} (available: {', '.join(EXPORT_FORMATS)})")

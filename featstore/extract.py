@@ -14,6 +14,10 @@ videos back in manifest order. Preprocessing runs next to the forward, on the en
 Under torchrun (see ``featstore.distributed``) rank 0 prepares the output and assigns the missing
 parts to ranks, balanced by duration; every rank writes only its own part files; rank 0 finalizes
 (``finalize_store``, also ``featstore finalize``) once every rank is done.
+
+One job writes a store at a time: rank 0 (or the single process) holds the store's ``StoreLock`` from
+planning to the end of finalize, on behalf of all its ranks; a second writer stops with a one-line
+error naming the owner.
 """
 
 from __future__ import annotations
@@ -52,17 +56,20 @@ from featstore.sampling import (
     SamplingConfig,
     clip_frame_indices,
     clip_windows,
+    read_sampling_record,
     resample_indices,
     static_frame_indices,
 )
 from featstore.store import (
     STAGING_DIR,
     STORE_DTYPES,
+    DamagedPartError,
     Location,
     Part,
     StagingArea,
     Store,
     StoreContents,
+    StoreLock,
     VideoResult,
     remove_partial_writes,
     utc_now,
@@ -86,6 +93,7 @@ class ExtractConfig:
     out: str  # a local path or an fsspec URL (s3://bucket/x.zarr)
     data_root: str | None = None
     fold: int = 1
+    allow_outside_root: bool = False  # read record paths that resolve outside the manifest's root
     weights: str | None = None
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -227,7 +235,7 @@ def decode_video(job: _DecodeJob, settings: _DecodeSettings) -> Iterator:
         else:
             timeline = resample_indices(info.n_frames, info.fps, sampling.fps)
             windows = clip_windows(len(timeline), sampling)
-            static_t = static_frame_indices(len(timeline), sampling.static_per_video)
+            static_t = static_frame_indices(len(timeline), sampling.static_per_video, sampling.static_positions)
             fps = sampling.fps or info.fps
         if len(windows):
             plan.clip_frames = np.stack([timeline[windows[:, 0]], timeline[windows[:, 1] - 1] + 1], axis=1)
@@ -545,7 +553,8 @@ def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
     """
     started = time.perf_counter()
     entry = get_encoder_entry(config.model)  # cheap checks first: unknown model, missing weights
-    manifest = resolve_dataset(config.dataset, config.data_root, config.fold)
+    manifest = resolve_dataset(config.dataset, config.data_root, config.fold,
+                               allow_outside_root=config.allow_outside_root)
     encoder = create_encoder(entry.name, config.weights, config.seed, torch_compile=config.compile)
     spec = encoder.spec
     if config.sampling.clip_len != spec.num_frames:
@@ -583,32 +592,38 @@ def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
         }
         attrs = json.loads(json.dumps(attrs))
         staging = StagingArea(config.out, spec.embed_dim, config.dtype)
-        plan = ranks.on_rank0(lambda: _plan_run(staging, identity, attrs, manifest, config, ranks.world_size))
-        if plan is None:  # the store is finished and up to date
-            return _result(config.out, len(manifest.records), 0, 0, time.perf_counter() - started, ranks)
+        with contextlib.ExitStack() as held:  # the lock, on rank 0, until the store is finalized or this fails
 
-        if ranks.active and not ranks.is_main:
-            _wait_until_visible(staging)
-        units = _units(manifest.records, config.videos_per_part)
-        mine = plan.assignment[ranks.rank]
-        jobs = [
-            _DecodeJob(position, str(manifest.resolve_path(record)), record)
-            for index in mine
-            for position, record in enumerate(units[index])
-        ]
-        settings = _DecodeSettings(config.sampling, config.decoder)
-        part_encoder = _PartEncoder(encoder, device, precision, config.batch_size)
-        meta = {"device": str(device), "rank": ranks.rank, "world_size": ranks.world_size, "workers": workers}
-        with contextlib.closing(decode_stream(jobs, settings, device, workers)) as stream, ExtractProgress(
-            len(jobs), enabled=show_progress and ranks.is_main
-        ) as progress:
-            for index in mine:
-                results = part_encoder.run(units[index], _one_part(stream, len(units[index])), progress)
-                staging.save_part(Part(index, results, {**meta, "finished": utc_now()}))
+            def lock_and_plan() -> _RunPlan | None:
+                held.enter_context(StoreLock(config.out))
+                return _plan_run(staging, identity, attrs, manifest, config, ranks.world_size)
 
-        ranks.barrier()  # every rank's parts are staged
-        settle = SHARED_STORAGE_SETTLE_SECONDS if ranks.active else 0.0
-        ranks.on_rank0(lambda: finalize_store(config.out, settle_seconds=settle))
+            plan = ranks.on_rank0(lock_and_plan)
+            if plan is None:  # the store is finished and up to date
+                return _result(config.out, len(manifest.records), 0, 0, time.perf_counter() - started, ranks)
+
+            if ranks.active and not ranks.is_main:
+                _wait_until_visible(staging)
+            units = _units(manifest.records, config.videos_per_part)
+            mine = plan.assignment[ranks.rank]
+            jobs = [
+                _DecodeJob(position, str(manifest.resolve_path(record)), record)
+                for index in mine
+                for position, record in enumerate(units[index])
+            ]
+            settings = _DecodeSettings(config.sampling, config.decoder)
+            part_encoder = _PartEncoder(encoder, device, precision, config.batch_size)
+            meta = {"device": str(device), "rank": ranks.rank, "world_size": ranks.world_size, "workers": workers}
+            with contextlib.closing(decode_stream(jobs, settings, device, workers)) as stream, ExtractProgress(
+                len(jobs), enabled=show_progress and ranks.is_main
+            ) as progress:
+                for index in mine:
+                    results = part_encoder.run(units[index], _one_part(stream, len(units[index])), progress)
+                    staging.save_part(Part(index, results, {**meta, "finished": utc_now()}))
+
+            ranks.barrier()  # every rank's parts are staged
+            settle = SHARED_STORAGE_SETTLE_SECONDS if ranks.active else 0.0
+            ranks.on_rank0(lambda: finalize_store(config.out, settle_seconds=settle))
         return _result(config.out, len(manifest.records), len(mine), plan.reused, time.perf_counter() - started,
                        ranks, videos_computed=len(jobs))
 
@@ -618,9 +633,16 @@ def finalize_store(out: str | Path, settle_seconds: float = 0.0) -> ExtractResul
 
     Rank 0 calls this at the end of every run; ``featstore finalize`` calls it by hand, e.g. after a
     multi-node job whose rank 0 died after the others had finished. Raises a one-line FeatstoreError
-    naming the parts that are missing, after looking again for up to ``settle_seconds`` (a shared
-    filesystem may show another node's new files late). Returns None when the store is already complete.
+    naming the parts that are missing or damaged, after looking again for up to ``settle_seconds`` (a
+    shared filesystem may show another node's new files late). Returns None when the store is already
+    complete. Takes the store's lock (already held when extract calls this; held by another process,
+    this stops with one line naming it).
     """
+    with StoreLock(out):
+        return _finalize(out, settle_seconds)
+
+
+def _finalize(out: str | Path, settle_seconds: float) -> ExtractResult | None:
     started = time.perf_counter()
     location = Location(out)
     probe = StagingArea(out, 0, "float32")  # dim and dtype are read from run.json below
@@ -641,17 +663,15 @@ def finalize_store(out: str | Path, settle_seconds: float = 0.0) -> ExtractResul
     manifest = _load_staged_manifest(staging)
     units = _units(manifest.records, identity["videos_per_part"])
     deadline = time.monotonic() + settle_seconds
-    while True:
-        missing = [index for index, unit in enumerate(units) if not _part_is_valid(staging, index, unit, False)]
-        if not missing or time.monotonic() >= deadline:
-            break
+    missing, damaged = _parts_to_compute(staging, units, range(len(units)), False)
+    while missing and time.monotonic() < deadline:
         time.sleep(1.0)
+        missing, damaged = _parts_to_compute(staging, units, missing, False)
     if missing:
-        shown = ", ".join(StagingArea.part_name(i).removesuffix(".npz") for i in missing[:8])
-        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         raise FeatstoreError(
-            f"{location}: cannot finalize, {len(missing)} of {len(units)} parts are missing ({shown}{more}); "
-            "re-run the extract command (any number of processes) to compute them"
+            f"{location}: cannot finalize, {len(missing)} of {len(units)} parts are "
+            f"{'missing or damaged' if damaged else 'missing'} ({_describe_parts(missing, damaged)}); re-run the extract command (any number of processes) to "
+            "compute them"
         )
     attrs["provenance"]["finished"] = utc_now()
     contents = StoreContents(manifest.records, manifest.header.attribute_names, attrs)
@@ -677,14 +697,40 @@ def _units(records: list[VideoRecord], videos_per_part: int) -> list[list[VideoR
     return [records[i * videos_per_part : (i + 1) * videos_per_part] for i in range(n_parts)]
 
 
-def _part_is_valid(staging: StagingArea, index: int, unit: list[VideoRecord], retry_failed: bool) -> bool:
-    """A staged part holds exactly this unit's videos (and no failure, when failures are retried)."""
-    if not staging.has_part(index):
-        return False
-    summary = staging.load_summary(index)
-    if summary["video_ids"].tolist() != [r.video_id for r in unit]:
-        return False
-    return not (retry_failed and any(summary["failed_reasons"].tolist()))
+def _parts_to_compute(
+    staging: StagingArea, units: list[list[VideoRecord]], candidates, retry_failed: bool
+) -> tuple[list[int], dict[int, str]]:
+    """Among ``candidates``, the parts without a usable staged file, and why each damaged one is unusable.
+
+    A staged part is used when it reads back whole and holds exactly its unit's videos (and no failure,
+    when failures are retried); anything else is computed again.
+    """
+    todo, damaged = [], {}
+    for index in candidates:
+        if not staging.has_part(index):
+            todo.append(index)
+            continue
+        try:
+            summary = staging.verify_part(index)
+        except DamagedPartError as exc:
+            todo.append(index)
+            damaged[index] = str(exc)
+            continue
+        if summary["video_ids"].tolist() != [r.video_id for r in units[index]] or (
+            retry_failed and any(summary["failed_reasons"].tolist())
+        ):
+            todo.append(index)
+    return todo, damaged
+
+
+def _describe_parts(indices: list[int], reasons: dict[int, str], limit: int = 8) -> str:
+    """``part-000003 (zero bytes), part-000007`` for the first ``limit`` parts, then how many more."""
+    shown = [
+        StagingArea.part_name(i).removesuffix(".npz") + (f" ({reasons[i]})" if i in reasons else "")
+        for i in indices[:limit]
+    ]
+    more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
+    return ", ".join(shown) + more
 
 
 def _plan_run(
@@ -695,7 +741,10 @@ def _plan_run(
         return None
     _prepare_output(staging, identity, attrs, manifest, config)
     units = _units(manifest.records, config.videos_per_part)
-    todo = [index for index, unit in enumerate(units) if not _part_is_valid(staging, index, unit, config.retry_failed)]
+    todo, damaged = _parts_to_compute(staging, units, range(len(units)), config.retry_failed)
+    if damaged:
+        print(f"note: recomputing {len(damaged)} damaged staged parts: {_describe_parts(sorted(damaged), damaged)}",
+              file=sys.stderr)
     costs = _part_costs(manifest, units)
     assignment = assign_parts(todo, [costs[i] for i in todo], world_size)
     return _RunPlan(todo, len(units) - len(todo), assignment)
@@ -762,7 +811,7 @@ def _up_to_date(staging: StagingArea, identity: dict, manifest: Manifest, config
         return False
     store = Store.open(out)
     return (
-        store.identity == identity
+        _read_identity(store.identity) == identity
         and store.dataset.get("fingerprint") == manifest.fingerprint()
         and not (config.retry_failed and store.failures)
     )
@@ -817,10 +866,17 @@ def _load_staged_manifest(staging: StagingArea) -> Manifest:
 
 def _existing_identity(staging: StagingArea) -> dict | None:
     if staging.exists():
-        return staging.read_run()["identity"]
+        return _read_identity(staging.read_run()["identity"])
     if Store.is_store(staging.location.path):
-        return Store.open(staging.location.path).identity
+        return _read_identity(Store.open(staging.location.path).identity)
     return None
+
+
+def _read_identity(identity: dict) -> dict:
+    """A recorded identity as this version writes it (the sampling fields older stores lack filled in)."""
+    if "sampling" not in identity:  # not made by extract (e.g. an array store): nothing to fill in
+        return identity
+    return {**identity, "sampling": read_sampling_record(identity["sampling"])}
 
 
 def _reopen_complete_store(staging: StagingArea) -> None:
@@ -876,6 +932,7 @@ def _provenance(encoder: LoadedEncoder, device: torch.device, precision: torch.d
         "device": str(device),
         "precision": str(precision).replace("torch.", ""),
         "decoder_preference": config.decoder,
+        "allow_outside_root": config.allow_outside_root,
         "workers": workers,
         "compile": config.compile,
         "world_size": world_size,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import h5py
@@ -17,8 +16,8 @@ import numpy as np
 
 from data_manifests.schema import Segment, VideoRecord
 from featstore.errors import FeatstoreError
+from featstore.exporters import interrupted_writer, staged_output
 from featstore.store import (
-    STAGING_DIR,
     TABLE_COLUMNS,
     Part,
     StagingArea,
@@ -27,6 +26,7 @@ from featstore.store import (
     VideoResult,
     write_store,
 )
+from featstore.summary import REQUIRED_ARRAYS, ROW_KINDS, identity_problems, table_problems, verify_store
 
 ATTRS_KEY = "featstore_attrs"
 ROW_ARRAYS = ("clips/embeddings", "clips/frames", "clips/times", "static/embeddings", "static/frames")
@@ -35,10 +35,16 @@ IMPORT_VIDEOS_PER_PART = 256
 
 
 def export_h5(store_path: str | Path, out: str | Path) -> Path:
-    store = Store.open(store_path)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    with h5py.File(tmp, "w") as handle:
+    if out.is_dir():
+        raise FeatstoreError(f"{out} is a folder; the h5 export writes one file")
+    with staged_output(out, single_file=True) as staging:
+        _write_h5(Store.open(store_path), staging)
+    return out
+
+
+def _write_h5(store: Store, path: Path) -> None:
+    with h5py.File(path, "w") as handle:
         handle.attrs[ATTRS_KEY] = json.dumps(store.attrs)
         for name in ROW_ARRAYS:
             source = store.group[name]
@@ -54,38 +60,41 @@ def export_h5(store_path: str | Path, out: str | Path) -> Path:
                 handle.create_dataset(f"videos/{column}", data=values.astype(object), dtype=h5py.string_dtype())
             else:
                 handle.create_dataset(f"videos/{column}", data=values)
-    tmp.replace(out)
-    return out
 
 
 def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """Build a store from an exported .h5 through the store's own writer (staged parts + finalize)."""
+    """Build a store from an exported .h5 through the store's own writer (staged parts + finalize).
+
+    The store is built in ``<out>.partial-<pid>`` and renamed to ``out`` when complete (``staged_output``);
+    with ``overwrite`` an existing store is replaced only then. What an interrupted import of an earlier
+    version left at ``out`` is replaced without ``overwrite``.
+    """
     h5_path, out = Path(h5_path), Path(out)
     if not h5_path.is_file():
         raise FeatstoreError(f"no such file: {h5_path}")
-    if out.exists():
+    if out.exists() and interrupted_writer(out) != "featstore import":
         if not overwrite:
             raise FeatstoreError(f"{out} already exists; use --overwrite to replace it")
         if not Store.is_store(out):
             raise FeatstoreError(f"{out} exists and is not a featstore store; refusing to touch it")
-        shutil.rmtree(out)
     try:
         handle = h5py.File(h5_path, "r")
     except OSError as exc:
         raise FeatstoreError(f"{h5_path} is not a readable HDF5 file") from exc
-    with handle:
+    with handle, staged_output(out) as building:
         missing = [n for n in (*ROW_ARRAYS, *SMALL_ARRAYS, *(f"videos/{c}" for c in TABLE_COLUMNS)) if n not in handle]
         if ATTRS_KEY not in handle.attrs or missing:
             what = ", ".join(missing[:4]) if missing else f"the root attribute {ATTRS_KEY!r}"
             raise FeatstoreError(f"{h5_path} is not in the featstore HDF5 layout (missing {what}; see docs/store-format.md)")
-        attrs = json.loads(handle.attrs[ATTRS_KEY])
+        attrs = _read_attrs(handle, h5_path)
+        _refuse_problems(h5_path, _h5_problems(handle, attrs))
         header = attrs.get("dataset", {}).get("header", {})
         failures = {f["video_id"]: f["reason"] for f in attrs.get("failures", [])}
         records, video_columns = _read_table(handle)
         dim = handle["clips/embeddings"].shape[1]
         dtype = str(handle["clips/embeddings"].dtype)
-        staging = StagingArea(out, dim, dtype)
-        staging.root.mkdir(parents=True)
+        staging = StagingArea(building, dim, dtype)
+        staging.root.mkdir()
         clip_off, static_off = handle["clips/offsets"][...], handle["static/offsets"][...]
         n_parts = math.ceil(len(records) / IMPORT_VIDEOS_PER_PART)
         for index in range(n_parts):
@@ -112,12 +121,55 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
                     result.static_frames = rows["static/frames"][c:d]
                 results.append(result)
             staging.save_part(Part(index, results, {"imported_from": str(h5_path)}))
-    attrs.pop("featstore", None)
-    attrs.pop("failures", None)
-    contents = StoreContents(records, list(header.get("attribute_names", [])), attrs)
-    write_store(out, contents, staging, n_parts)
-    shutil.rmtree(out / STAGING_DIR)
+        attrs.pop("featstore", None)
+        attrs.pop("failures", None)
+        contents = StoreContents(records, list(header.get("attribute_names", [])), attrs)
+        write_store(building, contents, staging, n_parts)
+        staging.remove()
+        _refuse_problems(h5_path, verify_store(building))  # what was written, by verify's rules
     return out
+
+
+def _h5_problems(handle: h5py.File, attrs: dict) -> list[str]:
+    """``verify``'s checks on the file's arrays, before anything is staged from them (offsets decide which
+    rows go to which video)."""
+    arrays = {name: handle[name][...] for name in REQUIRED_ARRAYS if not name.endswith("/embeddings")}
+    for column in ("video_id", "path", "split", "subject", "decoder"):
+        arrays[f"videos/{column}"] = arrays[f"videos/{column}"].astype(str)
+    shapes = {kind: handle[f"{kind}/embeddings"].shape for kind in ROW_KINDS}
+    if any(len(shape) != 2 for shape in shapes.values()):
+        return [f"the embeddings must be 2-d (rows, size), not {shapes['clips']} and {shapes['static']}"]
+    problems = table_problems(arrays, shapes, attrs.get("dataset", {}).get("header", {}), attrs.get("failures", []))
+    return problems + identity_problems(attrs, shapes["clips"][1], str(handle["clips/embeddings"].dtype))
+
+
+def _refuse_problems(h5_path: Path, problems: list[str]) -> None:
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise FeatstoreError(f"{h5_path} is not a sound featstore export: {problems[0]}{more}; nothing was written")
+
+
+def _read_attrs(handle: h5py.File, h5_path: Path) -> dict:
+    """The store attributes held as JSON in ``featstore_attrs``, checked where the import reads them."""
+    try:
+        attrs = json.loads(handle.attrs[ATTRS_KEY])
+    except (TypeError, ValueError) as exc:  # not text, or not JSON (JSONDecodeError is a ValueError)
+        raise FeatstoreError(f"{h5_path}: the root attribute {ATTRS_KEY!r} is not valid JSON ({exc})") from exc
+    if not isinstance(attrs, dict):
+        raise FeatstoreError(f"{h5_path}: the root attribute {ATTRS_KEY!r} must hold a JSON object "
+                             "(the store attributes)")
+    dataset = attrs.get("dataset", {})
+    header = dataset.get("header", {}) if isinstance(dataset, dict) else None
+    if not isinstance(header, dict) or not isinstance(header.get("attribute_names", []), list):
+        raise FeatstoreError(f"{h5_path}: in {ATTRS_KEY!r}, \"dataset\" must be an object whose \"header\" is an "
+                             "object with a list \"attribute_names\"")
+    failures = attrs.get("failures", [])
+    if not isinstance(failures, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("video_id"), str) and isinstance(f.get("reason"), str)
+            for f in failures):
+        raise FeatstoreError(f"{h5_path}: in {ATTRS_KEY!r}, \"failures\" must be a list of "
+                             "{\"video_id\": text, \"reason\": text}")
+    return attrs
 
 
 def _read_table(handle: h5py.File) -> tuple[list[VideoRecord], dict[str, np.ndarray]]:

@@ -14,6 +14,9 @@ import numpy as np
 from featstore.errors import FeatstoreError
 
 TAIL_RULES = ("drop", "pad")
+# k evenly spaced positions among n items: "centres" of k equal bins (ours, the default) or the authors'
+# np.linspace(0, n - 1, k) truncated to integers (first and last item included)
+POSITION_RULES = ("centres", "linspace")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class SamplingConfig:
     fps: float | None = None  # None -> the video's native frame rate
     tail: str = "drop"
     static_per_video: int = 10
+    static_positions: str = "centres"  # where the static frames sit on the timeline (POSITION_RULES)
 
     def __post_init__(self) -> None:
         if self.clip_len < 1:
@@ -41,6 +45,7 @@ class SamplingConfig:
             raise FeatstoreError(f"tail rule must be one of {list(TAIL_RULES)}, got {self.tail!r}")
         if self.static_per_video < 0:
             raise FeatstoreError(f"static clips per video must be >= 0, got {self.static_per_video}")
+        check_position_rule(self.static_positions)
 
     @property
     def effective_stride(self) -> int:
@@ -50,6 +55,33 @@ class SamplingConfig:
         record = asdict(self)
         record["stride"] = self.effective_stride
         return record
+
+
+def read_sampling_record(record: dict) -> dict:
+    """A stored sampling record as this version writes it: a store written before the static-frame rule
+    was recorded placed its static frames at bin centres."""
+    return {"static_positions": "centres", **record}
+
+
+def check_position_rule(rule: str) -> None:
+    if rule not in POSITION_RULES:
+        raise FeatstoreError(f"positions must be one of {list(POSITION_RULES)}, got {rule!r}")
+
+
+def evenly_spaced_positions(counts: np.ndarray, k: int, rule: str = "centres") -> np.ndarray:
+    """(len(counts), k) indices of k evenly spaced items among each of ``counts`` items (repeats when a
+    count is below k; meaningless where a count is 0). ``rule``: see POSITION_RULES."""
+    check_position_rule(rule)
+    counts = np.asarray(counts, dtype=np.int64)
+    if rule == "centres":
+        return np.floor((np.arange(k) + 0.5)[None, :] * counts[:, None] / k).astype(np.int64)
+    # np.linspace itself, one call per distinct count: its floats (truncated) are exactly the authors', which
+    # one vectorized call does not always give (it takes another arithmetic path when any count is 1)
+    distinct, inverse = np.unique(np.maximum(counts, 1), return_inverse=True)
+    table = np.zeros((len(distinct), k), dtype=np.int64)
+    for i, n in enumerate(distinct):
+        table[i] = np.linspace(0, n - 1, k).astype(np.int64)
+    return table[inverse.reshape(-1)]
 
 
 def resample_indices(n_frames: int, native_fps: float, target_fps: float | None) -> np.ndarray:
@@ -85,8 +117,8 @@ def clip_frame_indices(window: np.ndarray, clip_len: int) -> np.ndarray:
     return np.minimum(idx, end - 1)
 
 
-def static_frame_indices(n_timeline: int, k: int) -> np.ndarray:
-    """K evenly spaced timeline indices: the centres of K equal bins (repeats when n < K)."""
+def static_frame_indices(n_timeline: int, k: int, rule: str = "centres") -> np.ndarray:
+    """K evenly spaced timeline indices by ``rule`` (see POSITION_RULES; repeats when n < K)."""
     if n_timeline <= 0 or k == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.floor((np.arange(k) + 0.5) * n_timeline / k).astype(np.int64)
+    return evenly_spaced_positions(np.array([n_timeline]), k, rule)[0]

@@ -19,6 +19,8 @@ Layout (FORMAT_VERSION 1), a Zarr v3 group::
     videos/segments (S, 3) float64 [start_s, end_s, label] + videos/segment_offsets (V + 1,)
     _staging/            only while an extraction is in progress (see StagingArea)
 
+Beside the store, ``<store>.lock`` names the one process writing it (see StoreLock).
+
 Every manifest video has a row in ``videos/``; a failed video has zero clips and an entry in the
 ``failures`` attribute. Embedding arrays are chunked at ~1 MB rows and written one whole shard at a
 time by a single writer.
@@ -29,11 +31,16 @@ A store lives in a local folder or at an fsspec URL (``s3://bucket/x.zarr`` with
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
 import shutil
+import socket
+import sys
+import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,10 +52,12 @@ import numpy as np
 import zarr
 
 from featstore.errors import FeatstoreError
+from featstore.sampling import evenly_spaced_positions
 
 FORMAT_NAME = "featstore"
 FORMAT_VERSION = 1
 STAGING_DIR = "_staging"
+LOCK_SUFFIX = ".lock"  # the writer lock beside the store: runs/x.zarr -> runs/x.zarr.lock
 CHUNK_BYTES = 1 << 20
 CHUNKS_PER_SHARD = 16
 STORE_DTYPES = ("float16", "float32")
@@ -193,6 +202,150 @@ def _storage_options(url: str) -> dict:
     return {"auto_mkdir": True} if protocol in ("file", "local") else {}
 
 
+class StoreLockedError(FeatstoreError):
+    """Another process is writing the store."""
+
+
+@dataclass(frozen=True)
+class LockOwner:
+    pid: int
+    host: str
+    since: str
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on host {self.host}, since {self.since}"
+
+    def is_gone(self) -> bool:
+        """The owner ran on this host and no longer runs (a lock from another host cannot be checked)."""
+        if self.host != socket.gethostname() or self.pid == os.getpid():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, owned by another user
+            return False
+        return False
+
+
+class StoreLock:
+    """The single-writer lock of a store: a file ``<store>.lock`` beside it naming its owner (pid, host, since).
+
+    Created whole or not at all and only if absent (O_CREAT|O_EXCL locally; fsspec's ``xb`` mode for a
+    URL, as atomic as the backend's create-if-absent); released on exit and on errors. A kill -9 leaves
+    the file behind: the next writer on the same host sees its pid gone and takes it over, saying so on
+    stderr. A lock left by another host cannot be checked: its message says to delete it once that
+    process is known to be gone. It lives beside the store rather than in it, so that ``--overwrite``
+    can delete the whole store without dropping the lock, and a folder that is not a store is never
+    written into. Re-entrant within a process: extract holds it and calls finalize_store, which takes it too.
+    """
+
+    _depth: dict[str, int] = {}  # lock files this process holds -> how many holders deep
+
+    def __init__(self, store: str | Path):
+        location = Location(store)
+        self.store = location.text
+        self.path = location.text + LOCK_SUFFIX
+        self._fs = location.fs if location.is_url else None
+        self._key = location._key("") + LOCK_SUFFIX if location.is_url else self.path
+        self.owner: LockOwner | None = None
+
+    def __enter__(self) -> StoreLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        if self._depth.get(self.path):
+            self._depth[self.path] += 1
+            return
+        owner = LockOwner(os.getpid(), socket.gethostname(), utc_now())
+        while not self._create(owner):
+            current = self._read()
+            if current is None:  # released meanwhile: try again
+                continue
+            if not current.is_gone():
+                raise StoreLockedError(
+                    f"{self.store} is being written by another process ({current}); wait for it to finish, "
+                    f"or delete {self.path} if that process is gone"
+                )
+            if self._take_over(current):
+                print(f"note: taking over the lock {self.path} of {current}: that process is gone", file=sys.stderr)
+        self.owner = owner
+        self._depth[self.path] = 1
+
+    def release(self) -> None:
+        depth = self._depth.get(self.path, 0) - 1
+        if depth > 0:
+            self._depth[self.path] = depth
+            return
+        self._depth.pop(self.path, None)
+        if self.owner is not None and self._read() == self.owner:  # never another writer's lock
+            self._remove(self._key)
+        self.owner = None
+
+    def _create(self, owner: LockOwner) -> bool:
+        data = json.dumps({"pid": owner.pid, "host": owner.host, "since": owner.since}).encode()
+        try:
+            if self._fs is not None:
+                with self._fs.open(self._key, "xb") as handle:
+                    handle.write(data)
+                return True
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(handle, data)
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        return True
+
+    def _read(self, key: str | None = None) -> LockOwner | None:
+        """The owner a lock file names; None when there is none. Re-read briefly while a new lock is being
+        written (it is empty between its creation and its one write)."""
+        key = key or self._key
+        for attempt in range(20):
+            try:
+                data = self._fs.cat_file(key) if self._fs is not None else Path(key).read_bytes()
+            except FileNotFoundError:
+                return None
+            try:
+                record = json.loads(data)
+                return LockOwner(int(record["pid"]), str(record["host"]), str(record["since"]))
+            except (ValueError, KeyError, TypeError):
+                time.sleep(0.05)
+        raise StoreLockedError(f"{self.store} has an unreadable lock file {self.path}; delete it if no process writes the store")
+
+    def _take_over(self, stale: LockOwner) -> bool:
+        """Remove a dead owner's lock, unless another writer replaced it meanwhile (then the loop sees theirs)."""
+        if self._fs is not None:  # no atomic rename on object stores: two writers taking over at once may race
+            self._remove(self._key)
+            return True
+        aside = f"{self.path}.{os.getpid()}.stale"
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:  # another writer moved it first
+            return False
+        if self._read(aside) != stale:  # a live lock made after we read the stale one: put it back
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, self.path)
+            os.unlink(aside)
+            return False
+        os.unlink(aside)
+        return True
+
+    def _remove(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self._fs is not None:
+                self._fs.rm_file(key)
+            else:
+                os.unlink(key)
+
+
 @dataclass
 class VideoResult:
     """Everything extraction produced for one video (no rows when it failed)."""
@@ -225,6 +378,13 @@ class Part:
     @property
     def video_ids(self) -> list[str]:
         return [r.video_id for r in self.results]
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # how an .npz (a zip archive) begins
+
+
+class DamagedPartError(Exception):
+    """A staged part file that cannot be used as it is; the message says why (the part is recomputed)."""
 
 
 class StagingArea:
@@ -313,12 +473,52 @@ class StagingArea:
         self.location.write_atomic(self._name(self.part_name(part.index)), lambda handle: np.savez(handle, **arrays))
 
     SUMMARY_KEYS = ("video_ids", "failed_reasons", "decoders", "n_frames", "fps", "duration", "clip_counts", "static_counts")
+    ROW_KEYS = ("clip_embeddings", "clip_frames", "clip_times", "static_embeddings", "static_frames")
 
     def load_summary(self, index: int) -> dict[str, np.ndarray]:
         """The per-video columns of a part, without its rows."""
         with self.location.open_read(self._name(self.part_name(index))) as handle:
             with np.load(handle, allow_pickle=False) as data:
                 return {key: data[key] for key in self.SUMMARY_KEYS}
+
+    def verify_part(self, index: int) -> dict[str, np.ndarray]:
+        """The per-video columns of a staged part after reading all of it: every member whole (the zip
+        checks each one's CRC) and every array agreeing with the others and with the store's width and
+        dtype. Raises DamagedPartError saying what is wrong (a torn copy, zero bytes, foreign content)."""
+        try:
+            with self.location.open_read(self._name(self.part_name(index))) as handle:
+                head = handle.read(len(ZIP_MAGIC))
+                if not head:
+                    raise DamagedPartError("zero bytes")
+                if head != ZIP_MAGIC:
+                    raise DamagedPartError("not an .npz archive")
+                handle.seek(0)
+                with np.load(handle, allow_pickle=False) as data:
+                    missing = [key for key in (*self.SUMMARY_KEYS, *self.ROW_KEYS, "meta") if key not in data.files]
+                    if missing:
+                        raise DamagedPartError(f"lacks {', '.join(missing)}")
+                    arrays = {key: data[key] for key in (*self.SUMMARY_KEYS, *self.ROW_KEYS, "meta")}
+            json.loads(str(arrays["meta"]))
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # JSONDecodeError is a ValueError
+            raise DamagedPartError(f"unreadable ({type(exc).__name__}: {exc})") from exc
+        n_videos = len(arrays["video_ids"])
+        if any(arrays[key].shape != (n_videos,) for key in self.SUMMARY_KEYS):
+            raise DamagedPartError("per-video columns of different lengths")
+        n_clips, n_static = int(arrays["clip_counts"].sum()), int(arrays["static_counts"].sum())
+        expected = {
+            "clip_embeddings": (n_clips, self.dim),
+            "clip_frames": (n_clips, 2),
+            "clip_times": (n_clips, 2),
+            "static_embeddings": (n_static, self.dim),
+            "static_frames": (n_static,),
+        }
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise DamagedPartError(f"{key} has shape {arrays[key].shape}, expected {shape}")
+        for key in ("clip_embeddings", "static_embeddings"):
+            if arrays[key].dtype != self.dtype:
+                raise DamagedPartError(f"{key} is {arrays[key].dtype}, expected {self.dtype}")
+        return {key: arrays[key] for key in self.SUMMARY_KEYS}
 
     def load_part(self, index: int) -> Part | None:
         if not self.has_part(index):
@@ -488,13 +688,13 @@ class Store:
         has_rows = (np.diff(self.clip_offsets()) > 0) | (np.diff(self.static_offsets()) > 0)
         return np.flatnonzero((table_split == split) & has_rows)
 
-    def evenly_spaced_clip_rows(self, k: int = 5) -> np.ndarray:
-        """(V, k) clip rows per video at k evenly spaced positions (bin centres; repeats when a video has
-        fewer than k clips; -1 for a video without clips): the 5-clip evaluation convention."""
+    def evenly_spaced_clip_rows(self, k: int = 5, positions: str = "centres") -> np.ndarray:
+        """(V, k) clip rows per video at k evenly spaced positions (``featstore.sampling.POSITION_RULES``;
+        repeats when a video has fewer than k clips; -1 for a video without clips): the 5-clip evaluation
+        convention."""
         offsets = self.clip_offsets()
         counts = np.diff(offsets)
-        positions = np.floor((np.arange(k) + 0.5)[None, :] * counts[:, None] / k).astype(np.int64)
-        rows = offsets[:-1, None] + positions
+        rows = offsets[:-1, None] + evenly_spaced_positions(counts, k, positions)
         rows[counts == 0] = -1
         return rows
 
@@ -572,17 +772,23 @@ class _RowWriter:
         self.buffered = len(rest)
 
 
+# Zarr skips chunks whose values all equal the fill value; writing them all lets `verify` tell a deleted
+# chunk from one of zeros (stores record it as featstore.every_chunk_written).
+EVERY_CHUNK = {"write_empty_chunks": True}
+
+
 def _create(group: zarr.Group, name: str, shape: tuple, dtype, rows_per_chunk: int | None = None, sharded=False):
     if dtype is str:
         chunks = (max(1, shape[0]),)
-        return group.create_array(name, shape=shape, dtype=str, chunks=chunks, overwrite=True)
+        return group.create_array(name, shape=shape, dtype=str, chunks=chunks, overwrite=True, config=EVERY_CHUNK)
     itemsize = np.dtype(dtype).itemsize
     width = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     rows = rows_per_chunk or chunk_rows(width, itemsize)
     chunks = (rows, *(max(1, s) for s in shape[1:]))
     shards = (rows * CHUNKS_PER_SHARD, *chunks[1:]) if sharded else None
     return group.create_array(
-        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=None if sharded else "auto", overwrite=True
+        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=None if sharded else "auto", overwrite=True,
+        config=EVERY_CHUNK,
     )
 
 
@@ -654,6 +860,7 @@ def write_store(path: str | Path, contents: StoreContents, staging: StagingArea,
         "format_version": FORMAT_VERSION,
         "state": "complete",
         "finalized": utc_now(),
+        "every_chunk_written": True,
     }
     # Attributes go last: the store reads as complete only once every array is in place.
     group.attrs.put(attrs)
@@ -736,5 +943,5 @@ def write_transformed_store(source: Store, out: Path, transform, attrs_update: d
     attrs = {key: value for key, value in source.attrs.items() if key != "featstore"}
     attrs.update(attrs_update)
     attrs["featstore"] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "state": "complete",
-                          "finalized": utc_now()}
+                          "finalized": utc_now(), "every_chunk_written": True}
     group.attrs.put(attrs)

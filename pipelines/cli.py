@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from typing import Optional
 
 import typer
 
 from featstore.cli import run_app
 from featstore.errors import FeatstoreError
-from pipelines.demo import DEMO_BASELINES, DemoConfig
+from pipelines.demo_config import DEMO_BASELINES, DemoConfig
 
-DEFAULTS = DemoConfig()
+# DemoConfig's defaults read off its fields: building one would run its checks, which import torch (slow --help)
+DEFAULTS = {spec.name: spec.default_factory() if spec.default is MISSING else spec.default
+            for spec in fields(DemoConfig)}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="End-to-end recipes.")
 RECIPES = ("demo",)
@@ -26,18 +29,19 @@ def run(
     seed: int = typer.Option(0, help="Seed for the dataset, training and evaluation."),
     style: str = typer.Option("default", help="Synthetic dataset style: default (the defaults are chosen on it) or "
                                               "variant (other colours, textures, sizes, speeds; nothing tuned on it)."),
-    budget_mode: str = typer.Option(DEFAULTS.budget_mode, help="The anonymizer's budget mode (default: independence, "
-                                                              "self-supervised; see docs/anonymize.md)."),
-    train_epochs: int = typer.Option(DEFAULTS.train_epochs, help="Anonymizer training epochs."),
-    batch_size: int = typer.Option(DEFAULTS.train_batch_size, help="Anonymizer batch size (paper: 512)."),
-    lr: float = typer.Option(DEFAULTS.train_lr, help="Anonymizer learning rate at --batch-size (paper: 1e-4 at 512)."),
-    w_lc: float = typer.Option(DEFAULTS.train_w_lc, help="Latent consistency weight (paper: 100)."),
-    w_budget: float = typer.Option(DEFAULTS.train_w_budget, help="Budget weight w_B of the main run (paper: 1)."),
-    sweep: list[float] = typer.Option(DEFAULTS.sweep_budgets, "--sweep",
+    budget_mode: str = typer.Option(DEFAULTS["budget_mode"], help="The anonymizer's budget mode (default: "
+                                                                 "independence, self-supervised; see docs/anonymize.md)."),
+    train_epochs: int = typer.Option(DEFAULTS["train_epochs"], help="Anonymizer training epochs."),
+    batch_size: int = typer.Option(DEFAULTS["train_batch_size"], help="Anonymizer batch size (paper: 512)."),
+    lr: float = typer.Option(DEFAULTS["train_lr"],
+                             help="Anonymizer learning rate at --batch-size (paper: 1e-4 at 512)."),
+    w_lc: float = typer.Option(DEFAULTS["train_w_lc"], help="Latent consistency weight (paper: 100)."),
+    w_budget: float = typer.Option(DEFAULTS["train_w_budget"], help="Budget weight w_B of the main run (paper: 1)."),
+    sweep: list[float] = typer.Option(DEFAULTS["sweep_budgets"], "--sweep",
                                       help="Extra budget weights w_B of the default objective for the trade-off (repeat)."),
-    paper_objective: bool = typer.Option(DEFAULTS.paper_objective, help="Add the paper's objective (direct NT-Xent on "
-                                                                        "static clips) as a trade-off point."),
-    baseline: list[str] = typer.Option(DEFAULTS.baselines, "--baseline",
+    paper_objective: bool = typer.Option(DEFAULTS["paper_objective"], help="Add the paper's objective (direct "
+                                                                           "NT-Xent on static clips) as a trade-off point."),
+    baseline: list[str] = typer.Option(DEFAULTS["baselines"], "--baseline",
                                        help="Unsupervised latent baselines for the trade-off (repeat): "
                                             + ", ".join(DEMO_BASELINES) + "."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Fit no baseline."),

@@ -18,7 +18,11 @@
   * ``"heads"`` (shared/reference/heads.md): sparsity 8e-3 * sum of the abnormal videos' segment scores,
     smoothness 8e-4 * sum of squared differences of consecutive abnormal segment scores;
   * ``"mgfn-code"`` (default; the released training script): sparsity 8e-3 * L2 norm of the *first half* of the
-    batch's scores (the normal videos), smoothness 8e-4 * sum of squared differences over all videos.
+    batch's scores (the normal videos), smoothness 8e-4 * sum of squared differences over all videos;
+  * ``"authors-copy"`` (the MGFN copy in the paper authors' TeD-SPAD code, ``anomaly_detection_mgfn/train.py``):
+    both terms on the abnormal videos' scores flattened video after video: sparsity 8e-3 * their L2 norm,
+    smoothness 8e-4 * sum of squared differences of consecutive entries of that flat vector (so the last
+    segment of one video and the first of the next also form a pair, as in the copy).
 
 Batches are arranged as MGFN's: the first half normal videos, the second half abnormal, same count.
 """
@@ -35,7 +39,7 @@ from torch import nn
 from featstore.errors import FeatstoreError
 
 BLOCK_TYPES = ("glance", "focus")
-LOSS_VARIANTS = ("heads", "mgfn-code")
+LOSS_VARIANTS = ("heads", "mgfn-code", "authors-copy")
 
 
 @dataclass
@@ -281,6 +285,10 @@ class MGFN(nn.Module):
             abnormal = scores[n:]
             sparsity = c.sparsity_weight * abnormal.sum()
             smoothness = c.smoothness_weight * ((abnormal[:, 1:] - abnormal[:, :-1]) ** 2).sum()
+        elif c.loss_variant == "authors-copy":
+            abnormal = scores[n:].reshape(-1)  # the copy's scores.view(-1)[n * T:]: one vector across videos
+            sparsity = c.sparsity_weight * abnormal.norm()
+            smoothness = c.smoothness_weight * ((abnormal[1:] - abnormal[:-1]) ** 2).sum()
         else:
             sparsity = c.sparsity_weight * scores[:n].reshape(-1).norm(dim=0)
             smoothness = c.smoothness_weight * ((scores[:, 1:] - scores[:, :-1]) ** 2).sum()

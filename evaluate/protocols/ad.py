@@ -13,6 +13,10 @@ test epoch; we do not select on test).
 Test: all snippets of each test video, crop-averaged scores, each repeated ``clip_len`` (16) times,
 concatenated over the test videos; the ground truth marks the frames inside annotated intervals
 (``evaluate.ad_metrics``); ROC AUC and PR AUC. Chance: ROC AUC 0.5, PR AUC about the anomalous rate.
+A test video without clips (shorter than one clip, or its extraction failed) stays in the ground truth
+with all its frames at the lowest score (its anomalous frames are missed); the metrics count them under
+``test_videos_without_clips``. Only a video whose frame count the store does not know (a failed extraction
+records none) cannot be counted in frames; it is reported as ``n_unknown_length``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from evaluate.ad_metrics import evaluate_videos, frame_ground_truth
+from evaluate.ad_metrics import NO_EVIDENCE_SCORE, all_frames_ground_truth, evaluate_videos, frame_ground_truth
 from evaluate.common import (
     Stopwatch,
     check,
@@ -62,6 +66,20 @@ class AdVideo:
     label: int  # 0 normal, 1 anomalous
     clip_times: np.ndarray  # (T, 2) seconds
     intervals: np.ndarray  # (m, 2) anomalous seconds
+
+
+@dataclass
+class ClipLessVideo:
+    """A split video without clips (shorter than one clip, or its extraction failed): the head cannot score it."""
+
+    video_id: str
+    n_frames: int  # 0 when unknown: a failed extraction records no frame count
+    fps: float
+    intervals: np.ndarray  # (m, 2) anomalous seconds
+
+    @property
+    def length_known(self) -> bool:
+        return self.n_frames > 0 and self.fps > 0
 
 
 def _sampling(store: Store) -> dict:
@@ -100,6 +118,25 @@ def load_ad_videos(store: Store, split: str) -> list[AdVideo]:
         out.append(AdVideo(v, str(table.video_id[v]), store.clip_embeddings[rows], label, times[rows],
                            table.segments[v][:, :2].reshape(-1, 2)))
     return out
+
+
+def load_videos_without_clips(store: Store, split: str) -> list[ClipLessVideo]:
+    table = store.videos()
+    videos = np.flatnonzero((table.split == split) & (np.diff(store.clip_offsets()) == 0))
+    return [ClipLessVideo(str(table.video_id[v]), int(table.n_frames[v]), float(table.fps[v]),
+                          table.segments[v][:, :2].reshape(-1, 2)) for v in videos.tolist()]
+
+
+def unscored_ground_truth(videos: list[ClipLessVideo]) -> list[np.ndarray]:
+    """Every frame's label of each clip-less video whose frame count is known (scored as missed)."""
+    return [all_frames_ground_truth(v.n_frames, v.fps, v.intervals) for v in videos if v.length_known]
+
+
+def without_clips_summary(videos: list[ClipLessVideo], truth: list[np.ndarray]) -> dict:
+    return {"n_videos": len(videos), "n_frames": int(sum(len(t) for t in truth)),
+            "n_anomalous_frames": int(sum(int(t.sum()) for t in truth)),
+            "n_unknown_length": sum(not v.length_known for v in videos), "score": NO_EVIDENCE_SCORE,
+            "video_ids": [v.video_id for v in videos]}
 
 
 def _progress(enabled: bool) -> Progress:
@@ -187,7 +224,7 @@ class ADConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-4
     batch_per_class: int = 16
-    loss_variant: str = "mgfn-code"  # mgfn-code | heads (see evaluate.heads.mgfn)
+    loss_variant: str = "mgfn-code"  # mgfn-code | heads | authors-copy (see evaluate.heads.mgfn)
     seed: int = 0
     train_split: str = "train"
     test_split: str = "test"
@@ -219,8 +256,10 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
     frames = snippet_frames(store)
     test_videos = load_ad_videos(store, config.test_split)
     truth = [frame_ground_truth(v.clip_times, v.intervals, frames) for v in test_videos]
-    n_anomalous = sum(int(t.sum()) for t in truth)
-    if n_anomalous == 0 or n_anomalous == sum(len(t) for t in truth):
+    without_clips = load_videos_without_clips(store, config.test_split)
+    unscored_truth = unscored_ground_truth(without_clips)
+    n_anomalous = sum(int(t.sum()) for t in truth + unscored_truth)
+    if n_anomalous == 0 or n_anomalous == sum(len(t) for t in truth + unscored_truth):
         raise FeatstoreError(f"{store.path}: the {config.test_split!r} split needs both normal and anomalous frames "
                              f"(annotated intervals) for frame-level AUC")
     metrics: dict = {}
@@ -246,15 +285,16 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
             save_head(Path(config.save_head), model, {"store": str(store.path)})
             metrics["head"]["saved"] = config.save_head
     scores = score_videos(model, test_videos, device)
-    result = evaluate_videos([v.video_id for v in test_videos], scores, truth, frames)
+    result = evaluate_videos([v.video_id for v in test_videos], scores, truth, frames, unscored_truth)
     metrics.update({
         "roc_auc": result["roc_auc"],
         "pr_auc": result["pr_auc"],
         "chance_roc_auc": 0.5,
         "chance_pr_auc": result["anomalous_frame_rate"],
         "frames_per_snippet": frames,
-        "n_test_videos": len(test_videos),
-        "n_test_frames": int(sum(len(t) for t in truth)),
+        "n_test_videos": len(test_videos) + len(without_clips),
+        "n_test_frames": int(sum(len(t) for t in truth + unscored_truth)),
+        "test_videos_without_clips": without_clips_summary(without_clips, unscored_truth),
         "timing": {"total_s": watch.seconds(), "train_s": train_seconds},
     })
     return metrics
@@ -271,8 +311,10 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-3, help="Adam learning rate."),
         weight_decay: float = typer.Option(5e-4, help="Adam weight decay."),
         batch_per_class: int = typer.Option(16, help="Normal and anomalous videos per step (each)."),
-        loss_variant: str = typer.Option("mgfn-code", help="mgfn-code (the released training script) or heads "
-                                                           "(sparsity/smoothness summed over the anomalous scores)."),
+        loss_variant: str = typer.Option("mgfn-code", help="mgfn-code (the released training script), heads "
+                                                           "(sparsity/smoothness summed over the anomalous scores) or "
+                                                           "authors-copy (the paper authors' MGFN copy: L2 norm and "
+                                                           "differences of the anomalous scores)."),
         head_checkpoint: Optional[Path] = typer.Option(None, help="Evaluate this trained head instead of training one."),
         save_head: Optional[Path] = typer.Option(None, help="Where to save the trained head "
                                                             "(default: OUT/ad-head.safetensors)."),
@@ -288,4 +330,11 @@ def register(app: typer.Typer) -> None:
                           loss_variant=loss_variant, head_checkpoint=None if head_checkpoint is None else str(head_checkpoint),
                           save_head=None if save_head is None else str(save_head), seed=seed, device=device)
         opened = open_store(store)
-        finish("ad", config, run(opened, config, show_progress=progress), opened, out_dir)
+        metrics = run(opened, config, show_progress=progress)
+        missing = metrics["test_videos_without_clips"]
+        if missing["n_videos"]:
+            err_console.print(f"note: {missing['n_videos']} test videos have no clips; their {missing['n_frames']} "
+                              f"frames are scored {missing['score']} (anomalous frames missed)"
+                              + (f"; {missing['n_unknown_length']} of them have no known frame count and are left out"
+                                 if missing["n_unknown_length"] else ""))
+        finish("ad", config, metrics, opened, out_dir)

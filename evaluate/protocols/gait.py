@@ -1,21 +1,33 @@
-"""Gait recognition by retrieval (Casia-B-style): which subject is walking? No training.
+"""Gait recognition by retrieval: which subject is walking? No training.
 
-Each subject's walks are ordered; the first ``gallery_walks`` (4) walks of every subject form the
-gallery and the last ``probe_walks`` (2) walks are the probes (walks in between take no part).
-A probe video is correct when its most similar gallery video (cosine similarity of the mean clip
-embeddings) belongs to the same subject: top-1 accuracy over probe videos. Chance is about
-1 / subjects.
+A video's embedding is the mean of its clip embeddings; a probe video is correct (rank-1) when its
+most similar gallery video (cosine similarity) belongs to the same subject. Videos without clips take
+no part (counted). Two protocols; ``auto`` picks ``casia-b`` when every video id is a CASIA-B name
+and ``splits`` when none is (a store with both is an error: name the protocol).
 
-Walks: without ``walk_pattern`` each video is one walk, in the order of the subject's videos in the
-store. With ``walk_pattern`` (a regular expression with one group, searched in ``video_id``) the
-videos whose group is equal form one walk (e.g. the views of one Casia-B sequence:
-``walk_pattern="(nm-\\d+)"``), ordered by the group (numerically when every group is a number).
-Subjects with fewer than ``gallery_walks + probe_walks`` walks are left out and counted.
+``casia-b``: the standard CASIA-B cross-view evaluation. Video ids are CASIA-B names
+``<subject>-<condition>-<sequence>-<view>`` (``001-nm-01-090``, as the ``casia-b`` manifest builder
+writes them); the names give subject, walk and view, the store's split column is not used.
+
+- gallery: the normal walks nm-01..04 of every subject, all views;
+- probes, by condition: NM = nm-05/06, BG = bg-01/02 (bag), CL = cl-01/02 (coat), those the store has;
+- cell (probe view p, gallery view g): rank-1 of the condition's probes of view p against the gallery
+  videos of view g only (a probe whose subject has no gallery video of view g is a miss, as in the
+  usual CASIA-B evaluation code);
+- a probe view's rank-1 is the mean of its cells over the gallery views other than p (the identical
+  view is excluded: the same walk seen from the same camera is not a cross-view match); a
+  condition's ``rank1`` is the mean over its probe views, the headline ``rank1`` the mean over the
+  conditions. The means including the identical view are reported beside them.
+
+``splits``: any other store. Gallery = the ``train`` videos, probes = the ``test`` videos whose
+subject has a train video (the others cannot be found and are left out, counted); one rank-1 over
+the probes. The result says which protocol ran and why (``protocol``, ``note``).
 """
 
 from __future__ import annotations
 
-import re
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -23,15 +35,21 @@ from typing import Optional
 import numpy as np
 import typer
 
+from data_manifests.builders.casia_b import parse_casia_path
 from evaluate.common import (
     StoreData,
     Stopwatch,
     check,
+    check_choice,
+    console,
     device_of,
     device_option,
     finish,
+    format_value,
     open_store,
     out_option,
+    print_columns,
+    print_metrics,
     store_option,
     timing_block,
 )
@@ -40,85 +58,173 @@ from evaluate.protocols.retrieval import cosine_matrix
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 
-SPLITS = ("all", "train", "val", "test")
+PROTOCOLS = ("auto", "casia-b", "splits")
+GALLERY_WALKS = ("nm", (1, 2, 3, 4))
+PROBE_WALKS = {"NM": ("nm", (5, 6)), "BG": ("bg", (1, 2)), "CL": ("cl", (1, 2))}  # condition: (name part, sequences)
+CASIA_B_RULE = ("gallery nm-01..04; per condition, rank-1 of each probe view against each gallery view, "
+                "averaged over the gallery views other than the probe's (identical view excluded), then over "
+                "probe views; rank1 = mean over conditions")
+SPLITS_RULE = "gallery = train split, probes = test split videos whose subject has a train video"
 
 
 @dataclass
 class GaitConfig:
-    gallery_walks: int = 4
-    probe_walks: int = 2
-    split: str = "all"  # which videos take part: all, or one split
-    walk_pattern: Optional[str] = None
+    protocol: str = "auto"  # auto: casia-b when every video id is a CASIA-B name, splits when none is
     device: str = "auto"
 
     def __post_init__(self):
-        check(self.gallery_walks >= 1, f"gallery_walks must be >= 1, got {self.gallery_walks}")
-        check(self.probe_walks >= 1, f"probe_walks must be >= 1, got {self.probe_walks}")
-        check(self.split in SPLITS, f"split must be one of {list(SPLITS)}, got {self.split!r}")
-        if self.walk_pattern is not None:
-            try:
-                compiled = re.compile(self.walk_pattern)
-            except re.error as exc:
-                raise FeatstoreError(f"walk_pattern {self.walk_pattern!r} is not a regular expression: {exc}") from exc
-            check(compiled.groups == 1, f"walk_pattern must have exactly one group, got {compiled.groups}")
+        check_choice("protocol", self.protocol, PROTOCOLS)
 
 
-def order_walks(video_ids: list[str], pattern: str | None) -> list[list[int]]:
-    """Positions of one subject's videos grouped into walks, in walk order (see module docs)."""
-    if pattern is None:
-        return [[i] for i in range(len(video_ids))]
-    keys = []
-    for video_id in video_ids:
-        match = re.search(pattern, video_id)
-        if match is None:
-            raise FeatstoreError(f"walk_pattern {pattern!r} does not match video id {video_id!r}")
-        keys.append(match.group(1))
-    unique = list(dict.fromkeys(keys))
-    numeric = all(k.isdigit() for k in unique)
-    unique.sort(key=(lambda k: int(k)) if numeric else None)
-    return [[i for i, k in enumerate(keys) if k == key] for key in unique]
+def resolve_protocol(requested: str, video_ids: list[str], where: Path | str) -> str:
+    """The protocol that runs: ``requested``, or for ``auto`` the one the video ids call for."""
+    if requested == "splits":
+        return "splits"
+    check(len(video_ids) > 0, f"{where}: the store has no videos")
+    not_casia = [video_id for video_id in video_ids if parse_casia_path((video_id,)) is None]
+    if not not_casia:
+        return "casia-b"
+    if requested == "auto" and len(not_casia) == len(video_ids):
+        return "splits"
+    raise FeatstoreError(
+        f"{where}: {len(not_casia)} of {len(video_ids)} video ids are not CASIA-B names like 001-nm-01-090 "
+        f"(e.g. {not_casia[0]!r}); use --protocol splits to evaluate by the train/test splits"
+    )
 
 
-def gallery_and_probes(subjects: np.ndarray, video_ids: np.ndarray, candidates: np.ndarray, config: GaitConfig
-                       ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(gallery videos, probe videos, subjects used, subjects skipped) among ``candidates`` (store order)."""
-    gallery, probes, used, skipped = [], [], 0, 0
-    need = config.gallery_walks + config.probe_walks
-    for subject in dict.fromkeys(subjects[candidates].tolist()):
-        videos = candidates[subjects[candidates] == subject]
-        walks = order_walks(video_ids[videos].tolist(), config.walk_pattern)
-        if len(walks) < need:
-            skipped += 1
+def _mean(values: Iterable[float]) -> float:
+    """Mean of the finite values; nan when there are none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def cross_view_rank1(similarity: np.ndarray, probe_subjects: np.ndarray, probe_views: np.ndarray,
+                     gallery_subjects: np.ndarray, gallery_views: np.ndarray) -> dict[str, dict[str, float]]:
+    """``{probe view: {gallery view: rank-1}}``: the probes of each view against the gallery videos of each
+    view alone (``similarity`` is probes x gallery)."""
+    table = {}
+    for probe_view in sorted(set(probe_views.tolist())):
+        rows = probe_views == probe_view
+        table[probe_view] = {}
+        for gallery_view in sorted(set(gallery_views.tolist())):
+            columns = gallery_views == gallery_view
+            table[probe_view][gallery_view] = hit_at_1(similarity[np.ix_(rows, columns)], probe_subjects[rows],
+                                                       gallery_subjects[columns])
+    return table
+
+
+def summarize_views(table: dict[str, dict[str, float]]) -> dict:
+    """A condition's rank-1 from its cross-view table: per probe view the mean over the other gallery views
+    (nan when the gallery has no other view), then the mean over probe views."""
+    per_probe_view = {probe: _mean(v for gallery, v in row.items() if gallery != probe) for probe, row in table.items()}
+    return {
+        "rank1": _mean(per_probe_view.values()),
+        "rank1_including_identical_view": _mean(_mean(row.values()) for row in table.values()),
+        "per_probe_view": per_probe_view,
+        "cross_view": table,
+    }
+
+
+def casia_b_retrieval(data: StoreData, has_clips: np.ndarray) -> dict:
+    """The standard CASIA-B cross-view evaluation (see module docs)."""
+    where = data.store.path
+    names = [parse_casia_path((video_id,)) for video_id in data.videos.video_id.tolist()]
+    subjects, conditions, sequences, views = (np.array(column) for column in zip(*names))
+
+    def walks(condition: str, numbers: tuple[int, ...]) -> np.ndarray:
+        return has_clips & (conditions == condition) & np.isin(sequences, numbers)
+
+    in_gallery = walks(*GALLERY_WALKS)
+    gallery = np.flatnonzero(in_gallery)
+    n_subjects = len(set(subjects[gallery].tolist()))
+    check(n_subjects >= 2, f"{where}: the CASIA-B gallery (nm-01..04 videos with clips) has {n_subjects} subjects; "
+                           "gait retrieval needs two or more")
+    gallery_means = data.video_means(gallery)
+    in_protocol = in_gallery.copy()
+    per_condition = {}
+    for condition, (name_part, numbers) in PROBE_WALKS.items():
+        in_probes = walks(name_part, numbers)
+        probes = np.flatnonzero(in_probes)
+        if len(probes) == 0:
             continue
-        used += 1
-        gallery.extend(videos[i] for walk in walks[: config.gallery_walks] for i in walk)
-        probes.extend(videos[i] for walk in walks[-config.probe_walks :] for i in walk)
-    return np.array(gallery, dtype=np.int64), np.array(probes, dtype=np.int64), used, skipped
+        in_protocol |= in_probes
+        similarity = cosine_matrix(data.video_means(probes), gallery_means)
+        table = cross_view_rank1(similarity, subjects[probes], views[probes], subjects[gallery], views[gallery])
+        per_condition[condition] = {"probe_walks": [f"{name_part}-{n:02d}" for n in numbers], "n_probes": len(probes),
+                                    **summarize_views(table)}
+    check(len(per_condition) > 0, f"{where}: no CASIA-B probe videos with clips (nm-05/06, bg-01/02 or cl-01/02)")
+    rank1 = _mean(result["rank1"] for result in per_condition.values())
+    check(math.isfinite(rank1), f"{where}: the CASIA-B gallery has only view(s) "
+                                f"{sorted(set(views[gallery].tolist()))}, the probes' own; cross-view rank-1 "
+                                "needs gallery videos of other views")
+    return {
+        "protocol": "casia-b",
+        "rule": CASIA_B_RULE,
+        "rank1": rank1,
+        "chance_rank1": 1.0 / n_subjects,
+        "conditions": per_condition,
+        "n_subjects": n_subjects,
+        "n_gallery": len(gallery),
+        "n_probes": sum(result["n_probes"] for result in per_condition.values()),
+        "n_videos_outside_protocol": int((has_clips & ~in_protocol).sum()),  # e.g. nm-07 or bg-03
+    }
+
+
+def splits_retrieval(data: StoreData, has_clips: np.ndarray, reason: str) -> dict:
+    """Gallery = train videos, probes = test videos whose subject has a train video: one rank-1."""
+    where, table = data.store.path, data.videos
+    known = has_clips & (table.subject != "")
+    gallery = np.flatnonzero(known & (table.split == "train"))
+    candidates = np.flatnonzero(known & (table.split == "test"))
+    gallery_subjects = sorted(set(table.subject[gallery].tolist()))
+    check(len(gallery_subjects) >= 2, f"{where}: the train videos with clips and a subject id (the gallery) have "
+                                      f"{len(gallery_subjects)} subjects; gait retrieval needs two or more")
+    probes = candidates[np.isin(table.subject[candidates], gallery_subjects)]
+    check(len(probes) > 0, f"{where}: no test video with clips has the subject of a train video; gait retrieval by "
+                           "splits needs the test subjects in the train split (the gallery)")
+    similarity = cosine_matrix(data.video_means(probes), data.video_means(gallery))
+    return {
+        "protocol": "splits",
+        "note": f"{reason}: {SPLITS_RULE}",
+        "rank1": hit_at_1(similarity, table.subject[probes], table.subject[gallery]),
+        "chance_rank1": 1.0 / len(gallery_subjects),
+        "n_subjects": len(gallery_subjects),
+        "n_gallery": len(gallery),
+        "n_probes": len(probes),
+        "n_probes_left_out": len(candidates) - len(probes),  # their subject has no train video
+    }
 
 
 def run(store: Store, config: GaitConfig, *, show_progress: bool = False) -> dict:
     watch = Stopwatch(device_of(config.device))
     data = StoreData(store, watch.device, kinds=("clips",))
-    table = data.videos
+    protocol = resolve_protocol(config.protocol, data.videos.video_id.tolist(), store.path)
     has_clips = data.counts("clips") > 0
-    in_split = np.ones(len(table), dtype=bool) if config.split == "all" else table.split == config.split
-    candidates = np.flatnonzero(has_clips & in_split & (table.subject != ""))
-    if len(candidates) == 0:
-        raise FeatstoreError(f"{store.path}: no videos with clips and a subject id in split {config.split!r}")
-    gallery, probes, used, skipped = gallery_and_probes(table.subject, table.video_id, candidates, config)
-    if used < 2:
-        raise FeatstoreError(f"{store.path}: {used} subjects have at least {config.gallery_walks + config.probe_walks} "
-                             "walks; gait retrieval needs two or more")
-    similarity = cosine_matrix(data.video_means(probes), data.video_means(gallery))
-    return {
-        "top1": hit_at_1(similarity, table.subject[probes], table.subject[gallery]),
-        "chance_top1": 1.0 / used,
-        "n_subjects": used,
-        "n_subjects_skipped": skipped,
-        "n_gallery": int(len(gallery)),
-        "n_probes": int(len(probes)),
-        "timing": timing_block(watch.seconds(), []),
-    }
+    if protocol == "casia-b":
+        metrics = casia_b_retrieval(data, has_clips)
+    else:
+        reason = ("--protocol splits" if config.protocol == "splits"
+                  else "video ids are not CASIA-B names like 001-nm-01-090")
+        metrics = splits_retrieval(data, has_clips, reason)
+    metrics["n_videos_without_clips"] = int((~has_clips).sum())
+    metrics["timing"] = timing_block(watch.seconds(), [])
+    return metrics
+
+
+def print_result(title: str, metrics: dict) -> None:
+    """CASIA-B: conditions x probe views (identical view excluded); splits: the metrics and the note."""
+    if metrics["protocol"] == "splits":
+        print_metrics(title, metrics, skip=("timing", "note"))
+        console.print(f"[yellow]note:[/] {metrics['note']}")
+        return
+    conditions = metrics["conditions"]
+    views = sorted({view for result in conditions.values() for view in result["per_probe_view"]})
+    rows = [[condition, *(result["per_probe_view"].get(view, "-") for view in views), result["rank1"],
+             result["rank1_including_identical_view"]] for condition, result in conditions.items()]
+    print_columns(title, ["probe", *views, "mean", "incl. identical view"], rows)
+    console.print(f"rank1 (mean over {', '.join(conditions)}, identical view excluded): "
+                  f"{format_value(metrics['rank1'])}  chance {format_value(metrics['chance_rank1'])}  {metrics['n_subjects']} subjects, "
+                  f"{metrics['n_gallery']} gallery / {metrics['n_probes']} probe videos")
 
 
 def register(app: typer.Typer) -> None:
@@ -126,14 +232,15 @@ def register(app: typer.Typer) -> None:
     def gait_command(
         store: str = store_option(),
         out: Optional[Path] = out_option(),
-        gallery_walks: int = typer.Option(4, help="First walks of each subject in the gallery."),
-        probe_walks: int = typer.Option(2, help="Last walks of each subject as probes."),
-        split: str = typer.Option("all", help="Videos taking part: all, train, val or test."),
-        walk_pattern: Optional[str] = typer.Option(None, help="Regex with one group on video_id naming the walk."),
+        protocol: str = typer.Option(GaitConfig.protocol, "--protocol",
+                                     help="auto (casia-b when every video id is a CASIA-B name such as "
+                                          "001-nm-01-090, else splits), casia-b or splits (gallery = train, "
+                                          "probes = test)."),
         device: str = device_option(),
     ) -> None:
-        """Gait recognition: top-1 subject retrieval, gallery = first 4 walks, probes = last 2."""
-        config = GaitConfig(gallery_walks=gallery_walks, probe_walks=probe_walks, split=split,
-                            walk_pattern=walk_pattern, device=device)
+        """Gait recognition by retrieval: CASIA-B cross-view rank-1 (NM/BG/CL), or train -> test splits."""
+        config = GaitConfig(protocol=protocol, device=device)
         opened = open_store(store)
-        finish("gait", config, run(opened, config), opened, out)
+        metrics = run(opened, config)
+        finish("gait", config, metrics, opened, out,
+               printer=lambda: print_result(f"gait ({metrics['protocol']}): {opened.path}", metrics))

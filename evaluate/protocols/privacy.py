@@ -8,9 +8,10 @@ clip per image. ``kind="clips"`` uses every full clip instead. Each sample is sc
 
 The attackers (``standard``, ``authors``, ``mlp``, ``logreg``, ``knn``) are defined in
 ``_attribute_attack``; ``attacker="all"`` (default) trains every one, ``"both"`` the standard and the
-authors' MLPs. Each is reported by name under ``attackers``; the headline ``cmap`` / ``per_attribute``
-are the worst case (``worst_case``: per attribute the highest test AP over the attackers) when more than
-one attacker ran, else the one attacker's.
+authors' MLPs (the authors' attacker with its code's optimizer settings and test selection every 5th
+epoch, see ``_attribute_attack``). Each is reported by name under ``attackers``; the headline ``cmap`` /
+``per_attribute`` are the worst case (``worst_case``: per attribute the highest test AP over the
+attackers) when more than one attacker ran, else the one attacker's.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class PrivacyConfig:
     epochs: int = 100
     lr: float = 1e-3
     batch_size: int = 512
-    weight_decay: float = 0.0
-    plateau_factor: float = 0.2  # the paper: learning rate to 1/5 on a loss plateau
+    weight_decay: float = 0.0  # standard and mlp; the authors' attacker keeps its code's (AUTHORS_WEIGHT_DECAY)
+    plateau_factor: float = 0.2  # the paper: learning rate to 1/5 on a loss plateau (the authors' code: none)
     plateau_patience: int = 10
     val_fraction: float = 0.1  # standard attacker: share of training videos held out for selection
     seed: int = 0

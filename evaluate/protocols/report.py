@@ -17,7 +17,10 @@ on the first pair with action labels; ``--sweep`` adds the ``tradeoff`` of those
 run folders, each method with its own front). The folder then holds ``report.md`` (the paper's Table 1 form, raw ->
 anonymized with the relative change, then each protocol's details), ``results.json`` (every metric
 and config), each protocol's own JSON under ``<pair>/<protocol>-{raw,anon}.json``, and the figures
-``attributes-<pair>.png`` (per-attribute AP, raw vs anonymized, with chance) and ``tradeoff.png``.
+``attributes-<pair>.png`` (per-attribute AP, raw vs anonymized, with chance) and ``tradeoff.png``, and
+the figures of ``evaluate.protocols._report_plots`` (training curves of the runs, utility before/after, each
+pair's PCA / t-SNE of test clips, the spread over seeds of repeated sweep runs), each with its plotted
+values as ``<figure>.json``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from evaluate.common import (
     seed_option,
 )
 from evaluate.metrics import leakage_removed
+from evaluate.protocols import _report_plots as report_plots
 from evaluate.protocols import ad, ar, attack, privacy, retrieval, tad, tradeoff, vp
 from evaluate.shortcut import shortcut_diagnostics
 from featstore.errors import FeatstoreError
@@ -207,10 +211,15 @@ def pair_name(raw: Store, index: int, taken: set[str]) -> str:
 # ---------------------------------------------------------------------------------------------- run
 def run(config: ReportConfig, out: Path, *, show_progress: bool = False) -> dict:
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FeatstoreError(f"{out} is a file; --out names the report folder")
     stores = [(open_store(r), open_store(a)) for r, a in zip(config.raw, config.anon)]
     for raw_store, anon_store in stores:
         check_pair(raw_store, anon_store)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FeatstoreError(f"cannot create the report folder {out}: {exc.strerror or exc}") from exc
     (out / CONFIG_FILE).write_text(json.dumps(json_safe(config), indent=2) + "\n")
 
     pairs, taken = [], set()
@@ -264,6 +273,7 @@ def run(config: ReportConfig, out: Path, *, show_progress: bool = False) -> dict
         report["tradeoff"] = metrics
 
     report["figures"] = write_figures(report, out)
+    report["figures"].update(write_report_plots(report, config, stores, out))
     (out / RESULTS_FILE).write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
     (out / REPORT_FILE).write_text(render_markdown(report, out))
     return report
@@ -336,17 +346,64 @@ def write_figures(report: dict, out: Path) -> dict[str, str]:
             axis.set_ylim(0, 1.02)
             axis.set_ylabel("average precision")
             what = "static clips" if protocol == "privacy" else "full clips"
-            axis.set_title(f"{pair['name']}: attribute AP, {what}, worst case over attackers", fontsize=10)
-            axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+            axis.set_title(f"{pair['name']}: attribute AP, {what}, worst case over attackers", fontsize=10, pad=24)
+            # above the axes, in one row: never over a bar (the last attribute's bars sit under an inside legend)
+            axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
             fig.tight_layout()
             path = out / f"attributes-{pair['name']}-{protocol}.png"
-            fig.savefig(path, dpi=110)
+            fig.savefig(path, dpi=110, bbox_inches="tight")
             plt.close(fig)
             figures[f"attributes-{pair['name']}-{protocol}"] = path.name
     tradeoff_plot = (report.get("tradeoff") or {}).get("plot")
     if tradeoff_plot:
         figures["tradeoff"] = str(Path(tradeoff_plot).resolve().relative_to(out.resolve()))
     return figures
+
+
+def write_report_plots(report: dict, config: ReportConfig, stores: list[tuple[Store, Store]], out: Path) -> dict[str, str]:
+    """Training curves of the report's runs, utility before/after, each pair's embedding projections and the
+    spread over seeds; each PNG with its data as ``<figure>.json``. Notes on what was left out go in the report."""
+    figures, notes = {}, []
+    runs = list(dict.fromkeys(Path(r) for r in ([config.run] if config.run else []) + config.sweep))
+    if runs:
+        curves, skipped = report_plots.training_curves_data(runs)
+        notes += [f"training curves: {name} skipped ({why})" for name, why in skipped.items()]
+        if curves:
+            report_plots.plot_training_curves(curves, out / "training-curves.png")
+            figures["training-curves"] = "training-curves.png"
+    utility = report_plots.utility_data(report["table1"])
+    if utility:
+        report_plots.plot_utility(utility, out / "utility.png")
+        figures["utility"] = "utility.png"
+    for pair, (raw_store, anon_store) in zip(report["pairs"], stores):
+        if not pair["protocols"]:
+            continue
+        data = report_plots.projection_data(raw_store, anon_store, report_plots.leakiest_attribute(pair), config.seed)
+        if data is None:
+            notes.append(f"projection: {pair['name']} has too few test clips")
+            continue
+        name = f"projection-{pair['name']}"
+        report_plots.plot_projection(data, f"{pair['name']}: {len(data['rows'])} test clips, raw vs anonymized",
+                                     out / f"{name}.png")
+        figures[name] = f"{name}.png"
+    trade = report.get("tradeoff")
+    if trade:
+        spread = report_plots.seed_spread_data(trade["points"])
+        report["seed_spread"] = spread
+        if spread:
+            report_plots.plot_seed_spread(spread, trade["utility_metric"], trade["privacy_metric"], out / "seeds.png")
+            figures["seeds"] = "seeds.png"
+    report["figure_notes"] = notes
+    return figures
+
+
+FIGURE_CAPTIONS = {
+    "training-curves": "Per-epoch training curves of every run given (loss terms; validation metrics).",
+    "utility": "Utility before and after anonymization, every task the report measured (raw vs anonymized).",
+    "projection": "PCA and t-SNE of test clip embeddings, raw (top) vs anonymized (bottom), coloured by action and "
+                  "by the attribute the raw store leaks most.",
+    "seeds": "Runs repeated over seeds: mean, min-max and each seed's point.",
+}
 
 
 def _finite(value) -> float | None:
@@ -446,6 +503,15 @@ def render_markdown(report: dict, out: Path) -> str:
                 lines.append(f"| raw (not anonymized) | | {trade['raw']['hypervolume']:.4f} |")
         if report["figures"].get("tradeoff"):
             lines += ["", f"![trade-off]({report['figures']['tradeoff']})"]
+        lines.append("")
+    figures = [(key, path) for key, path in report["figures"].items() if key.split("-")[0] in
+               ("training", "utility", "projection", "seeds")]
+    if figures or report.get("figure_notes"):
+        lines += ["## Figures", ""]
+        for key, path in figures:
+            caption = FIGURE_CAPTIONS["training-curves" if key == "training-curves" else key.split("-")[0]]
+            lines += [f"![{key}]({path})", "", f"*{caption}* Plotted values: `{Path(path).with_suffix('.json')}`.", ""]
+        lines += [f"- {note}" for note in report.get("figure_notes", [])]
         lines.append("")
     lines += ["## Reproduce", "", f"`{report['command']}`", "",
               f"Every metric and config: `{RESULTS_FILE}`; each protocol's result: `<pair>/<protocol>-<raw|anon>.json`.", ""]

@@ -8,22 +8,29 @@ between are linearly interpolated (:class:`FeatureGrid`). For THUMOS-style store
 non-overlapping clips work the same way with a stride of 16 frames.
 
 Train: TriDet (``evaluate.heads.tridet``) on the train split, evaluated through its model EMA.
-Test: detections on the test split, soft-NMS, then mAP at tIoU 0.3:0.1:0.7 and the average, with the
-ActionFormer/TriDet evaluator (``evaluate.tad_metrics``). Predicted labels absent from the test ground
-truth are dropped before scoring (they cannot be scored; the reference would file them under another
-class's index). Two reference numbers come with it: ``chance_average_mAP`` scores random segments
-(lengths drawn from the training annotations) the same way, and ``class_agnostic_average_mAP`` scores
-the detections with every class merged (one soft-NMS per video): localization quality on its own, with
-``chance_class_agnostic_average_mAP`` (the random segments, classes merged) as its reference.
+Test: detections on the test split, one video per forward as TriDet infers (its GroupNorm and global mean
+see the padding, so a padded batch would tie a video's scores to its batch mates), soft-NMS, then mAP at
+tIoU 0.3:0.1:0.7 and the average, with the ActionFormer/TriDet evaluator (``evaluate.tad_metrics``).
+Test videos without clips (e.g. failed decoding) keep their annotated segments in the ground truth, where
+they count as missed; the result reports how many such videos and segments there were. Predicted labels
+absent from the test ground truth are dropped before scoring (they cannot be scored; the reference would
+file them under another class's index). Two reference numbers come with it: ``chance_average_mAP``
+scores random segments (lengths drawn from the training annotations) the same way, and
+``class_agnostic_average_mAP`` scores the detections with every class merged (one soft-NMS per video):
+localization quality on its own, with ``chance_class_agnostic_average_mAP`` (the random segments,
+classes merged) as its reference.
 
 ``head_checkpoint`` skips training and evaluates a saved head (``evaluate.heads.save_head``: safetensors +
-JSON; the CLI saves the trained head to ``<out>/tad-head.safetensors`` unless told otherwise).
+JSON; the CLI saves the trained head to ``<out>/tad-head.safetensors`` unless told otherwise); a head whose
+input size, class count or class names differ from the store's is refused. ``anonymize train --tad-head``
+starts the anonymizer's TAD task from such a head.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -37,6 +44,7 @@ from evaluate.common import (
     Stopwatch,
     check,
     check_choice,
+    console,
     default_out_dir,
     device_of,
     device_option,
@@ -71,7 +79,6 @@ from featstore.store import Store
 PRESET_CHOICES = ("auto", *PRESETS)
 SMALL_DATA_VIDEOS = 100  # "auto" picks the small preset below this many training videos
 SMALL_MAX_SEQ_LEN_CAP = 512
-INFERENCE_BATCH = 8
 CHANCE_SEGMENTS_PER_VIDEO = 100
 
 
@@ -154,6 +161,15 @@ def tad_classes(store: Store) -> list[str]:
     return names
 
 
+def _annotations(store: Store, table, video: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) seconds and (N,) labels of one video's annotated segments; an error on a label out of range."""
+    segments = table.segments[video]
+    labels = segments[:, 2].astype(np.int64) if len(segments) else np.zeros(0, np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise FeatstoreError(f"{store.path}: video {table.video_id[video]} has a segment label outside 0..{n_classes - 1}")
+    return segments[:, :2].reshape(-1, 2), labels
+
+
 def load_tad_videos(store: Store, split: str, with_features: bool = True) -> list[TadVideo]:
     """Every ``split`` video with clips, as sequences; an error when there are none."""
     table = store.videos()
@@ -168,22 +184,62 @@ def load_tad_videos(store: Store, split: str, with_features: bool = True) -> lis
     out = []
     for v in videos.tolist():
         rows = np.arange(offsets[v], offsets[v + 1])
-        segments = table.segments[v]
-        labels = segments[:, 2].astype(np.int64) if len(segments) else np.zeros(0, np.int64)
-        if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-            raise FeatstoreError(f"{store.path}: video {table.video_id[v]} has a segment label outside 0..{n_classes - 1}")
+        segments, labels = _annotations(store, table, v, n_classes)
         features = embeddings[offsets[v]:offsets[v + 1]] if with_features else np.zeros((0, store.dim), np.float32)
-        out.append(TadVideo(v, str(table.video_id[v]), features, rows, segments[:, :2].reshape(-1, 2), labels,
+        out.append(TadVideo(v, str(table.video_id[v]), features, rows, segments, labels,
                             FeatureGrid.of_clip_times(times[rows], float(table.duration[v]))))
     return out
 
 
-def ground_truth_of(videos: list[TadVideo]) -> Segments:
+@dataclass
+class ClipLessVideos:
+    """The ``split`` videos without clips (e.g. failed decoding): nothing can be detected in them, so their
+    annotated segments stay in the ground truth and count as missed (leaving them out would raise recall)."""
+
+    video_ids: list[str]
+    segments: Segments  # their annotated segments (seconds), ground truth
+
+    @classmethod
+    def of(cls, store: Store, split: str) -> ClipLessVideos:
+        table = store.videos()
+        n_classes = len(tad_classes(store))
+        videos = np.flatnonzero((np.asarray(table.split) == split) & (np.diff(store.clip_offsets()) == 0))
+        ids, starts, ends, labels = [], [], [], []
+        for v in videos.tolist():
+            segments, video_labels = _annotations(store, table, v, n_classes)
+            ids += [str(table.video_id[v])] * len(segments)
+            starts.append(segments[:, 0])
+            ends.append(segments[:, 1])
+            labels.append(video_labels)
+        return cls([str(table.video_id[v]) for v in videos], Segments(
+            np.array(ids, dtype=str), np.concatenate(starts or [np.zeros(0)]), np.concatenate(ends or [np.zeros(0)]),
+            np.concatenate(labels or [np.zeros(0, np.int64)])))
+
+
+def ground_truth_of(videos: list[TadVideo], clipless: ClipLessVideos | None = None) -> Segments:
+    """The annotated segments of ``videos`` and of the ``clipless`` videos (counted as missed)."""
     rows = [(v.video_id, s, e, lab) for v in videos for (s, e), lab in zip(v.segments, v.labels)]
+    if clipless is not None:
+        missed = clipless.segments
+        rows += list(zip(missed.video.tolist(), missed.start, missed.end, missed.label))
     if not rows:
         raise FeatstoreError("the test split has no annotated segments to evaluate against")
     ids, starts, ends, labels = zip(*rows)
     return Segments(np.array(ids), np.array(starts), np.array(ends), np.array(labels))
+
+
+def check_head_fits(model: TriDet, meta: dict, store: Store, source: str) -> None:
+    """A saved head must read the store's features and predict its classes; a one-line error otherwise."""
+    class_names = tad_classes(store)
+    if model.config.input_dim != store.dim or model.config.num_classes != len(class_names):
+        raise FeatstoreError(
+            f"{source}: the head expects {model.config.input_dim}-d features and {model.config.num_classes} classes; "
+            f"{store.path} has {store.dim}-d features and {len(class_names)} classes")
+    trained_on = meta.get("class_names")
+    if trained_on is not None and list(trained_on) != class_names:
+        differ = next(i for i, (a, b) in enumerate(zip(trained_on, class_names)) if a != b)
+        raise FeatstoreError(f"{source}: the head's class {differ} is {trained_on[differ]!r}, "
+                             f"{store.path} calls it {class_names[differ]!r}")
 
 
 def auto_max_seq_len(lengths: list[int], preset_len: int, div: int) -> int:
@@ -199,12 +255,21 @@ def _progress(enabled: bool) -> Progress:
                     console=err_console, disable=not enabled, transient=True)
 
 
+def loaded_clips(video: TadVideo, start: int, end: int) -> torch.Tensor:
+    """Clips ``start:end`` of a video loaded with its features, as float32."""
+    return torch.from_numpy(np.asarray(video.features[start:end], dtype=np.float32))
+
+
 def train_tridet(videos: list[TadVideo], model_config: TriDetConfig, train_config: TriDetTrainConfig,
-                 device: torch.device, show_progress: bool = False) -> tuple[TriDet, ModelEMA, list[float]]:
+                 device: torch.device, show_progress: bool = False,
+                 read: Callable[[TadVideo, int, int], torch.Tensor] = loaded_clips,
+                 ) -> tuple[TriDet, ModelEMA, list[float]]:
     """TriDet's training recipe on ``videos``; returns the model, its EMA (to evaluate) and epoch losses.
 
-    Seeded: crops come from a numpy generator, input noise and shuffles from torch generators, and drop
-    path from the global torch RNG inside a forked RNG state, all derived from ``train_config.seed``.
+    ``read(video, start, end)`` gives the float32 clips of a crop (default: from the loaded features; the
+    anonymizer reads them from its row source). Seeded: crops come from a numpy generator, input noise and
+    shuffles from torch generators, and drop path from the global torch RNG inside a forked RNG state,
+    all derived from ``train_config.seed``.
     """
     rng = np.random.default_rng(train_config.seed)
     noise_generator = torch.Generator().manual_seed(train_config.seed + 1)
@@ -231,9 +296,9 @@ def train_tridet(videos: list[TadVideo], model_config: TriDetConfig, train_confi
                     for i in order[first:first + batch]:
                         video = videos[i]
                         start, end, segments, labels = random_crop(
-                            len(video.features), video.grid_segments, video.labels, model_config.max_seq_len,
+                            len(video.rows), video.grid_segments, video.labels, model_config.max_seq_len,
                             train_config.crop_ratio, train_config.trunc_thresh, rng)
-                        sequences.append(torch.from_numpy(np.asarray(video.features[start:end], dtype=np.float32)))
+                        sequences.append(read(video, start, end))
                         targets.append(TadTarget(torch.from_numpy(segments).to(device), torch.from_numpy(labels).to(device)))
                     inputs, mask = pad_batch(sequences, model_config, training=True, generator=noise_generator)
                     for group in optimizer.param_groups:
@@ -254,26 +319,28 @@ def train_tridet(videos: list[TadVideo], model_config: TriDetConfig, train_confi
 @torch.no_grad()
 def detect_videos(model: TriDet, videos: list[TadVideo], device: torch.device,
                   transform=None) -> Segments:
-    """Detections (seconds) of every video. ``transform(x (B, T, C), mask (B, T))`` maps the padded
-    features first (e.g. an anonymizer in temporal mode); padded positions are zeroed after it."""
+    """Detections (seconds) of every video. ``transform(x (1, T, C), mask (1, T))`` maps the padded
+    features first (e.g. an anonymizer in temporal mode); padded positions are zeroed after it.
+
+    One video per forward, as TriDet's inference: the SGP blocks' GroupNorm and global mean see the
+    padding, so padding a batch to its longest member would make a video's scores depend on its batch
+    mates.
+    """
     model.eval()
     ids, starts, ends, labels, scores = [], [], [], [], []
-    for first in range(0, len(videos), INFERENCE_BATCH):
-        chunk = videos[first:first + INFERENCE_BATCH]
-        sequences = [torch.from_numpy(np.asarray(v.features, dtype=np.float32)) for v in chunk]
-        inputs, mask = pad_batch(sequences, model.config, training=False)
+    for video in videos:
+        sequence = torch.from_numpy(np.asarray(video.features, dtype=np.float32))
+        inputs, mask = pad_batch([sequence], model.config, training=False)
         inputs, mask = inputs.to(device), mask.to(device)
         if transform is not None:
             inputs = transform(inputs, mask) * mask[..., None].to(inputs.dtype)
-        output = model(inputs, mask)
-        for row, video in enumerate(chunk):
-            found = model.detect(output, row)
-            seconds = video.grid.to_seconds(found.segments.astype(np.float64)).reshape(-1, 2)
-            ids.append(np.full(len(seconds), video.video_id, dtype=object))
-            starts.append(seconds[:, 0])
-            ends.append(seconds[:, 1])
-            labels.append(found.labels)
-            scores.append(found.scores.astype(np.float64))
+        found = model.detect(model(inputs, mask), 0)
+        seconds = video.grid.to_seconds(found.segments.astype(np.float64)).reshape(-1, 2)
+        ids.append(np.full(len(seconds), video.video_id, dtype=object))
+        starts.append(seconds[:, 0])
+        ends.append(seconds[:, 1])
+        labels.append(found.labels)
+        scores.append(found.scores.astype(np.float64))
     return Segments(np.concatenate(ids).astype(str) if ids else np.zeros(0, str), np.concatenate(starts),
                     np.concatenate(ends), np.concatenate(labels), np.concatenate(scores))
 
@@ -370,14 +437,12 @@ def run(store: Store, config: TADConfig, *, show_progress: bool = False) -> dict
     device = watch.device
     class_names = tad_classes(store)
     test_videos = load_tad_videos(store, config.test_split)
-    gt = ground_truth_of(test_videos)  # before training: a store without test annotations fails fast
+    clipless = ClipLessVideos.of(store, config.test_split)
+    gt = ground_truth_of(test_videos, clipless)  # before training: a store without test annotations fails fast
     metrics: dict = {}
     if config.head_checkpoint is not None:
         model, meta = load_head(Path(config.head_checkpoint), device, expected="tridet")
-        if model.config.input_dim != store.dim or model.config.num_classes != len(class_names):
-            raise FeatstoreError(
-                f"the head expects {model.config.input_dim}-d features and {model.config.num_classes} classes; "
-                f"{store.path} has {store.dim}-d features and {len(class_names)} classes")
+        check_head_fits(model, meta, store, f"--head-checkpoint {config.head_checkpoint}")
         metrics["head"] = {"checkpoint": config.head_checkpoint, "trained_on": meta.get("store")}
         train_lengths = np.zeros(0)
         train_seconds = 0.0
@@ -412,6 +477,8 @@ def run(store: Store, config: TADConfig, *, show_progress: bool = False) -> dict
         "chance_class_agnostic_average_mAP": chance_agnostic.average_mAP,
         "n_test_videos": len(test_videos),
         "n_test_segments": len(gt),
+        "n_test_videos_without_clips": len(clipless.video_ids),
+        "n_missed_segments_without_clips": len(clipless.segments),
         "n_detections": len(predictions),
         "ap_per_class": {class_names[int(c)]: float(result.ap[:, i].mean()) for i, c in enumerate(result.class_labels)},
         "timing": {"total_s": watch.seconds(), "train_s": train_seconds},
@@ -459,5 +526,8 @@ def register(app: typer.Typer) -> None:
             rows.append(["class-agnostic (localization)", metrics["class_agnostic_average_mAP"]])
             rows.append(["class-agnostic chance", metrics["chance_class_agnostic_average_mAP"]])
             print_columns(f"tad: {opened.path}", ["", "mAP"], rows)
+            if metrics["n_test_videos_without_clips"]:
+                console.print(f"test videos without clips: {metrics['n_test_videos_without_clips']} (their "
+                              f"{metrics['n_missed_segments_without_clips']} segments count as missed)")
 
         finish("tad", config, metrics, opened, out_dir, printer=printer)

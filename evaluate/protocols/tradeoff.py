@@ -9,8 +9,8 @@ For each run folder (``anonymize train --out RUN``):
    it is exported again (``export="always"``: every time; ``"never"``: reuse only, an error
    otherwise). ``anon.zarr`` is this protocol's export cache: it is replaced only when its provenance
    names this run folder, the same weights or a run with the same training settings (this run before
-   a resume, a move or a copy); anything else at that path is an error, never overwritten. An export is written to ``anon.zarr.partial`` and renamed, so an interruption never
-   leaves a half store under the real name.
+   a resume, a move or a copy); anything else at that path is an error, never overwritten. ``anonymize export`` stages its output, so an
+   interruption never leaves a half store under the real name.
 2. Utility = the ``ar`` protocol's top-1 and privacy = the worst-case FULL-CLIP attribute cMAP (the
    ``vp`` protocol: per attribute the highest test AP of every attacker, clips scored as a video's
    evenly spaced clips; ``privacy_kind="static"`` uses the ``privacy`` protocol's static clips instead,
@@ -36,7 +36,6 @@ reported beside the front's for comparison.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -69,6 +68,7 @@ from evaluate.common import (
 from evaluate.metrics import normalized_hypervolume, pareto_front
 from evaluate.protocols import ar, privacy, vp
 from evaluate.protocols._attribute_attack import ATTACKER_CHOICES, GROUPS
+from evaluate.protocols._label_placement import place_labels
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 
@@ -170,13 +170,6 @@ def read_runs(runs: Sequence[Path]) -> list[SweepRun]:
 
 
 # ---------------------------------------------------------------------------------------------- stores
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-
-
 def _is_current(store: Store, run: SweepRun) -> bool:
     """Whether ``store`` is the run's current anonymizer applied to the run's training store."""
     anonymizer = store.provenance.get("anonymizer", {})
@@ -216,13 +209,7 @@ def _export(run: SweepRun, path: Path, device: str) -> Store:
     if not source.exists():
         raise FeatstoreError(f"{run.path} was trained on {source}, which is not there (relative paths are read "
                              f"from the current folder): cannot export {path}")
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists() or partial.is_symlink():  # what an interrupted export left
-        _remove(partial)
-    export_store(run.path, source, partial, device=device)
-    if path.exists():
-        _remove(path)
-    partial.rename(path)
+    export_store(run.path, source, path, device=device, overwrite=True)  # staged: never a half-written store
     return Store.open(path)
 
 
@@ -450,17 +437,15 @@ def plot_tradeoff(metrics: dict, path: Path) -> None:
         axes.scatter([p["utility"] for p in members], [p["privacy"] for p in members], zorder=3, s=36,
                      facecolors=[colour if p["on_front"] else "none" for p in members], edgecolors=colour,
                      label=label)
-    for point in points:  # an AAM point is labelled with its budget weight (a method has several)
-        if point.get("kind") != "baseline":
-            axes.annotate(f"w_B {point['w_budget']:g}", (point["utility"], point["privacy"]),
-                          textcoords="offset points", xytext=(-6, -10), ha="right", fontsize=7,
-                          color=colours[point["method"]])
+    # an AAM point is labelled with its budget weight (a method has several); placed once the limits are set
+    labels = [((p["utility"], p["privacy"]), f"w_B {p['w_budget']:g}", colours[p["method"]])
+              for p in points if p.get("kind") != "baseline"]
+    unlabelled = [(p["utility"], p["privacy"]) for p in points if p.get("kind") == "baseline"]
     raw = metrics["raw"]
     if raw is not None:
         axes.scatter([raw["utility"]], [raw["privacy"]], marker="*", s=160, color="tab:red", alpha=0.7, zorder=2,
                      label=f"raw (hypervolume alone {raw['hypervolume']:.4f})")
-        axes.annotate("raw", (raw["utility"], raw["privacy"]), textcoords="offset points", xytext=(-8, -4),
-                      ha="right", fontsize=8, color="tab:red")
+        labels.append(((raw["utility"], raw["privacy"]), "raw", "tab:red"))
     chance = metrics["chance"]
     if chance["utility"] is not None:
         axes.axvline(chance["utility"], color="tab:gray", linestyle=":", label=f"chance top-1 {chance['utility']:.3f}")
@@ -477,6 +462,8 @@ def plot_tradeoff(metrics: dict, path: Path) -> None:
                    "hollow: dominated)", fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)  # outside: the good corner stays clear
+    place_labels(axes, [anchor for anchor, _, _ in labels], [text for _, text, _ in labels],
+                 [colour for _, _, colour in labels], obstacles=[*unlabelled, (reference["utility"], reference["privacy"])])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
     figure.savefig(tmp, bbox_inches="tight")

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
 import hashlib
+import io
+import lzma
 import os
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file, save
 
 from featstore.errors import FeatstoreError
@@ -23,6 +29,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".pt", ".pth.tar", ".bin", "")
 # Files a weights directory (e.g. a Hugging Face `save_pretrained` folder) may hold, in order of preference.
 DIRECTORY_FALLBACKS = ("pytorch_model.bin", "model.pth", "model.pt")
+# Compressed checkpoints, told by their first bytes: (name, opener) for those Python decompresses itself.
+DECOMPRESSORS = {b"\x1f\x8b": ("gzip", gzip.open), b"BZh": ("bzip2", bz2.open), b"\xfd7zXZ\x00": ("xz", lzma.open)}
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 @dataclass(frozen=True)
@@ -137,15 +146,58 @@ def create_encoder(
         digest = hashlib.sha256(save({k: v.contiguous() for k, v in module.state_dict().items()})).hexdigest()
         loaded = LoadedEncoder(module, spec, f"random-init(seed={seed})", digest)
     else:
-        converted = entry.convert(load_weights(weights_path), weights_path)
+        checkpoint = load_weights(weights_path)
+        try:
+            converted = entry.convert(checkpoint, weights_path)
+        except FeatstoreError as exc:
+            raise _another_models_checkpoint(exc, checkpoint, weights_path, entry) from exc
         torch.manual_seed(seed)
         module, spec = entry.build({**converted.implied_overrides, **overrides})
         module.eval()
-        load_strict(module, converted.state, name, converted.layout, entry.layouts)
+        try:
+            load_strict(module, converted.state, name, converted.layout, entry.layouts)
+        except FeatstoreError as exc:
+            raise _another_models_checkpoint(exc, checkpoint, weights_path, entry) from exc
         loaded = LoadedEncoder(module, spec, str(weights_path), weights_sha256(weights_path), converted.layout)
     if torch_compile:
         loaded.module.compile()
     return loaded
+
+
+def _layout_keys(keys) -> frozenset[str]:
+    """Key names with their numeric parts (block indices) blanked: the layout, whatever the depth."""
+    return frozenset(re.sub(r"(?<=\.)\d+(?=\.)", "#", key) for key in keys)
+
+
+def models_reading(checkpoint: dict, source: Path) -> dict[str, list[EncoderEntry]]:
+    """The registered models whose converter reads this checkpoint into their own key names (sizes aside),
+    grouped by the layout the converter recognized: {layout: [entries]}."""
+    found: dict[str, list[EncoderEntry]] = {}
+    for entry in list_encoders():
+        try:
+            converted = entry.convert(checkpoint, source)
+            with torch.device("meta"):  # key names only: nothing is allocated
+                module, _ = entry.build(dict(converted.implied_overrides))
+        except FeatstoreError:  # not this family's layout
+            continue
+        if _layout_keys(converted.state) == _layout_keys(module.state_dict()):
+            found.setdefault(converted.layout, []).append(entry)
+    return found
+
+
+def _another_models_checkpoint(error: FeatstoreError, checkpoint: dict, source: Path,
+                               entry: EncoderEntry) -> FeatstoreError:
+    """The report for weights ``entry`` cannot load: the layout they really have when it is another model's."""
+    found = models_reading(checkpoint, source)
+    readers = [reader for readers in found.values() for reader in readers]
+    if not readers or entry in readers:
+        return error  # unknown, or this model's own layout (a partial file, another size): the report says which
+    families = " / ".join(dict.fromkeys(reader.spec.family for reader in readers))
+    return FeatstoreError(
+        f"weights do not match {entry.name!r}: {source} looks like a checkpoint of {families}, not of "
+        f"{entry.spec.family} (read as layout {'; '.join(found)} by {', '.join(reader.name for reader in readers)}); "
+        f"pass one of those as --model"
+    )
 
 
 def _resolve_weights(entry: EncoderEntry, weights: str | Path | None) -> Path | None:
@@ -197,21 +249,51 @@ def load_weights(path: Path) -> dict:
     return checkpoint
 
 
+def _decompressed(path: Path) -> bytes | None:
+    """A gzip/bzip2/xz-compressed file's content (in memory); None for a file that is not compressed."""
+    if path.suffix == ".safetensors":  # its first bytes are a header length, which may look like a magic number
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(ZSTD_MAGIC):
+        raise FeatstoreError(f"{path} is zstd-compressed: decompress it first (zstd -d)")
+    for magic, (compression, opener) in DECOMPRESSORS.items():
+        if head.startswith(magic):
+            try:
+                with opener(path, "rb") as handle:
+                    return handle.read()
+            except (OSError, EOFError, lzma.LZMAError) as exc:
+                raise FeatstoreError(f"cannot decompress {path} ({compression}): {exc}") from exc
+    return None
+
+
 def load_state_dict_file(path: Path) -> dict:
     """Read a checkpoint without executing pickled code (safetensors, or torch.load weights_only).
 
+    A gzip/bzip2/xz-compressed file is decompressed first ('w.safetensors.gz' holds safetensors).
     The result may be a training checkpoint (nested dicts, numbers); family converters unwrap it.
     """
-    if path.suffix == ".safetensors":
+    content = _decompressed(path)
+    name = path.name if content is None else path.stem  # the name without the compression suffix
+    if name.endswith(".safetensors"):
         try:
-            return load_file(str(path))
+            return load_file(str(path)) if content is None else load_safetensors_bytes(content)
         except (SafetensorError, OSError) as exc:
             raise FeatstoreError(f"cannot read {path} as safetensors: {str(exc).splitlines()[0][:200]}") from exc
+    if content is None:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+    else:
+        head = content[:2]
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch's zip format / a legacy pickle
+        raise FeatstoreError(f"{path} is not a weights file (neither safetensors, a torch zip archive nor a pickle): "
+                             "check --weights")
     try:
         # argparse.Namespace holds the training arguments some official checkpoints carry ('args');
         # rebuilding it only sets attributes, so it is allowed; anything else unknown is refused.
         with torch.serialization.safe_globals([argparse.Namespace]):
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            state = torch.load(str(path) if content is None else io.BytesIO(content), map_location="cpu",
+                               weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         raise FeatstoreError(f"cannot load {path} safely as a weights file: {_load_failure(exc)}") from exc
     if not isinstance(state, dict):

@@ -5,13 +5,17 @@ checkpoints load as they are; the v-iashin/video_features port (``conv3d_1a_7x7`
 ``mixed_3b.branch_0`` ...) is renamed onto them and brings its own BatchNorm eps (1e-5 instead of 1e-3).
 Convolutions and max-pools use TensorFlow "SAME" padding computed from the input size at run time (the
 video_features port pads statically; both agree when every size divides by the strides, e.g. 16 x 224).
-Input is scaled to [-1, 1]; the embedding is the mean of the final 1024-channel map over (t, h, w), which
-equals the official AvgPool3d((2, 7, 7)) for 16 x 224 clips.
+Input is scaled to [-1, 1]. The embedding is the official head's pooling: AvgPool3d((2, 7, 7), stride 1) over
+the final 1024-channel map (pytorch-i3d ``extract_features``), then the mean over the positions it leaves, as
+video_features does over time. For 16 x 224 clips (a 2 x 7 x 7 map) that is the plain (t, h, w) mean; for
+longer or larger clips the overlapping windows weigh the map's borders less (24 frames: time steps 1:2:1).
+Clips the official pool cannot take (fewer than 9 frames, under 193 px: a map under 2 x 7 x 7) are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +52,26 @@ POOL_BEFORE = {
     "Mixed_5b": ((2, 2, 2), (2, 2, 2)),
 }
 EMBED_DIM = 1024
+HEAD_POOL = (2, 7, 7)  # the official AvgPool3d kernel over Mixed_5c, stride 1, no padding
+FIRST_STRIDE = (2, 2, 2)  # Conv3d_1a_7x7's
+# Overall (time, space) stride down to Mixed_5c: the first convolution's, then the max-pools'.
+_STRIDES = [FIRST_STRIDE] + [stride for _, stride in POOL_BEFORE.values()]
+TOTAL_STRIDE = (math.prod(stride[0] for stride in _STRIDES), math.prod(stride[1] for stride in _STRIDES))
+
+
+class ClipTooSmallForI3D(FeatstoreError):
+    """The official I3D head cannot pool a clip this short or this small."""
+
+
+def check_poolable(num_frames: int, img_size: int) -> None:
+    """SAME padding maps n to ceil(n / stride) at every layer, so Mixed_5c has ceil(n / total stride) positions."""
+    frames, side = (-(-n // stride) for n, stride in zip((num_frames, img_size), TOTAL_STRIDE))
+    if frames < HEAD_POOL[0] or side < HEAD_POOL[1]:
+        least_frames, least_size = ((kernel - 1) * stride + 1 for kernel, stride in zip(HEAD_POOL[:2], TOTAL_STRIDE))
+        raise ClipTooSmallForI3D(
+            f"i3d: {num_frames}-frame {img_size}px clips leave a {frames}x{side}x{side} Mixed_5c map, smaller than the "
+            f"official AvgPool3d({HEAD_POOL}) head; it needs at least {least_frames} frames and {least_size} px"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,7 @@ class I3DConfig:
                 raise FeatstoreError(f"{name} must be a positive integer, got {value!r}")
         if not self.bn_eps > 0:
             raise FeatstoreError(f"bn_eps must be positive, got {self.bn_eps!r}")
+        check_poolable(self.num_frames, self.img_size)
 
 
 def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
@@ -118,7 +143,7 @@ class I3D(nn.Module):
         self.config = config
         eps = config.bn_eps
         # Attribute names are the pytorch-i3d end points, so its state dicts load without renaming.
-        self.Conv3d_1a_7x7 = Unit3D(3, 64, (7, 7, 7), eps, stride=(2, 2, 2))
+        self.Conv3d_1a_7x7 = Unit3D(3, 64, (7, 7, 7), eps, stride=FIRST_STRIDE)
         self.Conv3d_2b_1x1 = Unit3D(64, 64, (1, 1, 1), eps)
         self.Conv3d_2c_3x3 = Unit3D(64, 192, (3, 3, 3), eps)
         for name, in_channels, widths in INCEPTION_BLOCKS:
@@ -126,12 +151,14 @@ class I3D(nn.Module):
         self.order = ["Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3"] + [b[0] for b in INCEPTION_BLOCKS]
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        frames, height, width = clips.shape[2:]
+        check_poolable(frames, min(height, width))
         x = clips
         for name in self.order:
             if name in POOL_BEFORE:
                 x = max_pool_same(x, *POOL_BEFORE[name])
             x = getattr(self, name)(x)
-        return x.mean(dim=(2, 3, 4))
+        return F.avg_pool3d(x, HEAD_POOL, stride=1).mean(dim=(2, 3, 4))
 
 
 def i3d_spec(config: I3DConfig) -> EncoderSpec:
@@ -146,7 +173,7 @@ def i3d_spec(config: I3DConfig) -> EncoderSpec:
         resize_short=round(config.img_size * 256 / 224),  # Kinetics evaluation: short side 256, crop 224
         mean=(0.5, 0.5, 0.5),  # (x/255 - 0.5) / 0.5 = the reference's [-1, 1] scaling
         std=(0.5, 0.5, 0.5),
-        pooling="spatio-temporal mean of the Mixed_5c map",
+        pooling="AvgPool3d((2, 7, 7), stride 1) of the Mixed_5c map, mean over the positions it leaves",
     )
 
 
@@ -202,7 +229,7 @@ def convert_i3d(checkpoint: dict, source: Path) -> ConvertedWeights:
 register_encoder(
     EncoderEntry(
         name="i3d",
-        description="I3D InceptionI3d RGB (1024-d, 16x224, [-1, 1] input), spatio-temporal average pool",
+        description="I3D InceptionI3d RGB (1024-d, 16x224, [-1, 1] input), the official AvgPool3d((2, 7, 7)) head",
         spec=i3d_spec(I3DConfig()),
         build=build_i3d,
         weights_required=True,

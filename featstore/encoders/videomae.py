@@ -170,7 +170,7 @@ def convert_videomae(checkpoint: dict, source: Path, model: str) -> ConvertedWei
     elif any(k.startswith("encoder.patch_embed.") for k in state):
         state, layout = select_prefix(state, "encoder."), "official pretrain (encoder.*)"
     elif "patch_embed.proj.weight" in state:
-        layout = "official"
+        layout = "official VideoMAE"
     elif "patch_embed.weight" in state:
         layout = "native"  # this project's own module names (e.g. weights saved from a built model)
     else:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from anonymize import export
 from anonymize.export import export_store, load_trained_aam, store_fingerprint
 from anonymize.model import AAMConfig
 from anonymize.train import train
 from featstore.errors import FeatstoreError
-from featstore.store import TABLE_COLUMNS, Store
-from featstore.summary import verify_store
+from featstore.store import TABLE_COLUMNS, Store, write_transformed_store
+from featstore.summary import open_for_info, verify_store
 from tests.anonymize.conftest import small_config
+from tests.conftest import run_cli
+from tests.featstore._killed import run_until_killed
+from tests.featstore.test_extract_cli import all_arrays, assert_same_arrays
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +92,90 @@ def test_export_errors(array_store, trained_run, tmp_path):
         export_store(trained_run, array_store, array_store, device="cpu", overwrite=True)
     with pytest.raises(FeatstoreError, match="no training config"):
         export_store(tmp_path / "nothing", array_store, tmp_path / "x.zarr", device="cpu")
+
+
+def test_killed_export_is_rerun_without_overwrite_and_gives_the_same_store(array_store, trained_run, tmp_path):
+    reference = tmp_path / "reference.zarr"
+    export_store(trained_run, array_store, reference, device="cpu")
+    out = tmp_path / "anon.zarr"
+    run_until_killed(f"""
+        from anonymize import export
+        calls = []
+        real_call = export.ClipTransform.__call__
+
+        def call_then_die(self, block):
+            calls.append(len(block))
+            if len(calls) == 2:  # the clip rows are written, the static rows not
+                kill_here()
+            return real_call(self, block)
+
+        export.ClipTransform.__call__ = call_then_die
+        export.export_store({str(trained_run)!r}, {str(array_store)!r}, {str(out)!r}, device="cpu")
+    """)
+    assert not out.exists()
+    [leftover] = [p for p in tmp_path.iterdir() if p.name.startswith("anon.zarr.partial-")]
+    with pytest.raises(FeatstoreError, match=r"interrupted `anonymize export` into .*anon\.zarr, not a store"):
+        open_for_info(leftover)
+    export_store(trained_run, array_store, out, device="cpu")
+    assert_same_arrays(out, reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anon.zarr", "reference.zarr"]
+
+
+def _export_stopped_in_place(source: Path, out: Path) -> None:
+    """What `anonymize export` used to leave at OUT when stopped mid-way: the clip rows, state 'extracting'."""
+    def stop_on_the_static_rows(block):
+        if stop_on_the_static_rows.called:
+            raise KeyboardInterrupt
+        stop_on_the_static_rows.called = True
+        return block
+
+    stop_on_the_static_rows.called = False
+    with pytest.raises(KeyboardInterrupt):
+        write_transformed_store(Store.open(source), out, stop_on_the_static_rows, {})
+
+
+def test_an_export_stopped_in_place_by_an_earlier_version_is_named_and_replaced(array_store, trained_run, tmp_path):
+    out = tmp_path / "anon.zarr"
+    _export_stopped_in_place(array_store, out)
+    with pytest.raises(FeatstoreError, match="interrupted `anonymize export`, not a store: rerun that command"):
+        open_for_info(out)
+    export_store(trained_run, array_store, out, device="cpu")  # no --overwrite needed
+    assert verify_store(out) == []
+
+
+def test_featstore_info_names_an_interrupted_export(array_store, tmp_path):
+    out = tmp_path / "anon.zarr"
+    _export_stopped_in_place(array_store, out)
+    done = run_cli("featstore", "info", str(out))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: {out} is the partial output of an interrupted "
+                                                "`anonymize export`, not a store: rerun that command"]
+
+
+def test_overwrite_keeps_the_old_store_until_the_new_one_is_whole(array_store, trained_run, tmp_path, monkeypatch):
+    out = tmp_path / "anon.zarr"
+    export_store(trained_run, array_store, out, device="cpu")
+    before = all_arrays(out)
+
+    def fail(self, block):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export.ClipTransform, "__call__", fail)  # mid-way: the output folder is open
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_store(trained_run, array_store, out, device="cpu", overwrite=True)
+    after = all_arrays(out)
+    assert sorted(after) == sorted(before) and all(np.array_equal(after[k], before[k]) for k in before)
+    assert Store.open(out).provenance["anonymizer"]["run"] == str(trained_run.resolve())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anon.zarr"]
+
+
+def test_unwritable_out_is_refused_at_once_in_one_line(array_store, tmp_path):
+    # the run folder does not even exist: the --out check comes before any work
+    done = run_cli("anonymize", "export", "--run", str(tmp_path / "run"), "--store", str(array_store),
+                   "--out", "/proc/x.zarr")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == ["error: cannot create /proc/x.zarr: No such file or directory"]
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(FeatstoreError, match="is a file"):
+        export_store(tmp_path / "run", array_store, tmp_path / "file", overwrite=True)
+    assert (tmp_path / "file").read_text() == "mine"

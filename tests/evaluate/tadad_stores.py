@@ -6,17 +6,22 @@ extraction. The planted copies add a known signal so a working head must score f
 
 - TAD: clips whose centre lies in a segment get +3 on dimension ``label`` (the segment's class).
 - AD: clips overlapping an anomalous interval get +3 on dimension 0.
+
+``write_tad_array_store`` writes a TAD store straight from arrays (no videos, no encoder, milliseconds): for
+cases the extracted stores do not have, e.g. a test video whose decoding failed (no clips).
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from data_manifests.schema import Segment, VideoRecord
 from featstore.extract import ExtractConfig, extract
-from featstore.store import Store, write_transformed_store
+from featstore.store import Part, StagingArea, Store, StoreContents, VideoResult, write_store, write_transformed_store
 
 PLANT = 3.0
 
@@ -94,3 +99,41 @@ def ad_store(synth_root) -> Path:
 @pytest.fixture(scope="session")
 def ad_planted_store(ad_store) -> Path:
     return _planted(ad_store, ad_store.parent / "ad-planted.zarr", ad_rule)
+
+
+def write_tad_array_store(out: Path, videos: list[tuple[str, int, list]], class_names: list[str], dim: int = 8,
+                          seed: int = 0) -> Path:
+    """A TAD store from arrays: one video per ``(split, n_clips, [[start_s, end_s, label], ...])``.
+
+    Clip g covers [g, g + 1) seconds (16 frames at 16 fps, non-overlapping); its embedding is Gaussian noise
+    (std 0.3) plus ``PLANT`` on dimension ``label`` when its centre lies in a segment of that class.
+    ``n_clips == 0``: the video's decoding failed, so it has annotations but no clips.
+    """
+    rng = np.random.default_rng(seed)
+    records, results = [], []
+    for index, (split, n_clips, segments) in enumerate(videos):
+        video_id = f"t{index:04d}"
+        segments = np.asarray(segments, dtype=np.float64).reshape(-1, 3)
+        records.append(VideoRecord(video_id=video_id, path=f"{video_id}.mp4", split=split,
+                                   segments=[Segment(float(s), float(e), int(lab)) for s, e, lab in segments],
+                                   fps=16.0, duration=float(max(n_clips, 1)), n_frames=16 * max(n_clips, 1)))
+        if n_clips == 0:
+            results.append(VideoResult(video_id=video_id, failed_reason="could not decode"))
+            continue
+        times = np.stack([np.arange(n_clips), np.arange(n_clips) + 1], axis=1).astype(np.float64)
+        clips = rng.normal(0, 0.3, (n_clips, dim)) + tad_rule(times, segments, dim)
+        results.append(VideoResult(
+            video_id=video_id, decoder="arrays", n_frames=16 * n_clips, fps=16.0, duration=float(n_clips),
+            clip_embeddings=clips.astype(np.float16), clip_frames=(16 * times).astype(np.int64), clip_times=times,
+            static_embeddings=clips[:2].astype(np.float16), static_frames=np.array([0, 16], dtype=np.int64)))
+    header = {"manifest": "featstore-manifest", "version": 1, "name": "tad-arrays", "task": "tad",
+              "class_names": list(class_names), "attribute_names": [], "root": ".", "description": "tad arrays"}
+    attrs = {"identity": {"model": "arrays", "weights_sha256": "0" * 64}, "config": {"source": "tests"},
+             "provenance": {"encoder": "arrays", "weights": "tad arrays", "weights_sha256": "0" * 64},
+             "dataset": {"header": header, "fingerprint": f"tad-arrays-{seed}", "source": None, "n_videos": len(records)}}
+    with tempfile.TemporaryDirectory() as staging_dir:
+        staging = StagingArea(Path(staging_dir), dim, "float16")
+        staging.root.mkdir(parents=True)
+        staging.save_part(Part(0, results))
+        write_store(out, StoreContents(records, [], attrs), staging, 1)
+    return Path(out)

@@ -9,7 +9,7 @@ from torch import nn
 
 from evaluate.ad_metrics import evaluate_videos
 from evaluate.heads import load_head, save_head
-from evaluate.heads.mgfn import MGFN, Focus, MGFNConfig, contrastive, pool_segments, with_magnitude
+from evaluate.heads.mgfn import MGFN, Focus, MGFNConfig, Selection, contrastive, pool_segments, with_magnitude
 from evaluate.protocols.ad import AdVideo, score_videos, train_mgfn
 from featstore.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth
@@ -81,6 +81,41 @@ def test_loss_terms():
     d = float(torch.nn.functional.pairwise_distance(a, b))
     assert float(contrastive(a, b, 0.0, 200.0)) == pytest.approx(d ** 2, rel=1e-5)
     assert float(contrastive(a, b, 1.0, 200.0)) == pytest.approx((200 - d) ** 2, rel=1e-5)
+
+
+def test_loss_variants_by_hand():
+    """All three variants on one hand-made selection (n = 2 normal + 2 abnormal videos, 3 segments, 1 crop)."""
+    scores = torch.tensor([[0.1, 0.3, 0.2], [0.4, 0.4, 0.6],  # normal videos
+                           [0.1, 0.2, 0.4], [0.9, 0.5, 0.5]], dtype=torch.float64)  # abnormal videos
+    normal_features = torch.tensor([[[1.0, -1.0], [0.5, 0.0]], [[2.0, 0.0], [0.0, 0.0]]], dtype=torch.float64)
+    abnormal_features = torch.tensor([[[3.0, 1.0], [0.0, 2.0]], [[1.0, 1.0], [4.0, -2.0]]], dtype=torch.float64)
+    selection = Selection(torch.tensor([0.2, 0.5], dtype=torch.float64), torch.tensor([0.7, 0.6], dtype=torch.float64),
+                          normal_features, abnormal_features, scores)
+
+    def distance(a, b):  # torch's pairwise_distance adds eps = 1e-6 to the difference
+        return np.sqrt(((np.asarray(a) - np.asarray(b) + 1e-6) ** 2).sum())
+
+    normal_l1, abnormal_l1 = [[2.0, 0.5], [2.0, 0.0]], [[4.0, 2.0], [2.0, 6.0]]  # L1 norm of each selected feature
+    con = np.mean([max(200 - distance(a, b), 0) ** 2 for a, b in zip(abnormal_l1, normal_l1)])
+    con_n = distance(normal_l1[1], normal_l1[0]) ** 2
+    con_a = distance(abnormal_l1[1], abnormal_l1[0]) ** 2
+    bce = -np.mean(np.log([1 - 0.2, 1 - 0.5, 0.7, 0.6]))
+    shared = bce + 0.001 * (0.001 * con + con_a + con_n)
+    abnormal = [0.1, 0.2, 0.4, 0.9, 0.5, 0.5]  # the copy's one flat vector: 0.4 -> 0.9 crosses two videos
+    expected = {
+        "authors-copy": (8e-3 * np.sqrt(np.sum(np.square(abnormal))), 8e-4 * np.sum(np.square(np.diff(abnormal)))),
+        "heads": (8e-3 * np.sum(abnormal), 8e-4 * (0.1 ** 2 + 0.2 ** 2 + 0.4 ** 2 + 0.0 ** 2)),
+        "mgfn-code": (8e-3 * np.sqrt(np.sum(np.square([0.1, 0.3, 0.2, 0.4, 0.4, 0.6]))),
+                      8e-4 * (0.2 ** 2 + 0.1 ** 2 + 0.0 ** 2 + 0.2 ** 2 + 0.1 ** 2 + 0.2 ** 2 + 0.4 ** 2 + 0.0 ** 2)),
+    }
+    assert expected["authors-copy"][1] == pytest.approx(8e-4 * 0.46)
+    for variant, (sparsity, smoothness) in expected.items():
+        parts = MGFN(MGFNConfig(input_dim=4, loss_variant=variant, **SMALL)).loss(selection)
+        assert float(parts["bce"]) == pytest.approx(bce, rel=1e-12)
+        assert float(parts["magnitude"]) == pytest.approx(0.001 * (0.001 * con + con_a + con_n), rel=1e-12)
+        assert float(parts["sparsity"]) == pytest.approx(sparsity, rel=1e-12), variant
+        assert float(parts["smoothness"]) == pytest.approx(smoothness, rel=1e-12), variant
+        assert float(parts["loss"]) == pytest.approx(shared + sparsity + smoothness, rel=1e-12), variant
 
 
 def test_config_validation():

@@ -7,6 +7,8 @@ import pytest
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 
 from evaluate.ad_metrics import (
+    NO_EVIDENCE_SCORE,
+    all_frames_ground_truth,
     check_concatenated_length,
     check_lengths,
     evaluate_videos,
@@ -62,3 +64,25 @@ def test_evaluate_videos_end_to_end():
     truth = [np.r_[np.zeros(16), np.ones(16)], np.zeros(16)]
     result = evaluate_videos(["a", "b"], scores, truth)
     assert result["roc_auc"] == 1.0 and result["anomalous_frame_rate"] == pytest.approx(1 / 3)
+
+
+def test_all_frames_ground_truth_uses_the_frame_rate():
+    truth = all_frames_ground_truth(10, 25.0, np.array([[0.12, 0.32]]))  # frames 3 .. 7 (0.12 * 25 = 3, 0.32 * 25 = 8)
+    np.testing.assert_array_equal(truth, [0, 0, 0, 1, 1, 1, 1, 1, 0, 0])
+
+
+def test_frames_of_videos_without_clips_count_as_missed():
+    scores = [np.array([0.2, 0.8])]
+    truth = [np.r_[np.zeros(16), np.ones(16)]]
+    assert evaluate_videos(["a"], scores, truth)["roc_auc"] == 1.0
+    unscored = [np.array([1, 1, 0, 0])]  # a clip-less video: 2 anomalous, 2 normal frames, all at the lowest score
+    result = evaluate_videos(["a"], scores, truth, unscored_truth=unscored)
+    # 18 anomalous frames: 16 at 0.8 rank above every normal frame; 2 at 0.0 tie with 2 of the 18 normal frames
+    assert NO_EVIDENCE_SCORE == 0.0
+    assert result["roc_auc"] == pytest.approx(16 / 18 + 2 / 18 * (2 / 18) / 2)
+    labels = np.r_[truth[0], unscored[0]]
+    frame_scores = np.r_[np.repeat(scores[0], 16), np.zeros(4)]
+    precision, recall, _ = precision_recall_curve(labels, frame_scores)
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, frame_scores))
+    assert result["pr_auc"] == pytest.approx(auc(recall, precision))
+    assert result["anomalous_frame_rate"] == pytest.approx(18 / 36)

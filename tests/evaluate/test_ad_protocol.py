@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from evaluate.heads import load_head
 from evaluate.protocols.ad import ADConfig, load_ad_videos, run, snippet_frames
 from featstore.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth
@@ -46,6 +47,13 @@ def test_cli_trains_reports_and_reloads(ad_planted_store, tmp_path):
     assert metrics["chance_roc_auc"] == 0.5 and metrics["n_test_frames"] % 16 == 0
     reloaded = run(Store.open(ad_planted_store), ADConfig(head_checkpoint=str(out / "ad-head.safetensors"), device="cpu"))
     assert reloaded["roc_auc"] == metrics["roc_auc"] and reloaded["pr_auc"] == metrics["pr_auc"]
+
+
+def test_the_authors_copy_loss_variant_reaches_the_head(ad_planted_store, tmp_path):
+    head = tmp_path / "head.safetensors"
+    run(Store.open(ad_planted_store), ADConfig(steps=2, loss_variant="authors-copy", save_head=str(head), device="cpu"))
+    model, _ = load_head(head, "cpu", expected="mgfn")
+    assert model.config.loss_variant == "authors-copy"
 
 
 def test_bad_inputs(tad_store, tmp_path):

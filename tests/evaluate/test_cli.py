@@ -65,8 +65,8 @@ def test_bad_inputs_get_one_line_and_exit_code_2(tiny_store, tmp_path, monkeypat
     in_process = [
         (["ar", "--store", str(tiny_store), "--epochs", "0"], "epochs"),
         (["vp", "--store", str(tiny_store), "--clip-sampling", "some"], "clip_sampling"),
-        (["gait", "--store", str(tiny_store), "--gallery-walks", "8", "--probe-walks", "4"], "walks"),
-        (["gait", "--store", str(tiny_store), "--walk-pattern", "(a"], "regular expression"),
+        (["gait", "--store", str(tiny_store)], "no test video with clips has the subject of a train video"),
+        (["gait", "--store", str(tiny_store), "--protocol", "casia-b"], "not CASIA-B names"),
         (["bias", "--store", str(tiny_store), "--protocol", "ntu", "--genders", str(genders)], "protocol"),
         (["bias", "--store", str(tiny_store), "--genders", str(tmp_path / "missing.csv")], "does not exist"),
         (["bias", "--store", str(tiny_store), "--genders", str(genders), "--shortcut-class", "juggle"], "not a class"),

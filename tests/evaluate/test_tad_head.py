@@ -241,3 +241,23 @@ def test_head_checkpoint_round_trip(tmp_path):
     (tmp_path / "head.json").write_text("{not json")
     with pytest.raises(FeatstoreError, match="not valid JSON"):
         load_head(path)
+
+
+def test_a_videos_detections_do_not_depend_on_its_batch_mates():
+    """The SGP blocks' GroupNorm and global mean see the padding, so inference pads each video alone (TriDet
+    infers one video at a time): a short video gives the same detections next to a longer one, in any order."""
+    torch.manual_seed(0)
+    model = TriDet(tiny_config()).eval()
+    short, other = planted_videos(2, 4)
+    rng = np.random.default_rng(5)
+    longer = TadVideo(9, "long", rng.normal(0, 0.3, (150, 8)).astype(np.float32), np.arange(150),
+                      np.zeros((0, 2)), np.zeros(0, np.int64), FeatureGrid(np.arange(150) + 0.5, 150.0))
+    alone = detect_videos(model, [short], torch.device("cpu"))
+    assert len(alone) > 0
+    for batch in ([short, longer], [longer, short, other], [other, short]):
+        together = detect_videos(model, batch, torch.device("cpu"))
+        mine = together.video == short.video_id
+        np.testing.assert_array_equal(together.score[mine], alone.score)
+        np.testing.assert_array_equal(together.start[mine], alone.start)
+        np.testing.assert_array_equal(together.end[mine], alone.end)
+        np.testing.assert_array_equal(together.label[mine], alone.label)

@@ -4,16 +4,19 @@ learning itself is tested on planted sequences in test_tad_head.py)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
-from evaluate.protocols.tad import FeatureGrid, TADConfig, ground_truth_of, load_tad_videos, run
+from evaluate.cli import main
+from evaluate.heads import TriDet, save_head
+from evaluate.protocols.tad import ClipLessVideos, FeatureGrid, TADConfig, ground_truth_of, load_tad_videos, run
 from evaluate.tad_metrics import Segments, evaluate_detections
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 from tests.conftest import run_cli
-from tests.evaluate.tadad_stores import tad_planted_store, tad_store  # noqa: F401  (fixtures)
+from tests.evaluate.tadad_stores import tad_planted_store, tad_store, write_tad_array_store  # noqa: F401  (fixtures)
 
 FAST = ["--epochs", "2", "--warmup-epochs", "0", "--no-progress", "--device", "cpu"]
 
@@ -87,3 +90,62 @@ def test_run_is_seeded(tad_planted_store):
     first = run(Store.open(tad_planted_store), config)
     second = run(Store.open(tad_planted_store), config)
     assert first["mAP"] == second["mAP"]
+
+
+# two training videos; test: one video with clips and one whose decoding failed (annotated, no clips)
+WITH_A_FAILED_TEST_VIDEO = [("train", 40, [[5, 12, 0], [20, 28, 1]]), ("train", 36, [[3, 9, 1], [18, 26, 0]]),
+                            ("test", 30, [[4, 10, 0], [16, 24, 1]]), ("test", 0, [[2, 6, 0], [8, 12, 1]])]
+
+
+@pytest.fixture(scope="module")
+def failed_video_store(tmp_path_factory):
+    return write_tad_array_store(tmp_path_factory.mktemp("tad") / "failed.zarr", WITH_A_FAILED_TEST_VIDEO, ["a", "b"])
+
+
+def perfect_detections(videos) -> Segments:
+    ids = [v.video_id for v in videos for _ in v.labels]
+    return Segments(np.array(ids), np.concatenate([v.segments[:, 0] for v in videos]),
+                    np.concatenate([v.segments[:, 1] for v in videos]), np.concatenate([v.labels for v in videos]),
+                    np.ones(len(ids)))
+
+
+def test_segments_of_test_videos_without_clips_count_as_missed(failed_video_store):
+    store = Store.open(failed_video_store)
+    videos = load_tad_videos(store, "test")
+    clipless = ClipLessVideos.of(store, "test")
+    assert [v.video_id for v in videos] == ["t0002"] and clipless.video_ids == ["t0003"]
+    assert clipless.segments.start.tolist() == [2.0, 8.0] and clipless.segments.label.tolist() == [0, 1]
+    gt = ground_truth_of(videos, clipless)
+    assert len(gt) == 4
+    # every segment of the video with clips found; each class has a second, missed one: recall 1/2, AP 1/2
+    result = evaluate_detections(gt, perfect_detections(videos))
+    np.testing.assert_allclose(result.mAP, 0.5)
+    assert ClipLessVideos.of(store, "train").video_ids == []
+
+
+def test_cli_reports_the_test_videos_without_clips(failed_video_store, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["evaluate", "tad", "--store", str(failed_video_store), "--out", str(tmp_path),
+                                      *FAST])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out = capsys.readouterr().out
+    assert exited.value.code in (0, None)
+    metrics = json.loads((tmp_path / "tad.json").read_text())["metrics"]
+    assert metrics["n_test_videos"] == 1 and metrics["n_test_segments"] == 4
+    assert metrics["n_test_videos_without_clips"] == 1 and metrics["n_missed_segments_without_clips"] == 2
+    assert "test videos without clips: 1 (their 2 segments count as missed)" in " ".join(out.split())
+
+
+def test_a_head_for_other_classes_is_refused(failed_video_store, tmp_path):
+    store = Store.open(failed_video_store)
+    config = TADConfig().model_config("small", store.dim, 2, [40])
+    for meta, message in [({"class_names": ["a", "walk"]}, "class 1 is 'walk'"), ({}, None)]:
+        head = save_head(tmp_path / "head.safetensors", TriDet(config), meta)
+        if message is None:
+            assert run(store, TADConfig(head_checkpoint=str(head), device="cpu"))["n_test_videos_without_clips"] == 1
+            continue
+        with pytest.raises(FeatstoreError, match=message):
+            run(store, TADConfig(head_checkpoint=str(head), device="cpu"))
+    three = save_head(tmp_path / "three.safetensors", TriDet(TADConfig().model_config("small", store.dim, 3, [40])), {})
+    with pytest.raises(FeatstoreError, match="expects 8-d features and 3 classes"):
+        run(store, TADConfig(head_checkpoint=str(three), device="cpu"))

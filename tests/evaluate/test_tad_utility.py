@@ -35,5 +35,12 @@ def test_tad_task_batches_loss_and_validation(tad_store):
     assert task.head.loss_normalizer.dtype == torch.float64  # the EMA of positives is a buffer (checkpointed)
     assert "loss_normalizer" in task.head.state_dict()
 
-    metrics = task.validate(lambda x, mask: aam(x, mask), torch.device("cpu"))
+    batch_sizes = []
+
+    def anonymize(x, mask):
+        batch_sizes.append(x.shape[0])
+        return aam(x, mask)
+
+    metrics = task.validate(anonymize, torch.device("cpu"))
     assert set(metrics) == {"mAP"} and 0 <= metrics["mAP"] <= 1
+    assert batch_sizes == [1, 1]  # each of the 2 test videos alone, so its detections ignore the other one

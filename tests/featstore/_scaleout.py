@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,12 +36,17 @@ def small_manifest(trimmed_manifest, tmp_path_factory) -> Path:
         return _BUILT["manifest"]
     full = Manifest.load(trimmed_manifest)
     folder = tmp_path_factory.mktemp("scaleout")
-    broken = folder / "broken.mp4"
-    broken.write_bytes(b"this is not a video\n")
-    records = full.records[:7]
+    # the videos are copied next to the manifest: every record path stays inside its data root
+    records = []
+    for record in full.records[:7]:
+        name = f"{record.video_id}{full.resolve_path(record).suffix}"
+        if record.video_id == BROKEN_ID:
+            (folder / name).write_bytes(b"this is not a video\n")
+        else:
+            shutil.copyfile(full.resolve_path(record), folder / name)
+        records.append(dataclasses.replace(record, path=name))
     assert records[3].video_id == BROKEN_ID
-    records[3] = dataclasses.replace(records[3], path=str(broken))
-    _BUILT["manifest"] = Manifest(full.header, records, full.root_dir).save(folder / "small.jsonl")
+    _BUILT["manifest"] = Manifest(full.header, records, folder).save(folder / "small.jsonl")
     return _BUILT["manifest"]
 
 

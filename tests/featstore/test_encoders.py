@@ -1,6 +1,9 @@
 """Registry-wide checks: every registered encoder is exercised here automatically."""
 
+import bz2
+import gzip
 import hashlib
+import lzma
 import pickle
 
 import pytest
@@ -21,7 +24,7 @@ SMALL = {
     "videomae-b": VIT_SMALL, "videomae-l": VIT_SMALL, "videomae-h": VIT_SMALL,
     "videomaev2-g": dict(embed_dim=176, depth=2, num_heads=2, img_size=28, num_frames=4),  # patch 14, head 88
     "videomaev2-b": VIT_SMALL, "videomaev2-s": VIT_SMALL, "internvideo-h": VIT_SMALL,
-    "i3d": dict(num_frames=8, img_size=32),
+    "i3d": dict(num_frames=9, img_size=193),  # the smallest clip the official head pools
     "vjepa2": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, crop_size=32, frames_per_clip=4),
     # Optional torchvision extras (registered only where torchvision imports; not run in this project's env).
     "r2plus1d-18": dict(num_frames=4, img_size=32), "mvit-v2-s": {}, "swin3d-b": dict(num_frames=4, img_size=64),
@@ -162,3 +165,62 @@ def test_weights_directory_and_weights_dir_lookup(monkeypatch, tmp_path):
     found = create_encoder("tiny-vit")  # no --weights: $FEATSTORE_WEIGHTS_DIR/<name>.safetensors is used
     assert found.weights == str(weights_dir / "tiny-vit.safetensors")
     assert found.weights_sha256 == file_sha256(weights_dir / "tiny-vit.safetensors")
+
+
+def test_compressed_checkpoints_are_read(tmp_path):
+    source = create_encoder("tiny-vit", seed=6)
+    state = {k: v.contiguous() for k, v in source.module.state_dict().items()}
+    torch.save(state, tmp_path / "w.pth")
+    save_file(state, tmp_path / "w.safetensors")
+    clips = torch.randn(1, 3, 16, 64, 64)
+    with torch.inference_mode():
+        expected = source.module(clips)
+    for plain in ("w.pth", "w.safetensors"):
+        (tmp_path / f"{plain}.gz").write_bytes(gzip.compress((tmp_path / plain).read_bytes(), compresslevel=1))
+        loaded = create_encoder("tiny-vit", weights=tmp_path / f"{plain}.gz")
+        assert loaded.weights_sha256 == file_sha256(tmp_path / f"{plain}.gz")  # the file as given
+        with torch.inference_mode():
+            torch.testing.assert_close(loaded.module(clips), expected)
+    torch.save({"weight": torch.arange(4.0)}, tmp_path / "small.pth")
+    for suffix, compress in ((".xz", lzma.compress), (".bz2", bz2.compress)):
+        (tmp_path / f"small.pth{suffix}").write_bytes(compress((tmp_path / "small.pth").read_bytes()))
+        assert torch.equal(load_state_dict_file(tmp_path / f"small.pth{suffix}")["weight"], torch.arange(4.0))
+    (tmp_path / "cut.pth.gz").write_bytes(gzip.compress((tmp_path / "w.pth").read_bytes())[:1000])
+    with pytest.raises(FeatstoreError, match=r"^cannot decompress .*cut\.pth\.gz \(gzip\)"):
+        load_state_dict_file(tmp_path / "cut.pth.gz")
+    (tmp_path / "w.pth.zst").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(16))
+    with pytest.raises(FeatstoreError, match=r"w\.pth\.zst is zstd-compressed: decompress it first"):
+        load_state_dict_file(tmp_path / "w.pth.zst")
+
+
+def test_another_models_checkpoint_is_named(tmp_path):
+    """Weights of another family: the report names the layout they have and the models that read it."""
+    videomae, _ = get_encoder_entry("videomae-b").build(dict(VIT_SMALL))
+    renames = (("patch_embed.", "patch_embed.proj."), (".mlp.0.", ".mlp.fc1."), (".mlp.2.", ".mlp.fc2."))
+    official = {}  # the MCG-NJU/VideoMAE key names
+    for key, value in videomae.state_dict().items():
+        for ours, theirs in renames:
+            key = key.replace(ours, theirs)
+        official[key] = value
+    torch.save({"model": official}, tmp_path / "videomae.pth")
+    with pytest.raises(FeatstoreError, match=r"^weights do not match 'vjepa-l': .*videomae\.pth looks like a "
+                                             r"checkpoint of internvideo / videomae / videomae-v2, not of vjepa \(read "
+                                             r"as layout official VideoMAE, wrapper model by internvideo-h, videomae-b, "
+                                             r".*videomaev2-s\); pass one of those as --model$"):
+        create_encoder("vjepa-l", weights=tmp_path / "videomae.pth", overrides=SMALL["vjepa-l"])
+    # A layout the chosen family cannot even parse (an I3D file for a ViT) is named too.
+    i3d, _ = get_encoder_entry("i3d").build(dict(SMALL["i3d"]))
+    torch.save(i3d.state_dict(), tmp_path / "i3d.pt")
+    with pytest.raises(FeatstoreError, match=r"looks like a checkpoint of i3d, not of videomae \(read as layout "
+                                             r"pytorch-i3d, wrapper bare by i3d\)"):
+        create_encoder("videomae-b", weights=tmp_path / "i3d.pt", overrides=VIT_SMALL)
+
+
+def test_a_file_that_is_not_weights_is_one_line(tmp_path):
+    text = tmp_path / "notes.pth"
+    text.write_text("these are not weights\n")
+    with pytest.raises(FeatstoreError, match="is not a weights file"):
+        load_state_dict_file(text)
+    legacy = tmp_path / "legacy.pt"  # torch's pre-zip format is a pickle stream, still read safely
+    torch.save({"w": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_state_dict_file(legacy)["w"], torch.ones(2))

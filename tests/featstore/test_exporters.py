@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
 
+from featstore import exporters
 from featstore.errors import FeatstoreError
 from featstore.exporters import export_mgfn, export_opentad, frame_ground_truth
 from featstore.store import Store
 from tests.conftest import run_cli
+from tests.featstore._killed import folder_files, run_until_killed
 from tests.evaluate.tadad_stores import ad_store, tad_store  # noqa: F401  (fixtures)
 
 
@@ -27,7 +31,7 @@ def test_opentad_export_matches_the_store(tad_store, tmp_path):
         assert features.dtype == np.float32 and features.shape == (offsets[v + 1] - offsets[v], store.dim)
         np.testing.assert_array_equal(features, store.clip_embeddings[offsets[v]:offsets[v + 1]].astype(np.float32))
         entry = database[video_id]
-        assert entry["subset"] == table.split[v] and entry["fps"] == table.fps[v]
+        assert entry["subset"] == exporters.OPENTAD_SUBSET_NAMES[table.split[v]] and entry["fps"] == table.fps[v]
         assert [a["segment"] for a in entry["annotations"]] == table.segments[v][:, :2].tolist()
         # ActionFormer's seconds -> feature index formula lands on the recorded clip centres
         times = store.array("clips/times")[offsets[v]:offsets[v + 1]]
@@ -81,3 +85,54 @@ def test_cli_formats(ad_store, tmp_path):
     assert np.load(next((tmp_path / "m" / "features").glob("*.npy"))).shape[1] == 1
     done = run_cli("featstore", "export", str(ad_store), "--format", "csv", "--out", str(tmp_path / "x"))
     assert done.returncode == 2 and "unknown export format 'csv'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_refused_export_leaves_nothing_and_the_rerun_matches_an_uninterrupted_one(tad_store, tmp_path, monkeypatch):
+    out = tmp_path / "opentad"
+    reference = folder_files(export_opentad(tad_store, out))  # config_hint.yaml names OUT: same OUT for both
+    shutil.rmtree(out)
+    real_safe_name, calls = exporters._safe_name, []
+
+    def refuse_the_second_video(video_id):
+        calls.append(video_id)
+        if len(calls) == 2:
+            raise FeatstoreError(f"video id {video_id!r} cannot be used as a file name")
+        return real_safe_name(video_id)
+
+    monkeypatch.setattr(exporters, "_safe_name", refuse_the_second_video)
+    with pytest.raises(FeatstoreError, match="cannot be used as a file name"):
+        export_opentad(tad_store, out)
+    assert list(tmp_path.iterdir()) == []  # no OUT, no staging folder
+    monkeypatch.setattr(exporters, "_safe_name", real_safe_name)
+    assert folder_files(export_opentad(tad_store, out)) == reference
+
+
+def test_killed_export_is_rerun_without_trouble_and_gives_the_same_files(ad_store, tmp_path):
+    out = tmp_path / "mgfn"
+    reference = folder_files(export_mgfn(ad_store, out, crops=2))
+    shutil.rmtree(out)
+    run_until_killed(f"""
+        from featstore import exporters
+        exporters.frame_ground_truth = kill_here  # after the features and lists are written
+        exporters.export_mgfn({str(ad_store)!r}, {str(out)!r}, crops=2)
+    """)
+    [leftover] = tmp_path.iterdir()
+    assert leftover.name.startswith("mgfn.partial-") and (leftover / "train.list").is_file()
+    assert folder_files(export_mgfn(ad_store, out, crops=2)) == reference  # the lists name OUT, not the staging
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mgfn"]  # the dead run's staging is gone
+
+
+def test_an_empty_out_folder_is_filled_and_a_live_writers_staging_is_left_alone(tad_store, tmp_path):
+    out = tmp_path / "opentad"
+    out.mkdir()
+    running = tmp_path / f"opentad.partial-{os.getppid()}"  # the pid of a live process (pytest's parent)
+    running.mkdir()
+    export_opentad(tad_store, out)
+    assert (out / "annotations.json").is_file() and running.is_dir()
+
+
+@pytest.mark.parametrize("format", ["opentad", "mgfn", "h5"])
+def test_unwritable_out_is_one_line(ad_store, format):
+    done = run_cli("featstore", "export", str(ad_store), "--format", format, "--out", f"/proc/x.{format}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: cannot create /proc/x.{format}: No such file or directory"]

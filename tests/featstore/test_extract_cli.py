@@ -1,12 +1,18 @@
 """The extract / info / verify commands end to end, as a user runs them (fresh processes)."""
 
+import dataclasses
+import json
 import shutil
 
 import numpy as np
+import pytest
 import zarr
+from typer.testing import CliRunner
 
+from featstore.cli import app
+from featstore.errors import FeatstoreError
 from featstore.extract import ExtractConfig, extract
-from featstore.sampling import SamplingConfig
+from featstore.sampling import SamplingConfig, static_frame_indices
 from featstore.store import Store
 from tests.conftest import run_cli
 
@@ -156,3 +162,81 @@ def test_models_and_datasets_are_listed():
     assert datasets.returncode == 0
     for name in ("synthetic", "synthetic-tad", "synthetic-ad", "synthetic-images", "ucf101", "hmdb51"):
         assert name in datasets.stdout
+
+
+def first_videos(manifest, folder, n=3):
+    """The first ``n`` videos of a manifest as a manifest of their own (a fast extraction)."""
+    lines = manifest.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["root"] = str((manifest.parent / header["root"]).resolve())
+    path = folder / "first.jsonl"
+    path.write_text("\n".join([json.dumps(header), *lines[1 : n + 1]]) + "\n")
+    return path
+
+
+def test_linspace_static_frames_are_the_authors_and_recorded(trimmed_manifest, tmp_path):
+    manifest, out = first_videos(trimmed_manifest, tmp_path), tmp_path / "linspace.zarr"
+    args = ["extract", "--model", "tiny-vit", "--dataset", str(manifest), "--static-per-video", "4", "--no-progress"]
+    runner = CliRunner()  # in-process: the command's code path without a fresh interpreter per call
+    done = runner.invoke(app, [*args, "--out", str(out), "--positions", "linspace"])
+    assert done.exit_code == 0, done.output
+    store = Store.open(out)
+    offsets, frames = store.static_offsets(), store.array("static/frames")
+    for v, n_frames in enumerate(store.videos().n_frames):
+        assert frames[offsets[v] : offsets[v + 1]].tolist() == np.linspace(0, n_frames - 1, 4).astype(int).tolist()
+    for record in (store.provenance, store.config, store.identity):
+        assert record["sampling"]["static_positions"] == "linspace"
+    assert "static_positions linspace" in runner.invoke(app, ["info", str(out)], env={"COLUMNS": "200"}).output
+
+    with pytest.raises(FeatstoreError, match="sampling"):  # centres, the default: other static frames
+        extract(ExtractConfig(model="tiny-vit", dataset=str(manifest), out=str(out),
+                              sampling=SamplingConfig(static_per_video=4)), show_progress=False)
+    bad = runner.invoke(app, [*args, "--out", str(tmp_path / "x.zarr"), "--positions", "middle"])
+    assert isinstance(bad.exception, FeatstoreError)  # run_app turns it into one line and exit code 2
+    assert "positions must be one of ['centres', 'linspace'], got 'middle'" in str(bad.exception)
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_store_without_the_recorded_rule_reads_as_centres(trimmed_manifest, tmp_path):
+    manifest, out = first_videos(trimmed_manifest, tmp_path), tmp_path / "old.zarr"
+    config = ExtractConfig(model="tiny-vit", dataset=str(manifest), out=str(out),
+                           sampling=SamplingConfig(static_per_video=4))
+    extract(config, show_progress=False)
+    store = Store.open(out)
+    offsets, frames = store.static_offsets(), store.array("static/frames")
+    for v, n_frames in enumerate(store.videos().n_frames):
+        assert frames[offsets[v] : offsets[v + 1]].tolist() == static_frame_indices(n_frames, 4).tolist()
+    # as a store written before the rule was recorded: no static_positions anywhere
+    group = zarr.open_group(str(out), mode="r+")
+    attrs = group.attrs.asdict()
+    for key in ("identity", "config", "provenance"):
+        del attrs[key]["sampling"]["static_positions"]
+    group.attrs.put(attrs)
+    before = all_arrays(out)
+
+    again = extract(config, show_progress=False)  # the same settings: up to date, nothing recomputed
+    assert again.parts_computed == 0
+    assert all(np.array_equal(before[k], v) for k, v in all_arrays(out).items())
+    assert "static_positions centres" in CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "200"}).output
+    with pytest.raises(FeatstoreError, match="sampling"):
+        extract(dataclasses.replace(config, sampling=SamplingConfig(static_per_video=4, static_positions="linspace")),
+                show_progress=False)
+
+
+def test_record_paths_outside_the_root_need_allow_outside_root(trimmed_manifest, tmp_path):
+    from data_manifests.schema import Manifest
+
+    source = Manifest.load(trimmed_manifest)
+    records = [dataclasses.replace(r, path=str(source.resolve_path(r))) for r in source.records[:2]]
+    manifest = Manifest(source.header, records, tmp_path / "root").save(tmp_path / "m.jsonl")
+    args = ("featstore", "extract", "--model", "tiny-vit", "--dataset", str(manifest), "--out", str(tmp_path / "x.zarr"),
+            "--no-progress")
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "2 of 2 record paths resolve outside the data root" in refused.stderr
+    assert not (tmp_path / "x.zarr").exists()
+    done = run_cli(*args, "--allow-outside-root")
+    assert done.returncode == 0, done.stderr
+    store = Store.open(tmp_path / "x.zarr")
+    assert len(store.videos()) == 2
+    assert store.config["allow_outside_root"] is True and store.provenance["allow_outside_root"] is True

@@ -6,6 +6,8 @@ from featstore.sampling import (
     SamplingConfig,
     clip_frame_indices,
     clip_windows,
+    evenly_spaced_positions,
+    read_sampling_record,
     resample_indices,
     static_frame_indices,
 )
@@ -73,9 +75,34 @@ def test_static_frames_are_bin_centres():
     assert static_frame_indices(3, 5).tolist() == [0, 0, 1, 2, 2]
 
 
+def test_linspace_positions_are_the_authors_truncated_numpy_linspace():
+    assert static_frame_indices(100, 10, "linspace").tolist() == [0, 11, 22, 33, 44, 55, 66, 77, 88, 99]
+    assert static_frame_indices(3, 5, "linspace").tolist() == [0, 0, 1, 1, 2]  # repeats, first and last kept
+    for n in (1, 2, 7, 16, 91, 100, 171, 1000):
+        for k in (1, 5, 10, 11):
+            assert static_frame_indices(n, k, "linspace").tolist() == np.linspace(0, n - 1, k).astype(int).tolist()
+    # per video as the evaluation clips use it; a count of 1 beside others must not change their floats
+    # (np.linspace over an array of counts truncates 62.99... where the scalar call gives 63)
+    positions = evenly_spaced_positions(np.array([1, 91, 0, 5]), 11, "linspace")
+    assert positions[1].tolist() == np.linspace(0, 90, 11).astype(int).tolist() and positions[1][7] == 63
+    assert positions[0].tolist() == [0] * 11 and positions[3].tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4]
+    assert evenly_spaced_positions(np.array([100]), 10)[0].tolist() == static_frame_indices(100, 10).tolist()
+    with pytest.raises(FeatstoreError, match="positions must be one of"):
+        evenly_spaced_positions(np.array([10]), 5, "middle")
+
+
+def test_the_static_frame_rule_is_recorded_and_unrecorded_means_centres():
+    assert SamplingConfig().to_json()["static_positions"] == "centres"
+    assert SamplingConfig(static_positions="linspace").to_json()["static_positions"] == "linspace"
+    before = {"clip_len": 16, "stride": 16, "fps": None, "tail": "drop", "static_per_video": 10}  # an older store
+    assert read_sampling_record(before) == {**before, "static_positions": "centres"}
+    assert read_sampling_record(SamplingConfig(static_positions="linspace").to_json())["static_positions"] == "linspace"
+
+
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(clip_len=0), dict(stride=0), dict(fps=-1.0), dict(tail="wrap"), dict(static_per_video=-1)],
+    [dict(clip_len=0), dict(stride=0), dict(fps=-1.0), dict(tail="wrap"), dict(static_per_video=-1),
+     dict(static_positions="middle")],
 )
 def test_bad_sampling_values_are_refused(kwargs):
     with pytest.raises(FeatstoreError):

@@ -51,7 +51,8 @@ def test_provenance_records_what_reproduces_the_features(tiny_store):
     assert len(prov["weights_sha256"]) == 64
     assert prov["preprocess"] == {"resize_short": 73, "crop": 64, "mean": [0.485, 0.456, 0.406],
                                   "std": [0.229, 0.224, 0.225], "interpolation": "bilinear", "antialias": True}
-    assert prov["sampling"] == {"clip_len": 16, "stride": 16, "fps": None, "tail": "drop", "static_per_video": 10}
+    assert prov["sampling"] == {"clip_len": 16, "stride": 16, "fps": None, "tail": "drop", "static_per_video": 10,
+                                  "static_positions": "centres"}
     for package in ("torch", "numpy", "zarr"):
         assert package in prov["versions"]
 
@@ -97,7 +98,7 @@ def test_verify_finds_nan_rows_and_bad_offsets(tiny_store, tmp_path):
     group["clips/offsets"][...] = offsets
     problems = verify_store(broken)
     assert any("NaN" in p for p in problems)
-    assert any("offsets end at" in p for p in problems)
+    assert any("clips/offsets ends at" in p for p in problems)
 
 
 def test_verify_finds_a_video_neither_done_nor_failed(tiny_store, tmp_path):

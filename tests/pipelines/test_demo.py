@@ -92,3 +92,15 @@ def test_demo_config_refuses_bad_settings_with_one_line(tmp_path):
             DemoConfig(out=str(tmp_path / "out"), **settings)
         assert "\n" not in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_file_or_cannot_be_made_is_refused_before_any_work(tmp_path):
+    from pipelines.demo import run_demo
+
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    with pytest.raises(FeatstoreError, match="is a file"):
+        run_demo(DemoConfig(out=str(taken), data_root=str(tmp_path / "data")))
+    with pytest.raises(FeatstoreError, match="cannot create --out"):
+        run_demo(DemoConfig(out=str(taken / "demo"), data_root=str(tmp_path / "data")))
+    assert taken.read_text() == "a file" and not (tmp_path / "data").exists()

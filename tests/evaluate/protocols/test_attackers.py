@@ -8,7 +8,8 @@ import pytest
 
 from anonymize.array_store import write_array_store
 from evaluate.metrics import leakage_removed
-from evaluate.protocols._attribute_attack import ATTACKERS, attackers_of, worst_case
+from evaluate.protocols import _attribute_attack
+from evaluate.protocols._attribute_attack import ATTACKERS, attackers_of, every_nth_epoch, worst_case
 from evaluate.protocols.privacy import PrivacyConfig
 from evaluate.protocols.privacy import run as run_privacy
 from evaluate.protocols.vp import VPConfig
@@ -172,3 +173,37 @@ def test_leakage_removed_by_hand():
     for raw in (0.5, 0.4, math.nan):  # the raw features leak nothing (or nothing is known): undefined
         assert math.isnan(leakage_removed(raw, 0.45, 0.5))
     assert math.isnan(leakage_removed(0.9, math.nan, 0.5))
+
+
+@pytest.mark.parametrize("protocol", ["privacy", "vp"])
+def test_the_authors_attacker_trains_as_their_code(planted_store, monkeypatch, protocol):
+    """AdamW weight decay 0.01, a constant learning rate, the test cMAP measured every 5th epoch only;
+    the standard attacker keeps the protocol's settings (no weight decay, the plateau scheduler)."""
+    trained = {}
+
+    def recording_train_head(model, features, targets, sampler, loss_fn, settings, select=None, description="",
+                             show_progress=False):
+        outcome = train_head(model, features, targets, sampler, loss_fn, settings, select, description, show_progress)
+        trained[description.removeprefix("attacker ")] = (settings, outcome)
+        return outcome
+
+    train_head = _attribute_attack.train_head
+    monkeypatch.setattr(_attribute_attack, "train_head", recording_train_head)
+    if protocol == "privacy":
+        result = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="both", epochs=10, batch_size=64))
+    else:
+        result = run_vp(Store.open(planted_store), VPConfig(attacker="both", epochs=10, batch_size=16))
+    settings, outcome = trained["authors"]
+    assert (settings.weight_decay, settings.plateau_factor) == (0.01, None)
+    measured = [epoch for epoch, score in enumerate(outcome.selection_scores, 1) if not math.isnan(score)]
+    assert measured == [5, 10] and result["attackers"]["authors"]["selected_epoch"] in (5, 10)
+    assert "every 5th epoch" in result["attackers"]["authors"]["selected_by"]
+    standard, standard_outcome = trained["standard"]
+    assert (standard.weight_decay, standard.plateau_factor) == (0.0, 0.2)
+    assert not any(math.isnan(score) for score in standard_outcome.selection_scores)  # every epoch
+
+
+def test_every_nth_epoch_scores_only_those_epochs():
+    select = every_nth_epoch(lambda model: 0.5, 5)
+    scores = [select(None) for _ in range(11)]
+    assert [epoch for epoch, score in enumerate(scores, 1) if not math.isnan(score)] == [5, 10]

@@ -93,6 +93,15 @@ def test_report_writes_markdown_json_figures_and_every_protocol_result(pair, tmp
         path = out / figure
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any(key.startswith("attributes-") for key in result["figures"]) and "tradeoff" in result["figures"]
+    # the extra figures, each linked in report.md with its plotted values beside it; the two sweep runs differ
+    # by w_B, not only by seed: no spread over seeds
+    assert {"training-curves", "utility", f"projection-{name}"} <= set(result["figures"]) and result["seed_spread"] == []
+    for key in ("training-curves", "utility", f"projection-{name}"):
+        assert f"]({result['figures'][key]})" in markdown
+    curves = json.loads((out / "training-curves.json").read_text())
+    assert set(curves) == {r.name for r in runs}
+    utility = json.loads((out / "utility.json").read_text())
+    assert [(u["raw"], u["anonymized"]) for u in utility if u["metric"] == "action top-1"] == [(ar_raw, ar_anon)]
 
 
 def test_mismatched_pair_is_refused_before_anything_is_written(pair, tmp_path):
@@ -122,3 +131,15 @@ def test_cli_end_to_end_prints_the_table1_form(pair, tmp_path):
     assert "Table 1 form" in done.stdout and "action top-1" in done.stdout
     saved = json.loads((tmp_path / "r" / "results.json").read_text())
     assert np.isfinite([row["raw"] for row in saved["table1"]]).all()
+
+
+def test_out_that_is_a_file_or_unwritable_is_one_line(tmp_path):
+    store = structured_store(tmp_path / "s.zarr", n_videos=12)
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    done = run_cli("evaluate", "report", "--raw", str(store), "--anon", str(store), "--out", str(taken))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: {taken} is a file; --out names the report folder"]
+    with pytest.raises(FeatstoreError, match="cannot create the report folder .*: Not a directory"):
+        report.run(ReportConfig(raw=[str(store)], anon=[str(store)], **FAST), taken / "sub")
+    assert taken.read_text() == "mine"

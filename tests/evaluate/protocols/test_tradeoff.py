@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -193,11 +194,14 @@ def test_export_modes_and_what_is_never_overwritten(trained, evaluated, tmp_path
     with pytest.raises(FeatstoreError, match="in the way"):
         run(fresh, TradeoffConfig(**FAST))
     (fresh[0] / ANON_STORE).unlink()
-    # what an interrupted export left is cleared
-    (fresh[0] / (ANON_STORE + ".partial")).mkdir()
+    # what an interrupted export left (the staging of a process that is gone) is cleared
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    leftover = fresh[0] / f"{ANON_STORE}.partial-{finished.pid}"
+    leftover.mkdir()
     run(fresh, TradeoffConfig(**FAST))
     assert Store.open(fresh[0] / ANON_STORE).provenance["anonymizer"]["run"] == str(fresh[0].resolve())
-    assert not (fresh[0] / (ANON_STORE + ".partial")).exists()
+    assert not leftover.exists()
 
 
 def test_runs_on_other_data_than_the_raw_store_are_refused(evaluated, tmp_path):

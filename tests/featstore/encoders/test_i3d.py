@@ -1,8 +1,9 @@
 """I3D: both checkpoint layouts against a functional forward written here from the architecture description.
 
 The reference pads with TensorFlow's SAME rule in its textbook form (out = ceil(n / s), pad = (out - 1) * s
-+ k - n, front half floor), runs F.conv3d / F.batch_norm / F.max_pool3d on the pytorch-i3d keys, and
-averages the final map over (t, h, w).
++ k - n, front half floor), runs F.conv3d / F.batch_norm / F.max_pool3d on the pytorch-i3d keys, and pools
+the final map as the official head does: every 2 x 7 x 7 window (stride 1, no padding) averaged, then the
+windows averaged.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from featstore.encoders import create_encoder, get_encoder_entry
+from featstore.encoders.i3d import ClipTooSmallForI3D
 from featstore.errors import FeatstoreError
 
-SMALL = dict(num_frames=8, img_size=32)
+SMALL = dict(num_frames=9, img_size=193)  # the smallest clip the official head pools: a 2 x 7 x 7 final map
 
 
 def tf_same(x: torch.Tensor, kernel, stride) -> torch.Tensor:
@@ -56,7 +58,15 @@ def reference_i3d(state: dict, clips: torch.Tensor, eps: float) -> torch.Tensor:
         x = inception(x, f"Mixed_{name}")
     x = pool(x, (2, 2, 2), (2, 2, 2))
     x = inception(inception(x, "Mixed_5b"), "Mixed_5c")
-    return x.mean(dim=(2, 3, 4))
+    return official_head(x)
+
+
+def official_head(x: torch.Tensor) -> torch.Tensor:
+    """pytorch-i3d's AvgPool3d((2, 7, 7), stride 1) over the final map, then the mean over its output positions."""
+    t, h, w = x.shape[2:]
+    windows = [x[:, :, i : i + 2, j : j + 7, k : k + 7].mean(dim=(2, 3, 4))
+               for i in range(t - 1) for j in range(h - 6) for k in range(w - 6)]
+    return torch.stack(windows).mean(dim=0)
 
 
 # pytorch-i3d's InceptionI3d: (block, input channels, [b0, b1a, b1b, b2a, b2b, b3b] widths)
@@ -119,7 +129,7 @@ def video_features_names(state: dict) -> dict:
     return out
 
 
-def clips(frames=8, size=32) -> torch.Tensor:
+def clips(frames=9, size=193) -> torch.Tensor:
     return torch.rand(1, 3, frames, size, size, generator=torch.Generator().manual_seed(3)) * 2 - 1
 
 
@@ -134,12 +144,7 @@ def test_pytorch_i3d_layout(tmp_path, randomize):
     with torch.inference_mode():
         out = loaded.module(x)
     assert out.shape == (1, 1024)
-    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
-    # Sizes that do not divide by the strides take the asymmetric SAME padding (7 frames, 36 px).
-    odd = clips(frames=7, size=36)
-    with torch.inference_mode():
-        torch.testing.assert_close(loaded.module(odd), reference_i3d(state, odd, eps=1e-3),
-                                   rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)  # 9 and 193 take asymmetric SAME padding
 
 
 def test_video_features_layout_brings_its_batchnorm_eps(tmp_path, randomize):
@@ -151,11 +156,12 @@ def test_video_features_layout_brings_its_batchnorm_eps(tmp_path, randomize):
     with torch.inference_mode():
         out = loaded.module(x)
     torch.testing.assert_close(out, reference_i3d(state, x, eps=1e-5), rtol=1e-4, atol=1e-5)
-    assert (out - reference_i3d(state, x, eps=1e-3)).abs().max() > 1e-3  # the eps is visible at this scale
+    with_tf_eps = reference_i3d(state, x, eps=1e-3)
+    assert (out - with_tf_eps).abs().max() > 1e-3  # the eps is visible at this scale
     # An explicit override wins over what the layout implies.
     forced = create_encoder("i3d", weights=tmp_path / "i3d_rgb.pt", overrides={**SMALL, "bn_eps": 1e-3})
     with torch.inference_mode():
-        torch.testing.assert_close(forced.module(x), reference_i3d(state, x, eps=1e-3), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(forced.module(x), with_tf_eps, rtol=1e-4, atol=1e-5)
 
 
 def test_spec_and_wrong_files(tmp_path, randomize):
@@ -169,3 +175,33 @@ def test_spec_and_wrong_files(tmp_path, randomize):
     torch.save({"state_dict": state}, tmp_path / "partial.pt")
     with pytest.raises(FeatstoreError, match=r"1 missing keys \(e\.g\. \['Mixed_4c\.b2b\.conv3d\.weight'\]\)"):
         create_encoder("i3d", weights=tmp_path / "partial.pt", overrides=SMALL)
+
+
+def test_head_pools_longer_and_larger_clips_as_the_official_model(randomize):
+    """17 frames at 225 px leave a 3 x 8 x 8 final map: the official pool's overlapping 2 x 7 x 7 windows weigh its
+    borders less, which a plain mean over (t, h, w) does not (24-frame 224 px clips differed by ~0.15)."""
+    state = {k: v for k, v in pytorch_i3d_state(randomize, 3).items() if not k.startswith("logits.")}
+    module, spec = get_encoder_entry("i3d").build({"num_frames": 17, "img_size": 225})
+    module.load_state_dict(state)
+    module.eval()
+    final_maps = []
+    module.Mixed_5c.register_forward_hook(lambda _module, _inputs, output: final_maps.append(output))
+    with torch.inference_mode():
+        out = module(clips(frames=17, size=225))
+    (final_map,) = final_maps
+    assert final_map.shape[2:] == (3, 8, 8) and spec.num_frames == 17
+    torch.testing.assert_close(out, official_head(final_map))
+    assert (out - final_map.mean(dim=(2, 3, 4))).abs().max() > 1e-2
+
+
+def test_clips_the_official_head_cannot_pool_are_refused():
+    build = get_encoder_entry("i3d").build
+    with pytest.raises(ClipTooSmallForI3D, match=r"^i3d: 8-frame 224px clips leave a 1x7x7 Mixed_5c map, smaller "
+                                                  r"than the official AvgPool3d\(\(2, 7, 7\)\) head; it needs at "
+                                                  r"least 9 frames and 193 px$"):
+        build({"num_frames": 8})
+    with pytest.raises(ClipTooSmallForI3D, match="leave a 2x6x6 Mixed_5c map"):
+        build({"img_size": 192})
+    module, _ = build(SMALL)
+    with pytest.raises(ClipTooSmallForI3D, match="8-frame 193px"):  # a clip shorter than the configured one
+        module(clips(frames=8))
