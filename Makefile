@@ -13,8 +13,10 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/pipelines run demo
 
+# one worker per core (at most 4): test modules run whole on one worker (--dist loadscope), so
+# module fixtures are built once
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/extract_cpu.py

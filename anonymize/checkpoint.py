@@ -50,13 +50,17 @@ def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata:
     os.replace(tmp, path)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(path, text.encode())
 
 
 def flatten_optimizer(prefix: str, state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -95,15 +99,6 @@ def checkpoint_tensors_path(run: Path) -> Path:
 
 def _state_bytes(module: torch.nn.Module) -> bytes:
     return save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],

@@ -139,13 +139,19 @@ def export(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     batch_rows: int = typer.Option(4096, help="Rows per AAM forward."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
+    keep_private_labels: bool = typer.Option(False, "--keep-private-labels",
+                                             help="Keep the attribute labels, subject ids and source paths (in-house "
+                                                  "evaluation); by default they are dropped (evaluate joins them from "
+                                                  "the raw store: --labels-from)."),
 ) -> None:
     """Apply a trained AAM to every clip and static embedding of a store."""
     from anonymize.export import export_store
 
-    result = export_store(run, store, out, device=device, batch_rows=batch_rows, overwrite=overwrite)
+    result = export_store(run, store, out, device=device, batch_rows=batch_rows, overwrite=overwrite,
+                          keep_private_labels=keep_private_labels)
     console.print(f"[bold]{result.out}[/]: {result.rows} rows anonymized in {result.seconds:.1f}s "
-                  f"({result.rows / max(result.seconds, 1e-9):.0f} rows/s); aam sha256 {result.aam_sha256[:16]}")
+                  f"({result.rows / max(result.seconds, 1e-9):.0f} rows/s); aam sha256 {result.aam_sha256[:16]}; "
+                  f"private labels {'kept' if keep_private_labels else 'dropped'}")
 
 
 @app.command()

@@ -9,6 +9,12 @@ anonymizer weights (``aam.safetensors``), the training config, epoch and paramet
 A run folder of ``anonymize baseline`` (``anonymize.baselines``) loads and exports the same way: its
 ``LoadedAAM`` holds the fitted transform as ``module`` and the ``BaselineConfig`` as ``config``, and
 the export's ``anonymizer`` entry gains ``baseline`` (method, sha256, supervised, options, fitted).
+
+By default the export drops the private labels (``featstore.store.PRIVATE_COLUMNS``: attribute labels,
+subject ids, source paths; they hold -1 and "") and records ``private_labels: "dropped"`` in the
+``anonymizer`` entry: whoever receives the store gets no private label. Video ids stay, so the
+protocols join the labels from the raw store (``evaluate ... --labels-from RAW``). ``keep_private_labels``
+keeps them (``"kept"``), for in-house evaluation.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from anonymize.model import build_aam
 from featstore.device import resolve_device
 from featstore.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, staged_output
-from featstore.store import Store, utc_now, write_transformed_store
+from featstore.store import PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Store, utc_now, write_transformed_store
 from featstore.summary import first_nonfinite_row
 
 
@@ -174,8 +180,9 @@ class ExportResult:
 
 
 def export_store(run: Path, store: Path, out: Path, device: str = "auto", batch_rows: int = 4096,
-                 overwrite: bool = False) -> ExportResult:
-    """Write ``out``: ``store`` with every clip and static embedding replaced by AAM(embedding).
+                 overwrite: bool = False, keep_private_labels: bool = False) -> ExportResult:
+    """Write ``out``: ``store`` with every clip and static embedding replaced by AAM(embedding), without the
+    private labels unless ``keep_private_labels`` (see the module docs).
 
     ``out`` is built in ``<out>.partial-<pid>`` and renamed when complete (``staged_output``), so an
     interrupted export leaves no ``out`` and its rerun needs no ``overwrite``; with ``overwrite`` an
@@ -192,11 +199,11 @@ def export_store(run: Path, store: Path, out: Path, device: str = "auto", batch_
     if out.exists() and not overwrite and interrupted_writer(out) != "anonymize export":
         raise FeatstoreError(f"{out} already exists (pass --overwrite to replace it)")
     with staged_output(out) as staging:
-        result = _export(run, store, staging, device, batch_rows)
+        result = _export(run, store, staging, device, batch_rows, keep_private_labels)
     return replace(result, out=out)
 
 
-def _export(run: Path, store: Path, out: Path, device: str, batch_rows: int) -> ExportResult:
+def _export(run: Path, store: Path, out: Path, device: str, batch_rows: int, keep_private_labels: bool) -> ExportResult:
     """The export itself, written to ``out`` (the staging folder)."""
     aam = load_trained_aam(run, device)
     source = Store.open(store)
@@ -223,13 +230,14 @@ def _export(run: Path, store: Path, out: Path, device: str, batch_rows: int) -> 
         "kind": aam.kind,
         "label": aam.label,
         "supervised": aam.supervised,
+        "private_labels": PRIVATE_LABELS_KEPT if keep_private_labels else PRIVATE_LABELS_DROPPED,
     }
     if aam.kind == "baseline":
         anonymizer["baseline"] = {"method": aam.config.method, "sha256": aam.sha256, "supervised": aam.supervised,
                                   "options": aam.config.options(), "fitted": aam.config.fitted}
     attrs_update = {"provenance": dict(source.provenance, anonymizer=anonymizer)}
     started = time.perf_counter()
-    write_transformed_store(source, out, transform, attrs_update)
+    write_transformed_store(source, out, transform, attrs_update, drop_private_labels=not keep_private_labels)
     if isinstance(transform, TemporalTransform):
         transform.check_complete()
     return ExportResult(out, transform.rows, time.perf_counter() - started, aam.sha256)

@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -32,7 +32,7 @@ from torch import nn
 
 from featstore.device import resolve_device
 from featstore.errors import FeatstoreError
-from featstore.store import Store, VideoTable, utc_now
+from featstore.store import PRIVATE_COLUMNS, Store, VideoTable, utc_now
 from featstore.summary import first_nonfinite_row
 
 DEFAULT_OUT_ROOT = Path("runs/eval")
@@ -63,16 +63,50 @@ def check_training(epochs: int, lr: float, batch_size: int, weight_decay: float 
 
 
 # ---------------------------------------------------------------------------------------------- store data
+def check_private_labels(store: Store, labels_from: str | Path | None) -> None:
+    """A protocol reading attributes or subjects of an export that dropped them needs their raw store."""
+    if labels_from is None and store.private_labels_dropped:
+        raise FeatstoreError(f"{store.path} was exported without private labels: pass --labels-from RAW_STORE")
+
+
+def video_table(store: Store, labels_from: str | Path | None = None, needs_private_labels: bool = False) -> VideoTable:
+    """``store``'s video table; with ``labels_from`` (the raw store it was exported from) its private columns
+    (``PRIVATE_COLUMNS``: attributes, subject, path) joined from that store by video id.
+
+    An export that dropped them refuses ``needs_private_labels`` without ``labels_from``, in one line.
+    """
+    table = store.videos()
+    if labels_from is None:
+        if needs_private_labels:
+            check_private_labels(store, labels_from)
+        return table
+    source = open_store(labels_from)
+    if source.private_labels_dropped:
+        raise FeatstoreError(f"--labels-from {source.path} was exported without private labels too: pass the raw store")
+    labels = source.videos()
+    position = {video_id: index for index, video_id in enumerate(labels.video_id.tolist())}
+    if len(position) != len(table) or any(video_id not in position for video_id in table.video_id.tolist()):
+        raise FeatstoreError(f"--labels-from {source.path} does not hold the video ids of {store.path} "
+                             f"({len(labels)} vs {len(table)} videos): pass the raw store it was exported from")
+    names = store.dataset.get("header", {}).get("attribute_names", [])
+    if source.dataset.get("header", {}).get("attribute_names", []) != names:
+        raise FeatstoreError(f"--labels-from {source.path} names other private attributes than {store.path}")
+    order = np.array([position[video_id] for video_id in table.video_id.tolist()], dtype=np.int64)
+    return replace(table, **{column: getattr(labels, column)[order] for column in PRIVATE_COLUMNS})
+
+
 class StoreData:
     """A store's video table and embeddings as tensors on ``device``, with the row arithmetic protocols need.
 
-    ``kinds`` picks what is read into memory: ``"clips"``, ``"static"`` or both.
+    ``kinds`` picks what is read into memory: ``"clips"``, ``"static"`` or both. ``labels_from`` and
+    ``needs_private_labels``: see :func:`video_table` (a protocol reading attributes or subjects needs them).
     """
 
-    def __init__(self, store: Store, device: torch.device, kinds: tuple[str, ...] = ("clips",)):
+    def __init__(self, store: Store, device: torch.device, kinds: tuple[str, ...] = ("clips",),
+                 labels_from: str | Path | None = None, needs_private_labels: bool = False):
         self.store = store
         self.device = device
-        self.videos: VideoTable = store.videos()
+        self.videos: VideoTable = video_table(store, labels_from, needs_private_labels)
         self.header: dict = store.dataset.get("header", {})
         self.offsets = {"clips": store.clip_offsets(), "static": store.static_offsets()}
         self.embeddings: dict[str, torch.Tensor] = {}
@@ -526,6 +560,11 @@ def progress_option() -> typer.models.OptionInfo:
 
 def open_store(path: str | Path) -> Store:
     return Store.open(path)
+
+
+def labels_from_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--labels-from", help="The raw store an anonymized --store was exported from: its "
+                        "private labels (attributes, subjects) are joined by video id (an export drops them).")
 
 
 def finish(name: str, config, metrics: dict, store: Store | Mapping[str, Store], out: Optional[Path],

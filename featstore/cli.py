@@ -163,6 +163,12 @@ def info(
     print_summary(summary)
 
 
+PRIVATE_LABELS_SHOWN = {
+    "dropped": "dropped (attributes -1, subject and path empty): evaluate joins them from the raw store, --labels-from",
+    "kept": "kept (attributes, subjects and source paths as in the raw store)",
+}
+
+
 def print_summary(summary: dict) -> None:
     from featstore.sampling import read_sampling_record
 
@@ -186,6 +192,8 @@ def print_summary(summary: dict) -> None:
         ("versions", ", ".join(f"{k} {v}" for k, v in (summary["versions"] or {}).items())),
         ("finished", str(summary["finished"])),
     ]
+    if summary["private_labels"]:
+        rows.append(("private labels", PRIVATE_LABELS_SHOWN.get(summary["private_labels"], summary["private_labels"])))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

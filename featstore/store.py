@@ -50,6 +50,7 @@ from typing import BinaryIO
 import fsspec
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from featstore.errors import FeatstoreError
 from featstore.sampling import evenly_spaced_positions
@@ -62,6 +63,11 @@ CHUNK_BYTES = 1 << 20
 CHUNKS_PER_SHARD = 16
 STORE_DTYPES = ("float16", "float32")
 TABLE_COLUMNS = ("video_id", "path", "split", "subject", "decoder", "label", "attributes", "fps", "duration", "n_frames")
+# The private columns an anonymized export drops by default (``write_transformed_store``): they keep their
+# shape and hold "unknown" values, so readers and ``verify`` work unchanged; protocols join them from the
+# raw store by video id. The export records "dropped" or "kept" as provenance.anonymizer.private_labels.
+PRIVATE_COLUMNS = ("attributes", "subject", "path")
+PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT = "dropped", "kept"
 
 
 def utc_now() -> str:
@@ -645,6 +651,11 @@ class Store:
         return self.attrs.get("failures", [])
 
     @property
+    def private_labels_dropped(self) -> bool:
+        """An export written without its private columns (``PRIVATE_COLUMNS`` hold -1 and "")."""
+        return self.provenance.get("anonymizer", {}).get("private_labels") == PRIVATE_LABELS_DROPPED
+
+    @property
     def dim(self) -> int:
         return int(self.clip_embeddings.shape[1])
 
@@ -777,18 +788,25 @@ class _RowWriter:
 EVERY_CHUNK = {"write_empty_chunks": True}
 
 
+def _checked_codecs(compress: bool) -> list:
+    """Every chunk ends with a crc32c of its bytes, so a flipped byte fails the read instead of feeding
+    wrong numbers (zstd as zarr's default; the sharded embeddings stay uncompressed)."""
+    return [ZstdCodec(level=0, checksum=False), Crc32cCodec()] if compress else [Crc32cCodec()]
+
+
 def _create(group: zarr.Group, name: str, shape: tuple, dtype, rows_per_chunk: int | None = None, sharded=False):
     if dtype is str:
         chunks = (max(1, shape[0]),)
-        return group.create_array(name, shape=shape, dtype=str, chunks=chunks, overwrite=True, config=EVERY_CHUNK)
+        return group.create_array(name, shape=shape, dtype=str, chunks=chunks, compressors=_checked_codecs(True),
+                                  overwrite=True, config=EVERY_CHUNK)
     itemsize = np.dtype(dtype).itemsize
     width = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     rows = rows_per_chunk or chunk_rows(width, itemsize)
     chunks = (rows, *(max(1, s) for s in shape[1:]))
     shards = (rows * CHUNKS_PER_SHARD, *chunks[1:]) if sharded else None
     return group.create_array(
-        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=None if sharded else "auto", overwrite=True,
-        config=EVERY_CHUNK,
+        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=_checked_codecs(not sharded),
+        overwrite=True, config=EVERY_CHUNK,
     )
 
 
@@ -906,12 +924,15 @@ def _write_video_table(group, records, decoders, fps, duration, n_frames, n_attr
         array[...] = attributes
 
 
-def write_transformed_store(source: Store, out: Path, transform, attrs_update: dict, block_rows: int | None = None) -> None:
+def write_transformed_store(source: Store, out: Path, transform, attrs_update: dict, block_rows: int | None = None,
+                            drop_private_labels: bool = False) -> None:
     """Write a copy of ``source`` whose clip and static embeddings are ``transform(rows)``.
 
     Streams whole shards: memory is bounded by one block whatever the store's size. Every other
     array is copied unchanged; ``attrs_update`` is merged into the attributes (state goes last).
-    The source embeddings are not copied: only transformed rows reach ``out``.
+    The source embeddings are not copied: only transformed rows reach ``out``. With
+    ``drop_private_labels`` the ``PRIVATE_COLUMNS`` are written as unknown (attributes -1, subject and
+    path "") and the failures' source paths as "": ``out`` holds no private label and no source path.
     """
     out = Path(out)
     group = zarr.open_group(str(out), mode="w")
@@ -932,8 +953,11 @@ def write_transformed_store(source: Store, out: Path, transform, attrs_update: d
         writer.close()
     copied = ["clips/frames", "clips/times", "clips/offsets", "static/frames", "static/offsets",
               "videos/segments", "videos/segment_offsets", *(f"videos/{c}" for c in TABLE_COLUMNS)]
+    private = {f"videos/{column}" for column in PRIVATE_COLUMNS} if drop_private_labels else set()
     for name in copied:
         values = source.array(name)
+        if name in private:
+            values = np.full_like(values, -1) if name == "videos/attributes" else np.full(values.shape, "", dtype=str)
         if name == "videos/attributes":
             array = _create(group, name, values.shape, np.int8, rows_per_chunk=max(1, len(values)))
             if values.size:
@@ -941,6 +965,8 @@ def write_transformed_store(source: Store, out: Path, transform, attrs_update: d
         else:
             _write_full(group, name, values)
     attrs = {key: value for key, value in source.attrs.items() if key != "featstore"}
+    if drop_private_labels:
+        attrs["failures"] = [dict(failure, path="") for failure in source.failures]
     attrs.update(attrs_update)
     attrs["featstore"] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "state": "complete",
                           "finalized": utc_now(), "every_chunk_written": True}

@@ -65,6 +65,7 @@ def summarize(store: Store) -> dict:
         "versions": prov.get("versions"),
         "finished": store.attrs["featstore"].get("finalized"),
         "failures": store.failures,
+        "private_labels": prov.get("anonymizer", {}).get("private_labels"),  # an export's: "dropped" or "kept"
     }
 
 
@@ -314,5 +315,7 @@ def nonfinite_problem(name: str, array: zarr.Array) -> str | None:
 
 def first_nonfinite_row(values: np.ndarray) -> int | None:
     """The first row of ``values`` holding NaN or Inf, or None."""
+    if len(values) == 0:
+        return None
     bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float32)).reshape(len(values), -1).all(axis=1))
     return int(bad[0]) if len(bad) else None

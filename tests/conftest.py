@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from featstore.extract import ExtractConfig, extract
+# Rich wraps console output at 80 columns when stdout is not a terminal; the tests read printed lines
+# (paths included, whose length depends on the temporary folder), so they run on a wide console, set
+# before any module creates one.
+os.environ.setdefault("COLUMNS", "200")
+
+from featstore.extract import ExtractConfig, extract  # noqa: E402
 from featstore.synth import SynthConfig, generate_synthetic
 
 TINY_SYNTH = SynthConfig(

@@ -36,6 +36,7 @@ from evaluate.common import (
     device_of,
     device_option,
     finish,
+    labels_from_option,
     open_store,
     out_option,
     print_metrics,
@@ -68,6 +69,7 @@ class BiasConfig:
     eval_clips: int = 5
     seed: int = 0  # also draws the balancing subsets of the NTU protocols
     device: str = "auto"
+    labels_from: Optional[str] = None  # the raw store of an export without private labels (joined by video id)
 
     def __post_init__(self):
         check_choice("protocol", self.protocol, PROTOCOLS)
@@ -178,7 +180,7 @@ def split_summary(split: np.ndarray, labels: np.ndarray, video_gender: np.ndarra
 
 def run(store: Store, config: BiasConfig, *, show_progress: bool = False) -> dict:
     watch = Stopwatch(device_of(config.device))
-    data = StoreData(store, watch.device, kinds=("clips",))
+    data = StoreData(store, watch.device, kinds=("clips",), labels_from=config.labels_from, needs_private_labels=True)
     n_classes_of(data)
     genders = read_gender_table(config.genders)
     table = data.videos
@@ -230,11 +232,13 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(1024, help="Clips per step."),
         seed: int = seed_option(),
         device: str = device_option(),
+        labels_from: Optional[str] = labels_from_option(),
         progress: bool = progress_option(),
     ) -> None:
         """Gender bias: per-gender accuracy, overall accuracy and their gap (NTU-Bias-F/M or Toyota Smarthome)."""
         config = BiasConfig(protocol=protocol, genders=str(genders), shortcut_class=shortcut_class, ratio=ratio,
-                            epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
+                            epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                            labels_from=labels_from)
         opened = open_store(store)
         metrics = run(opened, config, show_progress=progress)
         printed = {k: v for k, v in metrics.items() if k != "split_counts"}

@@ -38,6 +38,7 @@ import typer
 from data_manifests.builders.casia_b import parse_casia_path
 from evaluate.common import (
     StoreData,
+    check_private_labels,
     Stopwatch,
     check,
     check_choice,
@@ -46,6 +47,7 @@ from evaluate.common import (
     device_option,
     finish,
     format_value,
+    labels_from_option,
     open_store,
     out_option,
     print_columns,
@@ -71,6 +73,7 @@ SPLITS_RULE = "gallery = train split, probes = test split videos whose subject h
 class GaitConfig:
     protocol: str = "auto"  # auto: casia-b when every video id is a CASIA-B name, splits when none is
     device: str = "auto"
+    labels_from: Optional[str] = None  # the raw store of an export without private labels (joined by video id)
 
     def __post_init__(self):
         check_choice("protocol", self.protocol, PROTOCOLS)
@@ -197,8 +200,10 @@ def splits_retrieval(data: StoreData, has_clips: np.ndarray, reason: str) -> dic
 
 def run(store: Store, config: GaitConfig, *, show_progress: bool = False) -> dict:
     watch = Stopwatch(device_of(config.device))
-    data = StoreData(store, watch.device, kinds=("clips",))
+    data = StoreData(store, watch.device, kinds=("clips",), labels_from=config.labels_from)
     protocol = resolve_protocol(config.protocol, data.videos.video_id.tolist(), store.path)
+    if protocol == "splits":  # CASIA-B names its subjects in the video ids; the splits protocol reads the subjects
+        check_private_labels(store, config.labels_from)
     has_clips = data.counts("clips") > 0
     if protocol == "casia-b":
         metrics = casia_b_retrieval(data, has_clips)
@@ -237,9 +242,10 @@ def register(app: typer.Typer) -> None:
                                           "001-nm-01-090, else splits), casia-b or splits (gallery = train, "
                                           "probes = test)."),
         device: str = device_option(),
+        labels_from: Optional[str] = labels_from_option(),
     ) -> None:
         """Gait recognition by retrieval: CASIA-B cross-view rank-1 (NM/BG/CL), or train -> test splits."""
-        config = GaitConfig(protocol=protocol, device=device)
+        config = GaitConfig(protocol=protocol, device=device, labels_from=labels_from)
         opened = open_store(store)
         metrics = run(opened, config)
         finish("gait", config, metrics, opened, out,

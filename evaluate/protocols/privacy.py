@@ -35,6 +35,7 @@ from evaluate.common import (
     device_of,
     device_option,
     finish,
+    labels_from_option,
     open_store,
     out_option,
     predict,
@@ -76,6 +77,7 @@ class PrivacyConfig:
     train_split: str = "train"
     test_split: str = "test"
     device: str = "auto"
+    labels_from: Optional[str] = None  # the raw store of an export without private labels (joined by video id)
 
     def __post_init__(self):
         check_choice("attacker", self.attacker, ATTACKER_CHOICES)
@@ -111,7 +113,7 @@ def run(store: Store, config: PrivacyConfig, *, show_progress: bool = False) -> 
     """Train the attacker(s) and return cMAP, per-attribute AP and the chance level (see module docs)."""
     watch = Stopwatch(device_of(config.device))
     device = watch.device
-    data = StoreData(store, device, kinds=(config.kind,))
+    data = StoreData(store, device, kinds=(config.kind,), labels_from=config.labels_from, needs_private_labels=True)
     names = attribute_names_of(data)
     train_videos = data.split_videos(config.train_split, config.kind)
     test_videos = data.split_videos(config.test_split, config.kind)
@@ -213,12 +215,13 @@ def register(app: typer.Typer) -> None:
                                                      "out for selection."),
         seed: int = seed_option(),
         device: str = device_option(),
+        labels_from: Optional[str] = labels_from_option(),
         progress: bool = progress_option(),
     ) -> None:
         """Static private-attribute attack on static-clip embeddings: worst-case cMAP over the attackers
         (lower = more private)."""
         config = PrivacyConfig(attacker=attacker, kind=kind, epochs=epochs, lr=lr, batch_size=batch_size,
-                               val_fraction=val_fraction, seed=seed, device=device)
+                               val_fraction=val_fraction, seed=seed, device=device, labels_from=labels_from)
         opened = open_store(store)
         metrics = run(opened, config, show_progress=progress)
         finish("privacy", config, metrics, opened, out,

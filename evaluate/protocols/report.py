@@ -167,15 +167,19 @@ def suite_of(store: Store) -> list[str]:
     return protocols
 
 
-def protocol_config(name: str, config: ReportConfig, save_head: Path | None = None):
+def protocol_config(name: str, config: ReportConfig, save_head: Path | None = None, labels_from: str | None = None):
+    """The settings of one protocol run; ``labels_from`` (the raw store, for an anonymized one) is where the
+    private-attribute protocols read the labels an export drops."""
     if name == "ar":
         return ar.ARConfig(epochs=config.ar_epochs, seed=config.seed, device=config.device)
     if name == "retrieval":
         return retrieval.RetrievalConfig(device=config.device)
     if name == "privacy":
-        return privacy.PrivacyConfig(attacker="all", epochs=config.privacy_epochs, seed=config.seed, device=config.device)
+        return privacy.PrivacyConfig(attacker="all", epochs=config.privacy_epochs, seed=config.seed, device=config.device,
+                                     labels_from=labels_from)
     if name == "vp":
-        return vp.VPConfig(attacker="all", epochs=config.vp_epochs, seed=config.seed, device=config.device)
+        return vp.VPConfig(attacker="all", epochs=config.vp_epochs, seed=config.seed, device=config.device,
+                           labels_from=labels_from)
     if name == "tad":
         return tad.TADConfig(epochs=config.tad_epochs, seed=config.seed, device=config.device,
                              save_head=None if save_head is None else str(save_head))
@@ -234,7 +238,8 @@ def run(config: ReportConfig, out: Path, *, show_progress: bool = False) -> dict
             results[protocol] = {}
             for role, store in (("raw", raw_store), ("anon", anon_store)):
                 head = folder / f"{protocol}-head-{role}.safetensors" if protocol in ("tad", "ad") else None
-                protocol_settings = protocol_config(protocol, config, head)
+                labels_from = str(raw_store.path) if role == "anon" else None
+                protocol_settings = protocol_config(protocol, config, head, labels_from)
                 metrics = module.run(store, protocol_settings, show_progress=show_progress)
                 save_result(folder, f"{protocol}-{role}", protocol_settings, metrics, store)
                 results[protocol][role] = metrics

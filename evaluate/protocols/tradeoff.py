@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -296,9 +296,11 @@ def _protocol_metrics(protocol: str, run_protocol: Callable, inner_config, confi
     return json_safe(metrics), "computed"
 
 
-def evaluate_store(store: Store, config: TradeoffConfig, folder: Path | None, show_progress: bool) -> dict:
-    """Utility and privacy of one store (with their chance levels and where the numbers came from)."""
-    ar_config, privacy_config = config.ar_config(), config.privacy_config()
+def evaluate_store(store: Store, config: TradeoffConfig, folder: Path | None, show_progress: bool,
+                   labels_from: str | None = None) -> dict:
+    """Utility and privacy of one store (with their chance levels and where the numbers came from); an
+    anonymized store's private labels are read from ``labels_from``, the raw store it was exported from."""
+    ar_config, privacy_config = config.ar_config(), replace(config.privacy_config(), labels_from=labels_from)
     ar_expected = json_safe(asdict(ar_config))
     ar_metrics, ar_source = _protocol_metrics("ar", ar.run, ar_config, lambda saved: saved == ar_expected,
                                               store, folder, show_progress)
@@ -350,7 +352,8 @@ def run(runs: Sequence[Path], config: TradeoffConfig, *, out: Path | None = None
             err_console.print(f"[bold]trade-off[/] run {index}/{len(sweep)}: {sweep_run.path}")
         store, store_source = anonymized_store(sweep_run, config.export, config.device)
         first_store = _check_same_data(first_store, store)
-        evaluation = evaluate_store(store, config, sweep_run.path / EVAL_DIR, show_progress)
+        evaluation = evaluate_store(store, config, sweep_run.path / EVAL_DIR, show_progress,
+                                    labels_from=str(sweep_run.config.store))  # what anonymized_store exported
         evaluation["sources"]["store"] = store_source
         train = sweep_run.config
         described = describe_run(sweep_run.path)

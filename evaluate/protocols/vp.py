@@ -50,6 +50,7 @@ from evaluate.common import (
     device_of,
     device_option,
     finish,
+    labels_from_option,
     open_store,
     out_option,
     predict,
@@ -104,6 +105,7 @@ class VPConfig:
     train_split: str = "train"
     test_split: str = "test"
     device: str = "auto"
+    labels_from: Optional[str] = None  # the raw store of an export without private labels (joined by video id)
 
     def __post_init__(self):
         check_choice("attacker", self.attacker, ATTACKER_CHOICES)
@@ -159,7 +161,7 @@ def attacker_worst(evaluation: dict, names: list[str]) -> None:
 def run(store: Store, config: VPConfig, *, show_progress: bool = False) -> dict:
     watch = Stopwatch(device_of(config.device))
     device = watch.device
-    data = StoreData(store, device, kinds=("clips",))
+    data = StoreData(store, device, kinds=("clips",), labels_from=config.labels_from, needs_private_labels=True)
     names = attribute_names_of(data)
     train_videos = data.split_videos(config.train_split, "clips")
     test_videos = data.split_videos(config.test_split, "clips")
@@ -269,13 +271,14 @@ def register(app: typer.Typer) -> None:
                                                      "out for selection."),
         seed: int = seed_option(),
         device: str = device_option(),
+        labels_from: Optional[str] = labels_from_option(),
         progress: bool = progress_option(),
     ) -> None:
         """Temporal private-attribute attack on clip embeddings: worst-case cMAP over the attackers and the
         5-clip aggregates (lower = more private)."""
         config = VPConfig(attacker=attacker, epochs=epochs, lr=lr, batch_size=batch_size, clip_sampling=clip_sampling,
                           eval_clips=eval_clips, positions=positions, val_fraction=val_fraction, seed=seed,
-                          device=device)
+                          device=device, labels_from=labels_from)
         opened = open_store(store)
         metrics = run(opened, config, show_progress=progress)
         finish("vp", config, metrics, opened, out, printer=lambda: print_vp_table(f"vp: {opened.path}", metrics))

@@ -27,8 +27,8 @@ def test_paper_objective_lowers_static_leakage_by_moving_static_clips_not_clips(
         train(config)
         export_store(tmp_path / "run", demo_store, tmp_path / "anon.zarr", device="cpu")
         raw, anon = Store.open(demo_store), Store.open(tmp_path / "anon.zarr")
-        leakage = {name: privacy.run(store, privacy.PrivacyConfig(kind="static", attacker="standard", device="cpu"))
-                   ["cmap"] for name, store in (("raw", raw), ("anon", anon))}
+        attack = privacy.PrivacyConfig(kind="static", attacker="standard", device="cpu", labels_from=str(demo_store))
+        leakage = {name: privacy.run(store, attack)["cmap"] for name, store in (("raw", raw), ("anon", anon))}
     move_static = relative_move(raw.load_embeddings("static"), anon.load_embeddings("static"))
     move_clips = relative_move(raw.load_embeddings("clips"), anon.load_embeddings("clips"))
     assert leakage["anon"] < leakage["raw"] - 0.1, leakage

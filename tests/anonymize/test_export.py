@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import zarr
 
 from anonymize import export
 from anonymize.export import export_store, load_trained_aam, store_fingerprint
 from anonymize.model import AAMConfig
 from anonymize.train import train
 from featstore.errors import FeatstoreError
-from featstore.store import TABLE_COLUMNS, Store, write_transformed_store
+from featstore.store import PRIVATE_COLUMNS, TABLE_COLUMNS, Store, write_transformed_store
 from featstore.summary import open_for_info, verify_store
 from tests.anonymize.conftest import small_config
 from tests.conftest import run_cli
@@ -40,8 +42,9 @@ def test_export_round_trip(array_store, trained_run, tmp_path):
         np.testing.assert_array_equal(anonymized.group[f"{kind}/embeddings"][...], expected)
         assert anonymized.group[f"{kind}/embeddings"].dtype == source.group[f"{kind}/embeddings"].dtype
     assert result.rows == source.clip_embeddings.shape[0] + source.static_embeddings.shape[0]
+    public_columns = [c for c in TABLE_COLUMNS if c not in PRIVATE_COLUMNS]  # the private ones: tests below
     for name in ("clips/offsets", "clips/frames", "clips/times", "static/offsets", "static/frames",
-                 "videos/segments", "videos/segment_offsets", *(f"videos/{c}" for c in TABLE_COLUMNS)):
+                 "videos/segments", "videos/segment_offsets", *(f"videos/{c}" for c in public_columns)):
         np.testing.assert_array_equal(anonymized.array(name), source.array(name))
     provenance = anonymized.provenance["anonymizer"]
     assert provenance["aam_sha256"] == aam.sha256 == result.aam_sha256
@@ -63,6 +66,59 @@ def test_export_contains_no_raw_embeddings(array_store, trained_run, tmp_path):
         assert not any(row.tobytes() in raw_rows for row in rows)
     # No raw row's bytes appear anywhere in the output files (embeddings are stored uncompressed).
     assert not any(raw in stored for raw in list(raw_rows)[:50])
+
+
+def _stored_strings(store: Path) -> tuple[set[str], str]:
+    """Every value of every string array (decoded: the chunks are compressed) and the text of every metadata
+    file (the attributes: provenance, failures, ...) of a store."""
+    values = set()
+    group = zarr.open_group(str(store), mode="r")
+    for folder in ("videos", "clips", "static"):
+        for _, array in group[folder].arrays():
+            if array.dtype.kind in "OUT":  # numpy's StringDType is "T"
+                values.update(str(v) for v in array[...].ravel().tolist())
+    metadata = "".join(path.read_text() for path in sorted(store.rglob("zarr.json")))
+    return values, metadata
+
+
+def test_default_export_drops_the_private_labels(array_store, trained_run, tmp_path):
+    out = tmp_path / "anon.zarr"
+    export_store(trained_run, array_store, out, device="cpu")
+    assert verify_store(out) == []
+    source, anonymized = Store.open(array_store), Store.open(out)
+    raw, table = source.videos(), anonymized.videos()
+    assert anonymized.provenance["anonymizer"]["private_labels"] == "dropped" and anonymized.private_labels_dropped
+    np.testing.assert_array_equal(table.video_id, raw.video_id)  # the ids stay: labels join by them
+    np.testing.assert_array_equal(table.label, raw.label)  # the action label is the utility task's, not private
+    assert table.attributes.shape == raw.attributes.shape and set(np.unique(table.attributes)) == {-1}
+    assert set(table.subject.tolist()) == {""} and set(table.path.tolist()) == {""}
+    private = {value for column in ("subject", "path") for value in getattr(raw, column).tolist()}
+    raw_values, raw_metadata = _stored_strings(array_store)
+    assert private <= raw_values  # the scan sees them in the raw store
+    values, metadata = _stored_strings(out)
+    assert not private & values
+    assert not any(json.dumps(value) in metadata for value in private)
+
+
+def test_keep_private_labels_keeps_them_and_info_shows_the_state(array_store, trained_run, tmp_path):
+    dropped, kept = tmp_path / "dropped.zarr", tmp_path / "kept.zarr"
+    export_store(trained_run, array_store, dropped, device="cpu")
+    done = run_cli("anonymize", "export", "--run", str(trained_run), "--store", str(array_store), "--out", str(kept),
+                   "--device", "cpu", "--keep-private-labels")
+    assert done.returncode == 0, done.stderr
+    assert "private labels kept" in done.stdout
+    source, anonymized = Store.open(array_store), Store.open(kept)
+    assert anonymized.provenance["anonymizer"]["private_labels"] == "kept" and not anonymized.private_labels_dropped
+    for column in PRIVATE_COLUMNS:
+        np.testing.assert_array_equal(anonymized.array(f"videos/{column}"), source.array(f"videos/{column}"))
+    shown = {store: run_cli("featstore", "info", str(store)) for store in (dropped, kept, array_store)}
+    assert all(done.returncode == 0 for done in shown.values())
+    rows = {store: [line for line in done.stdout.splitlines() if "private labels" in line] for store, done in shown.items()}
+    assert len(rows[dropped]) == 1 and "dropped (attributes -1, subject and path empty)" in rows[dropped][0]
+    assert len(rows[kept]) == 1 and "kept (attributes, subjects and source paths" in rows[kept][0]
+    assert rows[array_store] == []  # a raw store holds them: nothing to say
+    info = json.loads(run_cli("featstore", "info", "--json", str(dropped)).stdout)
+    assert info["private_labels"] == "dropped"
 
 
 def test_temporal_export_equals_the_aam_over_each_whole_video(array_store, tmp_path):

@@ -118,3 +118,15 @@ def test_import_refuses_nan_rows(sound_store, tmp_path):
     with pytest.raises(FeatstoreError, match=r"static/embeddings has 1 rows with NaN or Inf \(first row 3\)"):
         import_h5(h5, tmp_path / "imported.zarr")
     assert list(tmp_path.iterdir()) == [h5]
+
+
+@pytest.mark.parametrize("name", ["videos/label", "clips/times", "clips/embeddings"])
+def test_a_flipped_byte_in_any_chunk_fails_its_checksum(copy, name):
+    """Every chunk ends with a crc32c: a flipped byte is found, not read as other numbers. Embeddings
+    are read only by the full check (the shard file's first bytes are its first inner chunk)."""
+    chunk = sorted(path for path in (copy / name / "c").rglob("*") if path.is_file())[0]
+    data = bytearray(chunk.read_bytes())
+    data[2] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    [problem] = verify_store(copy)
+    assert problem.startswith(f"cannot read {name}:") and "checksum" in problem

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from anonymize import checkpoint as ckpt
+from anonymize.config import TrainConfig
 from anonymize.train import train
 from evaluate.cli import main
 from evaluate.common import save_result
@@ -148,7 +149,8 @@ def test_a_privacy_result_of_both_attackers_serves_either(evaluated, tmp_path, m
     runs, _, _ = evaluated
     copies = copy_runs(runs[:1], tmp_path)
     anonymized = Store.open(copies[0] / ANON_STORE)
-    both_config = privacy.PrivacyConfig(attacker="both", epochs=2, device="cpu")
+    raw_store = TrainConfig.load(copies[0] / ckpt.CONFIG_FILE).store  # the trade-off reads its private labels there
+    both_config = privacy.PrivacyConfig(attacker="both", epochs=2, device="cpu", labels_from=str(raw_store))
     both = privacy.run(anonymized, both_config)
     save_result(copies[0] / "eval", "privacy", both_config, both, anonymized)
     calls = Calls(monkeypatch)
@@ -217,7 +219,7 @@ def test_front_hypervolume_and_reference_from_planted_points(evaluated, tmp_path
     copies = copy_runs(runs, tmp_path)
     planted = {copies[0].name: (0.8, 0.7), copies[1].name: (0.2, 0.1), copies[2].name: (0.5, 0.45)}
 
-    def fake_evaluate(store, config, folder, show_progress):
+    def fake_evaluate(store, config, folder, show_progress, labels_from=None):
         utility, privacy_value = planted[folder.parent.name]
         return {"utility": utility, "privacy": privacy_value, "chance_utility": 1 / 3, "chance_privacy": 0.5,
                 "store": str(store.path), "sources": {"ar": "planted", "privacy": "planted"}}
