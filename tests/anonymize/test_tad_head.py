@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
 
 from anonymize import checkpoint as ckpt
-from anonymize.cli import main
 from anonymize.config import TrainConfig
 from anonymize.train import resume_config
 from anonymize.utility import build_task
@@ -19,6 +17,7 @@ from evaluate.protocols.tad import TADConfig, load_tad_videos, train_tridet
 from featstore.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import DIM
+from tests.anonymize.test_baselines import run_in_process
 from tests.evaluate.tadad_stores import write_tad_array_store
 
 # dim DIM like the anonymizer's array store, so that the TAD task can join its runs
@@ -43,14 +42,6 @@ def saved_head(tad_arrays, tmp_path_factory):
     _, ema, _ = train_tridet(videos, model_config, config.train_config("small"), torch.device("cpu"))
     return save_head(tmp_path_factory.mktemp("head") / "tad-head.safetensors", ema.module,
                      {"store": str(tad_arrays), "class_names": ["a", "b"]})
-
-
-def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["anonymize", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code or 0, captured.out, captured.err
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
