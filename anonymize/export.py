@@ -35,8 +35,8 @@ from anonymize.model import build_aam
 from featstore.device import resolve_device
 from featstore.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, staged_output
-from featstore.store import PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Store, utc_now, write_transformed_store
-from featstore.summary import first_nonfinite_row
+from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Store, first_nonfinite_row, utc_now,
+                             write_transformed_store)
 
 
 def store_fingerprint(store: Store) -> str:

@@ -33,7 +33,6 @@ from torch import nn
 from featstore.device import resolve_device
 from featstore.errors import FeatstoreError
 from featstore.store import PRIVATE_COLUMNS, Store, VideoTable, utc_now
-from featstore.summary import first_nonfinite_row
 
 DEFAULT_OUT_ROOT = Path("runs/eval")
 PREDICT_BATCH = 8192
@@ -115,10 +114,7 @@ class StoreData:
                 raise ValueError(f"kind must be 'clips' or 'static', got {kind!r}")
             array = store.clip_embeddings if kind == "clips" else store.static_embeddings
             values = array[...]
-            bad_row = first_nonfinite_row(values)
-            if bad_row is not None:
-                raise FeatstoreError(f"{store.path}: {kind}/embeddings row {bad_row} holds NaN or Inf (a damaged "
-                                     "store; `featstore verify` lists every problem)")
+            store.refuse_nonfinite(kind, values)
             if device.type == "cpu":  # CPU float16 gathers and casts are slow: pay the cast once
                 values = values.astype(np.float32, copy=False)
             self.embeddings[kind] = torch.from_numpy(np.ascontiguousarray(values)).to(device)

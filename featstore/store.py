@@ -51,6 +51,8 @@ import fsspec
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.registry import register_codec
+from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
 from featstore.errors import FeatstoreError
 from featstore.sampling import evenly_spaced_positions
@@ -200,6 +202,60 @@ class Location:
         if self.is_url:
             return zarr.open_group(self.text, mode=mode, storage_options=self.storage_options)
         return zarr.open_group(str(self.path), mode=mode)
+
+    def open_group_for_reading(self) -> zarr.Group:
+        """The group read-only, with every absent chunk an error instead of the fill value (for stores that
+        record ``every_chunk_written``: there a missing chunk file is damage, never an all-zero chunk)."""
+        if self.is_url:
+            files = FsspecStore.from_url(self.text, storage_options=self.storage_options, read_only=True)
+        else:
+            files = LocalStore(self.path, read_only=True)
+        return zarr.open_group(ChunksMustExist(files, self.text), mode="r")
+
+
+class DamagedStoreError(FeatstoreError, ValueError):
+    """A chunk a reader needs is absent or fails its checksum. A ValueError too, as zarr's own read errors
+    are, so ``verify`` reports it among the other damage."""
+
+
+def _is_chunk_key(key: str) -> bool:
+    # zarr v3 default chunk keys: "<array path>/c/<i>/<j>" ("c" alone for a 0-d array); metadata is zarr.json
+    return not key.endswith("zarr.json") and ("/c/" in f"/{key}" or key.endswith("/c") or key == "c")
+
+
+class ChunksMustExist(WrapperStore):
+    """Reads through to the store's files and refuses a chunk that is not there."""
+
+    def __init__(self, store, label: str):
+        super().__init__(store)
+        self.label = label
+
+    def _with_store(self, store) -> ChunksMustExist:
+        return type(self)(store, self.label)
+
+    async def get(self, key, prototype, byte_range=None):
+        value = await self._store.get(key, prototype, byte_range)
+        if value is None and _is_chunk_key(key):
+            raise DamagedStoreError(
+                f"{self.label}: chunk {key} is missing (the store is damaged; `featstore verify` lists all damage)")
+        return value
+
+
+class CheckedCrc32c(Crc32cCodec):
+    """zarr's crc32c codec, failing a damaged chunk with featstore's one-line error instead of a traceback."""
+
+    def _decode_sync(self, chunk_bytes, chunk_spec):
+        try:
+            return super()._decode_sync(chunk_bytes, chunk_spec)
+        except ValueError as exc:
+            raise DamagedStoreError(
+                "a store chunk fails its crc32c checksum (the file is damaged; `featstore verify` on the "
+                "stores this command read names it)") from exc
+
+
+# Every crc32c chunk this process reads goes through the checked codec (stores name it "crc32c" either way).
+register_codec("crc32c", CheckedCrc32c)
+zarr.config.set({"codecs.crc32c": f"{CheckedCrc32c.__module__}.{CheckedCrc32c.__qualname__}"})
 
 
 def _storage_options(url: str) -> dict:
@@ -570,6 +626,14 @@ def remove_partial_writes(store_path: str | Path) -> None:
         leftover.unlink()
 
 
+def first_nonfinite_row(values: np.ndarray) -> int | None:
+    """The first row of ``values`` holding NaN or Inf, or None."""
+    if len(values) == 0:
+        return None
+    bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float32)).reshape(len(values), -1).all(axis=1))
+    return int(bad[0]) if len(bad) else None
+
+
 def _concat(blocks: list, empty_shape: tuple, dtype) -> np.ndarray:
     blocks = [b for b in blocks if b is not None and len(b)]
     if not blocks:
@@ -627,7 +691,8 @@ class Store:
             )
         if require_complete and fmt.get("state") != "complete":
             raise FeatstoreError(f"{location} is an unfinished extraction: re-run the same extract command to finish it")
-        return cls(location.path, location.open_group("r"))
+        group = location.open_group_for_reading() if fmt.get("every_chunk_written") else location.open_group("r")
+        return cls(location.path, group)
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -713,7 +778,16 @@ class Store:
         """All rows of ``clips`` or ``static`` embeddings in memory as float32."""
         if kind not in ("clips", "static"):
             raise ValueError(f"kind must be 'clips' or 'static', got {kind!r}")
-        return self.group[f"{kind}/embeddings"][...].astype(np.float32)
+        values = self.group[f"{kind}/embeddings"][...].astype(np.float32)
+        self.refuse_nonfinite(kind, values)
+        return values
+
+    def refuse_nonfinite(self, kind: str, values: np.ndarray) -> None:
+        """NaN or Inf rows would train or score as numbers: a one-line error naming the first."""
+        bad_row = first_nonfinite_row(values)
+        if bad_row is not None:
+            raise FeatstoreError(f"{self.path}: {kind}/embeddings row {bad_row} holds NaN or Inf (a damaged store; "
+                                 "`featstore verify` lists every problem)")
 
     def video_static(self, video_index: int) -> np.ndarray:
         offsets = self.group["static/offsets"]

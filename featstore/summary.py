@@ -227,6 +227,8 @@ def table_problems(arrays: dict[str, np.ndarray], shapes: dict[str, tuple], head
     problems += _video_row_problems(arrays, ids, failed)
     problems += label_problems(arrays["videos/label"], ids, header.get("class_names", []))
     problems += attribute_problems(arrays["videos/attributes"], ids, header.get("attribute_names", []))
+    problems += segment_problems(arrays["videos/segments"], arrays["videos/segment_offsets"], ids,
+                                 header.get("class_names", []))
     return problems
 
 
@@ -262,6 +264,30 @@ def label_problems(labels: np.ndarray, ids: list[str], class_names: list[str]) -
         return []
     return [f"videos/label: {len(bad)} labels outside -1..{len(class_names) - 1} (the {len(class_names)} class names), "
             f"first {int(labels[bad[0]])} of video {ids[bad[0]]}"]
+
+
+def segment_problems(segments: np.ndarray, offsets: np.ndarray, ids: list[str], class_names: list[str]) -> list[str]:
+    """Each segment is [start_s, end_s, label]: finite, 0 <= start < end, label a class index (when the
+    dataset names its classes). A segment label outside the classes would crash TAD training."""
+    if len(segments) == 0:
+        return []
+    if segments.ndim != 2 or segments.shape[1] != 3:
+        return [f"videos/segments has shape {segments.shape}, expected (S, 3) rows of [start_s, end_s, label]"]
+    owner = np.searchsorted(offsets, np.arange(len(segments)), side="right") - 1
+    start, end, label = segments[:, 0], segments[:, 1], segments[:, 2]
+    problems = []
+    bad_time = np.flatnonzero(~np.isfinite(segments).all(axis=1) | (start < 0) | (end <= start))
+    if len(bad_time):
+        s0 = segments[bad_time[0]]
+        problems.append(f"videos/segments: {len(bad_time)} segments are not 0 <= start < end, first "
+                        f"[{s0[0]:g}, {s0[1]:g}] of video {ids[owner[bad_time[0]]]}")
+    if class_names:
+        bad_label = np.flatnonzero((label != np.round(label)) | (label < 0) | (label >= len(class_names)))
+        if len(bad_label):
+            problems.append(f"videos/segments: {len(bad_label)} labels outside 0..{len(class_names) - 1} (the "
+                            f"{len(class_names)} class names), first {label[bad_label[0]]:g} of video "
+                            f"{ids[owner[bad_label[0]]]}")
+    return problems
 
 
 def attribute_problems(attributes: np.ndarray, ids: list[str], attribute_names: list[str]) -> list[str]:
@@ -312,10 +338,3 @@ def nonfinite_problem(name: str, array: zarr.Array) -> str | None:
         return f"cannot read {name}: {exc}"
     return f"{name} has {bad} rows with NaN or Inf (first row {first})" if bad else None
 
-
-def first_nonfinite_row(values: np.ndarray) -> int | None:
-    """The first row of ``values`` holding NaN or Inf, or None."""
-    if len(values) == 0:
-        return None
-    bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float32)).reshape(len(values), -1).all(axis=1))
-    return int(bad[0]) if len(bad) else None

@@ -11,8 +11,10 @@ import zarr
 
 from featstore.errors import FeatstoreError
 from featstore.h5io import export_h5, import_h5
+from featstore.store import DamagedStoreError, Store
 from featstore.summary import verify_store
 from tests.anonymize.conftest import structured_store
+from tests.evaluate.tadad_stores import write_tad_array_store
 from tests.conftest import run_cli
 
 
@@ -130,3 +132,55 @@ def test_a_flipped_byte_in_any_chunk_fails_its_checksum(copy, name):
     chunk.write_bytes(bytes(data))
     [problem] = verify_store(copy)
     assert problem.startswith(f"cannot read {name}:") and "checksum" in problem
+
+
+def flip_first_chunk_byte(store, name):
+    chunk = sorted(path for path in (store / name / "c").rglob("*") if path.is_file())[0]
+    data = bytearray(chunk.read_bytes())
+    data[2] ^= 0x01
+    chunk.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["clips/embeddings", "videos/label", "clips/offsets"])
+def test_readers_refuse_an_absent_chunk_instead_of_reading_zeros(copy, name):
+    chunk = copy / name / "c" / "0" / "0" if name.endswith("embeddings") else copy / name / "c" / "0"
+    chunk.unlink()
+    store = Store.open(copy)
+    with pytest.raises(DamagedStoreError, match=f"chunk {name}/c/0.* is missing"):
+        store.load_embeddings() if name.endswith("embeddings") else store.array(name)
+
+
+@pytest.mark.parametrize("name", ["clips/embeddings", "videos/label"])
+def test_readers_fail_a_damaged_chunk_with_one_line(copy, name):
+    flip_first_chunk_byte(copy, name)
+    store = Store.open(copy)
+    with pytest.raises(DamagedStoreError, match="fails its crc32c checksum"):
+        store.load_embeddings() if name.endswith("embeddings") else store.array(name)
+
+
+def test_protocols_stop_with_one_line_on_absent_or_damaged_chunks(copy):
+    (copy / "clips/embeddings/c/0/0").unlink()
+    done = run_cli("evaluate", "ar", "--store", str(copy), "--epochs", "1", "--out", str(copy.parent / "ar"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "clips/embeddings/c/0/0 is missing" in done.stderr
+
+
+def test_protocols_stop_with_one_line_on_a_damaged_label_chunk(copy):
+    flip_first_chunk_byte(copy, "videos/label")
+    done = run_cli("evaluate", "ar", "--store", str(copy), "--epochs", "1", "--out", str(copy.parent / "ar"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "fails its crc32c checksum" in done.stderr
+
+
+def test_segments_out_of_range_or_inverted_are_found(tmp_path):
+    store = write_tad_array_store(tmp_path / "tad.zarr", [("train", 6, [[1, 3, 0], [2, 4, 1]]), ("test", 6, [[0, 2, 1]])],
+                                  ["a", "b"])
+    assert verify_store(store, quick=True) == []
+    group = zarr.open_group(str(store), mode="r+")
+    segments = group["videos/segments"][...]
+    segments[1, 2] = 2  # 2 class names
+    segments[2, :2] = [5, 1]
+    group["videos/segments"][...] = segments
+    problems = verify_store(store, quick=True)
+    assert "videos/segments: 1 segments are not 0 <= start < end, first [5, 1] of video t0001" in problems
+    assert "videos/segments: 1 labels outside 0..1 (the 2 class names), first 2 of video t0000" in problems
