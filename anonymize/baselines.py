@@ -49,7 +49,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from anonymize import checkpoint as ckpt
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store, utc_now
 
 BASELINE_FILE = ckpt.BASELINE_FILE

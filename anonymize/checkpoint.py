@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 CHECKPOINT_TENSORS = "checkpoint.safetensors"  # the tensor file of run folders written before per-epoch names
 CHECKPOINT_JSON = "checkpoint.json"

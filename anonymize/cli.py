@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from featstore.cli import run_app
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Anonymizing Adapter Module: train on a feature store, export anonymized stores.")

@@ -12,7 +12,7 @@ from anonymize.checkpoint import atomic_write_text
 from anonymize.data import ROW_SOURCES
 from anonymize.losses import LC_DISTANCES
 from anonymize.model import AAMConfig
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 BUDGET_MODES = tuple(budget_modes())  # every registered mode (anonymize/budgets/)
 SUPERVISED_OBJECTIVES = ("maximize", "confusion")

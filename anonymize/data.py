@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import zarr
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 ROW_SOURCES = ("memory", "stream")

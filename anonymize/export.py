@@ -33,7 +33,7 @@ from anonymize import checkpoint as ckpt
 from anonymize.config import TrainConfig
 from anonymize.model import build_aam
 from featstore.device import resolve_device
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, staged_output
 from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Store, first_nonfinite_row, utc_now,
                              write_transformed_store)

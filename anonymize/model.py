@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 ARCHITECTURES = ("attention", "mlp")
 BLOCKS = ("transformer", "attention-only")

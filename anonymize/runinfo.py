@@ -7,7 +7,7 @@ from pathlib import Path
 
 from anonymize import checkpoint as ckpt
 from anonymize.config import TrainConfig
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 
 def _number(value, digits: int = 4) -> str:

@@ -60,7 +60,7 @@ from anonymize.losses import latent_consistency
 from anonymize.model import build_aam, count_parameters
 from anonymize.utility import TaskBatch, UtilityTask, build_task
 from featstore.device import resolve_device
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from featstore.summary import attribute_problems, label_problems, nonfinite_problem
 

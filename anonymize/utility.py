@@ -73,7 +73,7 @@ import torch
 from torch import nn
 
 from anonymize.data import buffer_chunks, epoch_order, open_rows, random_row_in, storage_groups, window_rows
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 INPUT_KINDS = ("clip", "sequence")

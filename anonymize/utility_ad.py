@@ -31,7 +31,7 @@ from evaluate.protocols.ad import (
     snippet_frames,
     unscored_ground_truth,
 )
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 MGFN_VIDEOS_PER_CLASS = 16

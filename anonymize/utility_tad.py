@@ -48,7 +48,7 @@ from evaluate.protocols.tad import (
     train_tridet,
 )
 from evaluate.tad_metrics import evaluate_detections
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 

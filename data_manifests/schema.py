@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 MANIFEST_FORMAT = "featstore-manifest"
 MANIFEST_VERSION = 1

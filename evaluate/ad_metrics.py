@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth  # noqa: F401  (one definition, re-exported here)
 
 FRAMES_PER_SNIPPET = 16

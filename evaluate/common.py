@@ -31,7 +31,7 @@ from rich.table import Table
 from torch import nn
 
 from featstore.device import resolve_device
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import PRIVATE_COLUMNS, Store, VideoTable, utc_now
 
 DEFAULT_OUT_ROOT = Path("runs/eval")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 TIOU_THRESHOLDS = np.linspace(0.3, 0.7, 5)  # THUMOS14: 0.3:0.1:0.7
 DUPLICATE_TOLERANCE = 1e-3

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Frozen video encoders -> Zarr feature stores.")
 console = Console()

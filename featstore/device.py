@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import torch.distributed as dist
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 T = TypeVar("T")
 

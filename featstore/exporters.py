@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import STAGING_DIR, Location, Store
 
 EXPORT_FORMATS = ("h5", "opentad", "mgfn")

@@ -49,7 +49,7 @@ from featstore.decode import DECODERS, VideoDecodeError, open_media
 from featstore.device import autocast, resolve_device, resolve_precision
 from featstore.distributed import Ranks, assign_parts, ranks_from_environment, video_costs
 from featstore.encoders import LoadedEncoder, create_encoder, get_encoder_entry
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.preprocess import preprocess_frames
 from featstore.progress import ExtractProgress
 from featstore.sampling import (

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from data_manifests.schema import Segment, VideoRecord
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, staged_output
 from featstore.store import (
     TABLE_COLUMNS,

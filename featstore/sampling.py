@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 TAIL_RULES = ("drop", "pad")
 # k evenly spaced positions among n items: "centres" of k equal bins (ours, the default) or the authors'

@@ -54,7 +54,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.registry import register_codec
 from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.sampling import evenly_spaced_positions
 
 FORMAT_NAME = "featstore"

@@ -11,7 +11,7 @@ import google_crc32c
 import numpy as np
 import zarr
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, staging_target
 from featstore.store import FORMAT_VERSION, TABLE_COLUMNS, Location, Store
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from data_manifests.schema import Manifest, ManifestHeader, Segment, VideoRecord
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 __all__ = [
     "AD_CLASS_NAMES",

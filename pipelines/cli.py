@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from featstore.cli import run_app
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from pipelines.demo_config import DEMO_BASELINES, DemoConfig
 
 # DemoConfig's defaults read off its fields: building one would run its checks, which import torch (slow --help)

@@ -34,7 +34,7 @@ from anonymize.export import export_store
 from anonymize.train import changed_settings, train
 from data_manifests.registry import resolve_dataset
 from evaluate.protocols import report as report_protocol
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.extract import ExtractConfig, ExtractResult, extract
 from featstore.store import Store
 from featstore.summary import summarize, verify_store

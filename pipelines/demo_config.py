@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 if TYPE_CHECKING:
     from anonymize.config import TrainConfig

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from anonymize.losses import nt_xent, nt_xent_to_uniform
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ import torch
 
 from anonymize.budgets.base import BudgetMode, BudgetStep
 from anonymize.budgets.registry import register_budget
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 INDEPENDENCE_MIN_ROWS = 8  # fewer rows in a batch give no term (a kernel estimate of noise)
 

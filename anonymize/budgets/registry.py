@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from anonymize.budgets.base import BudgetContext, BudgetMode
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 _MODES: dict[str, type[BudgetMode]] = {}
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from evaluate.heads.mgfn import MGFN, MGFNConfig
 from evaluate.heads.tridet import TriDet, TriDetConfig
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 HEAD_FORMAT = "featstore-head"
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 BLOCK_TYPES = ("glance", "focus")
 LOSS_VARIANTS = ("heads", "mgfn-code", "authors-copy")

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 FOCAL_ALPHA = 0.25
 FOCAL_GAMMA = 2.0

@@ -11,7 +11,7 @@ from torch import nn
 
 from evaluate.common import StoreData, TrainOutcome, TrainSettings, check, check_choice, check_training, linear_head, predict, seeded_module, train_head
 from evaluate.metrics import video_probabilities
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 CLIP_SAMPLING = ("random", "all")
 

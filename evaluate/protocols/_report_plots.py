@@ -21,7 +21,7 @@ from anonymize import checkpoint as ckpt
 from anonymize.baselines import BaselineConfig, is_baseline_run
 from anonymize.config import TrainConfig
 from evaluate.common import json_safe
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 TRAIN_TERMS = ("loss", "utility", "privacy", "lc", "adversary")  # the per-epoch means anonymize/train.py records

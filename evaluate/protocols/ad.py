@@ -50,7 +50,7 @@ from evaluate.common import (
 )
 from evaluate.heads import load_head, save_head
 from evaluate.heads.mgfn import LOSS_VARIANTS, MGFN, PRESETS, MGFNConfig, pool_segments, with_magnitude
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 PRESET_CHOICES = ("auto", *PRESETS)

@@ -79,7 +79,7 @@ from evaluate.protocols._attribute_attack import named
 from evaluate.protocols._classifier import LinearProbeSettings, train_linear_classifier
 from evaluate.protocols.privacy import PrivacyConfig
 from evaluate.protocols.vp import position_aggregates
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 ATTRIBUTE_KINDS = ("static", "clips")

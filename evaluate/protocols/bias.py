@@ -46,7 +46,7 @@ from evaluate.common import (
     timing_block,
 )
 from evaluate.protocols._classifier import LinearProbeSettings, n_classes_of, train_linear_classifier, video_class_probabilities
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 PROTOCOLS = ("ntu-bias-f", "ntu-bias-m", "tsh")

@@ -57,7 +57,7 @@ from evaluate.common import (
 )
 from evaluate.metrics import hit_at_1
 from evaluate.protocols.retrieval import cosine_matrix
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 PROTOCOLS = ("auto", "casia-b", "splits")

@@ -56,7 +56,7 @@ from evaluate.protocols._attribute_attack import (
     run_attacker,
     worst_case,
 )
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 KINDS = ("static", "clips")

@@ -51,7 +51,7 @@ from evaluate.metrics import leakage_removed
 from evaluate.protocols import _report_plots as report_plots
 from evaluate.protocols import ad, ar, attack, privacy, retrieval, tad, tradeoff, vp
 from evaluate.shortcut import shortcut_diagnostics
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store, utc_now
 
 RESULTS_FILE = "results.json"

@@ -73,7 +73,7 @@ from evaluate.heads.tridet import (
     warmup_cosine,
 )
 from evaluate.tad_metrics import TIOU_THRESHOLDS, Segments, evaluate_detections
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 PRESET_CHOICES = ("auto", *PRESETS)

@@ -69,7 +69,7 @@ from evaluate.metrics import normalized_hypervolume, pareto_front
 from evaluate.protocols import ar, privacy, vp
 from evaluate.protocols._attribute_attack import ATTACKER_CHOICES, GROUPS
 from evaluate.protocols._label_placement import place_labels
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 ANON_STORE = "anon.zarr"

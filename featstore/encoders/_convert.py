@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 
 def is_state_dict(obj: object) -> bool:

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file, save
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.preprocess import PreprocessSpec
 
 WEIGHTS_DIR_ENV = "FEATSTORE_WEIGHTS_DIR"

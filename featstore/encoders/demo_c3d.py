@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from featstore.encoders._registry import IMAGENET_MEAN, IMAGENET_STD, EncoderEntry, EncoderSpec, register_encoder
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 WEIGHTS = Path(__file__).parent / "weights" / "demo-c3d.safetensors"
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from featstore.encoders._convert import drop_keys, rename_keys, strip_prefixes, unknown_layout, unwrap_checkpoint
 from featstore.encoders._registry import ConvertedWeights, EncoderEntry, EncoderSpec, register_encoder
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 I3D_LAYOUTS = (
     "piergiaj/pytorch-i3d InceptionI3d (Conv3d_1a_7x7.conv3d/.bn, Mixed_3b.b0/b1a/b1b/b2a/b2b/b3b, logits.conv3d)",

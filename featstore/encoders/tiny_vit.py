@@ -6,7 +6,7 @@ import dataclasses
 
 from featstore.encoders._registry import IMAGENET_MEAN, IMAGENET_STD, EncoderEntry, EncoderSpec, register_encoder
 from featstore.encoders.vit_video import VideoViT, VideoViTConfig
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 TINY_VIT = VideoViTConfig(embed_dim=192, depth=4, num_heads=3, patch_size=16, tubelet_size=2, num_frames=16, img_size=64)
 

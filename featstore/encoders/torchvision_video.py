@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from featstore.encoders._convert import drop_keys, strip_prefixes, unwrap_checkpoint
 from featstore.encoders._registry import ConvertedWeights, EncoderEntry, EncoderSpec, register_encoder
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 try:  # a torchvision built for another torch fails at import with any of these
     import torchvision.models.video as tv_video

@@ -44,7 +44,7 @@ from featstore.encoders.vit_video import (
     replace_config,
     sinusoid_table_1d,
 )
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 VIDEOMAE_LAYOUTS = (
     "official VideoMAE/VideoMAEv2/InternVideo (patch_embed.proj, blocks.N.attn.qkv + q_bias/v_bias, "

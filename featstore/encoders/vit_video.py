@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 QKV_BIAS_STYLES = ("qkv", "qv", "none")
 POS_TABLES = ("sincos-1d", "sincos-3d")

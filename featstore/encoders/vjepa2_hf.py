@@ -28,7 +28,7 @@ from featstore.encoders._registry import (
     EncoderSpec,
     register_encoder,
 )
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 MIN_TRANSFORMERS = (4, 53)
 VJEPA2_LAYOUTS = (

@@ -17,7 +17,7 @@ from anonymize.array_store import write_array_store
 from anonymize.baselines import METHODS, BaselineConfig, describe_run, fit_baseline, row_noise
 from anonymize.cli import main
 from anonymize.export import export_store, load_trained_aam
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from featstore.summary import verify_store
 from tests.conftest import one_torch_thread

@@ -27,7 +27,7 @@ from anonymize.model import AAMConfig
 from anonymize.train import Trainer
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import vp
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import small_config
 

@@ -24,7 +24,7 @@ from anonymize import checkpoint as ckpt
 from anonymize.budgets import budget_modes
 from anonymize.model import AAMConfig
 from anonymize.train import train
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from tests.anonymize.conftest import small_config
 
 # Settings that make each budget mode trainable on the small array store in about a second.

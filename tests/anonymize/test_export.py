@@ -14,7 +14,7 @@ from anonymize import export
 from anonymize.export import export_store, load_trained_aam, store_fingerprint
 from anonymize.model import AAMConfig
 from anonymize.train import train
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import PRIVATE_COLUMNS, TABLE_COLUMNS, Store, write_transformed_store
 from featstore.summary import open_for_info, verify_store
 from tests.anonymize.conftest import small_config

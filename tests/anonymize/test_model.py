@@ -8,7 +8,7 @@ import torch
 
 from anonymize.model import AAMConfig, build_aam, parameter_report
 from anonymize.train import Trainer, zero_residual_outputs
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from tests.anonymize.conftest import small_config
 
 VARIANTS = [

@@ -12,7 +12,7 @@ from anonymize import train as train_module
 from anonymize.export import export_store
 from anonymize.model import AttentionAAM
 from anonymize.train import train
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from tests.anonymize.conftest import small_config
 
 

@@ -14,7 +14,7 @@ from anonymize.utility import build_task
 from evaluate.heads import load_head, save_head
 from evaluate.heads.tridet import TRAIN_PRESETS, TriDet, TriDetTrainConfig
 from evaluate.protocols.tad import TADConfig, load_tad_videos, train_tridet
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import DIM
 from tests.anonymize.test_baselines import run_in_process

@@ -15,7 +15,7 @@ from anonymize.data import window_rows
 from anonymize.model import AAMConfig
 from anonymize.train import Trainer, resume_config, train
 from anonymize.utility import build_task
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import small_config
 

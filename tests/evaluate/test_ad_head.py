@@ -11,7 +11,7 @@ from evaluate.ad_metrics import evaluate_videos
 from evaluate.heads import load_head, save_head
 from evaluate.heads.mgfn import MGFN, Focus, MGFNConfig, Selection, contrastive, pool_segments, with_magnitude
 from evaluate.protocols.ad import AdVideo, score_videos, train_mgfn
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth
 
 SMALL = dict(dims=(16, 32), depths=(1, 1), block_types=("glance", "focus"), dim_head=16)

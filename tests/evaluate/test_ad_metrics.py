@@ -15,7 +15,7 @@ from evaluate.ad_metrics import (
     expand_snippet_scores,
     frame_level_auc,
 )
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth
 
 

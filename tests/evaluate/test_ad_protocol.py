@@ -9,7 +9,7 @@ import pytest
 
 from evaluate.heads import load_head
 from evaluate.protocols.ad import ADConfig, load_ad_videos, run, snippet_frames
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth
 from featstore.store import Store
 from tests.conftest import run_cli

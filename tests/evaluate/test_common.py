@@ -19,7 +19,7 @@ from evaluate.common import (
     train_head,
 )
 from evaluate.protocols.privacy import PrivacyConfig
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 

@@ -9,7 +9,7 @@ import zarr
 
 from evaluate.common import StoreData
 from evaluate.shortcut import shortcut_diagnostics
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import structured_store
 

@@ -26,7 +26,7 @@ from evaluate.heads.tridet import (
 )
 from evaluate.protocols.tad import FeatureGrid, TadVideo, detect_videos, ground_truth_of, train_tridet
 from evaluate.tad_metrics import evaluate_detections
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 TINY = dict(embd_dim=32, sgp_mlp_dim=32, head_dim=32, branch_layers=2, regression_range=((0, 4), (4, 8), (8, 10000)),
             max_seq_len=64, num_bins=4)

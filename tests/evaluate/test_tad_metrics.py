@@ -12,7 +12,7 @@ from evaluate.tad_metrics import (
     interpolated_ap,
     remove_duplicate_annotations,
 )
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 
 # ------------------------------------------------------------------ an independent, literal evaluator

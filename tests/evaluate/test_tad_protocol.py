@@ -13,7 +13,7 @@ from evaluate.cli import main
 from evaluate.heads import TriDet, save_head
 from evaluate.protocols.tad import ClipLessVideos, FeatureGrid, TADConfig, ground_truth_of, load_tad_videos, run
 from evaluate.tad_metrics import Segments, evaluate_detections
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.conftest import run_cli
 from tests.evaluate.tadad_stores import tad_planted_store, tad_store, write_tad_array_store  # noqa: F401  (fixtures)

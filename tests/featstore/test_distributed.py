@@ -8,7 +8,7 @@ import torch
 
 import featstore.extract
 from featstore.distributed import assign_parts, video_costs
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.extract import ExtractConfig, extract, resolve_workers
 from featstore.store import STAGING_DIR, Store
 from tests.featstore._scaleout import (  # noqa: F401  (fixtures)

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from featstore.encoders import create_encoder, get_encoder_entry, list_encoders
 from featstore.encoders._registry import WEIGHTS_DIR_ENV, file_sha256, load_state_dict_file
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 # Small overrides so full-size families run quickly on the CPU (same code path, fewer layers and dims).
 # A newly registered encoder fails test_every_encoder_has_small_overrides until it is listed here.

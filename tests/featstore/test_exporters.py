@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from featstore import exporters
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import export_mgfn, export_opentad, frame_ground_truth
 from featstore.store import Store
 from tests.conftest import run_cli

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.exporters import OPENTAD_SUBSET_NAMES, export, export_mgfn, export_opentad, parse_subset_names
 from featstore.store import Store
 from tests.conftest import run_cli

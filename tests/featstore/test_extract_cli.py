@@ -10,7 +10,7 @@ import zarr
 from typer.testing import CliRunner
 
 from featstore.cli import app
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.extract import ExtractConfig, extract
 from featstore.sampling import SamplingConfig, static_frame_indices
 from featstore.store import Store

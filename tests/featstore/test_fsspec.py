@@ -8,7 +8,7 @@ import fsspec
 import pytest
 
 import featstore.extract
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.extract import extract, finalize_store
 from featstore.store import STAGING_DIR, Store
 from featstore.summary import verify_store

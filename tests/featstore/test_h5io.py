@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.h5io import ATTRS_KEY, export_h5, import_h5
 from featstore.store import STAGING_DIR, Store
 from featstore.summary import open_for_info

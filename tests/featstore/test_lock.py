@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.extract import extract
 from featstore.store import LOCK_SUFFIX, STAGING_DIR, StoreLock
 from tests.conftest import run_cli

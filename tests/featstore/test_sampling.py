@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.sampling import (
     SamplingConfig,
     clip_frame_indices,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from data_manifests.schema import Manifest
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import FORMAT_VERSION, Store, chunk_rows
 from featstore.summary import summarize, verify_store
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from data_manifests.schema import Manifest
 from featstore import synth
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.synth import (
     AD_CLASS_NAMES, ATTRIBUTE_NAMES, CLASS_NAMES, PARTS, STYLES, SynthConfig, SynthStyle, generate_synthetic,
     manifest_path,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.h5io import export_h5, import_h5
 from featstore.store import DamagedStoreError, Store
 from featstore.summary import verify_store

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.summary import verify_store
 from pipelines.demo import DemoConfig
 from tests.conftest import run_cli

@@ -3,7 +3,7 @@
 import pytest
 
 from evaluate.protocols.ar import ARConfig, run
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 FAST = dict(epochs=100, lr=1e-2)

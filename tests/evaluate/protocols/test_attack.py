@@ -25,7 +25,7 @@ from evaluate.protocols.attack import (
     whitebox_invert,
     whitebox_invert_sequences,
 )
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import small_config, structured_store
 from tests.conftest import run_cli

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from evaluate.protocols.bias import BiasConfig, build_ntu_bias_split, read_gender_table, resolve_class, run
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 

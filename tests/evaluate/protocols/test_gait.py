@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from data_manifests.schema import VideoRecord
 from evaluate.cli import app
 from evaluate.protocols.gait import GaitConfig, resolve_protocol, run
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Part, StagingArea, Store, StoreContents, VideoResult, write_store
 
 VIEWS = ("000", "090", "180")

@@ -6,7 +6,7 @@ import pytest
 
 from evaluate.common import video_table
 from evaluate.protocols import privacy, vp
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store, write_transformed_store
 from tests.conftest import run_cli
 

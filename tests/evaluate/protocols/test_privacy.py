@@ -8,7 +8,7 @@ import pytest
 
 from evaluate.common import json_safe
 from evaluate.protocols.privacy import PrivacyConfig, check_test_positives, run
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 FAST = dict(epochs=15, batch_size=32)

@@ -12,7 +12,7 @@ from anonymize.train import train
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import report
 from evaluate.protocols.report import ReportConfig, relative_change, suite_of, table1_cell
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import small_config, structured_store
 from tests.conftest import one_torch_thread, run_cli

@@ -3,7 +3,7 @@
 import pytest
 
 from evaluate.protocols.retrieval import RetrievalConfig, run
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 

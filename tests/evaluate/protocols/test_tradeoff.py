@@ -20,7 +20,7 @@ from evaluate.common import save_result
 from evaluate.metrics import normalized_hypervolume, pareto_front
 from evaluate.protocols import ar, privacy, tradeoff, vp
 from evaluate.protocols.tradeoff import ANON_STORE, TradeoffConfig, run
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from tests.anonymize.conftest import small_config, structured_store
 from tests.conftest import one_torch_thread

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from anonymize.array_store import write_array_store
 from evaluate.cli import app
 from evaluate.protocols.vp import AGGREGATE_RULES, VPConfig, position_aggregates, run
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 FAST = dict(epochs=15, batch_size=8)

@@ -9,7 +9,7 @@ import torch
 from featstore.encoders import create_encoder, get_encoder_entry
 from featstore.encoders import demo_pretrain
 from featstore.encoders._registry import file_sha256
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 
 def test_bundled_weights_load_by_default_and_match_their_record():

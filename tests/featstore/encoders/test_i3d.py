@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from featstore.encoders import create_encoder, get_encoder_entry
 from featstore.encoders.i3d import ClipTooSmallForI3D
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 SMALL = dict(num_frames=9, img_size=193)  # the smallest clip the official head pools: a 2 x 7 x 7 final map
 

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from featstore.encoders import create_encoder
 from featstore.encoders.vit_video import sinusoid_table_1d
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 transformers = pytest.importorskip("transformers", reason="transformers (test-only dependency) is not installed")
 

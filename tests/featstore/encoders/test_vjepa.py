@@ -11,7 +11,7 @@ import torch
 
 from featstore.encoders import create_encoder, get_encoder_entry
 from featstore.encoders.vit_video import sincos_table_3d
-from featstore.errors import FeatstoreError
+from data_manifests.errors import FeatstoreError
 
 SMALL = dict(embed_dim=96, depth=2, num_heads=4, img_size=32, num_frames=4)  # grid (2, 2, 2)
 
