@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ demo: $(BIN)/.installed
 
 # one worker per core (at most 4): test modules run whole on one worker (--dist loadscope), so
 # module fixtures are built once
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope
+
+# every test (CI runs this)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope
+	$(PYTEST)
+
+# the edit loop: every test but those marked slow (end-to-end recipes, kill-and-resume loops)
+test-fast: $(BIN)/.installed
+	$(PYTEST) -m "not slow"
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/extract_cpu.py

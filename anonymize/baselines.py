@@ -49,6 +49,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from anonymize import checkpoint as ckpt
+from featstore.hashing import file_sha256
 from data_manifests.errors import FeatstoreError
 from featstore.store import Store, utc_now
 
@@ -289,7 +290,7 @@ class FitRows:
         """(rows float32, owner video) for every fit row, in whole-shard blocks (memory: one shard)."""
         for kind in self.kinds:
             offsets = self.store.clip_offsets() if kind == "clips" else self.store.static_offsets()
-            for start, block in Store.iter_blocks(self.store.group[f"{kind}/embeddings"]):
+            for start, block in Store.iter_blocks(self.store.embeddings(kind)):
                 rows = np.arange(start, start + len(block))
                 owner = np.searchsorted(offsets, rows, side="right") - 1
                 keep = self.train[owner]
@@ -326,13 +327,9 @@ def _check_components(config: BaselineConfig, dim: int) -> int:
     return config.components
 
 
-def _attribute_names(store: Store) -> list[str]:
-    return list(store.dataset.get("header", {}).get("attribute_names", []))
-
-
 def _usable_attributes(store: Store, data: FitRows, config: BaselineConfig) -> list[int]:
     """Attributes with both values among the train videos' known labels; an error when there is none."""
-    names = _attribute_names(store)
+    names = store.attribute_names
     if not names or data.attributes.shape[1] == 0:
         raise FeatstoreError(f"{store.path} has no private attribute labels: the {config.method!r} baseline needs them")
     usable = []
@@ -382,7 +379,7 @@ def fit_gaussian_noise(data: FitRows, config: BaselineConfig, dim: int) -> tuple
 
 
 def fit_lda_action(data: FitRows, config: BaselineConfig, dim: int) -> tuple[dict, dict]:
-    names = list(data.store.dataset.get("header", {}).get("class_names", []))
+    names = data.store.class_names
     if len(names) < 2:
         raise FeatstoreError(f"{data.store.path} has {len(names)} action classes: the 'lda-action' baseline needs >= 2")
     n_classes = len(names)
@@ -441,7 +438,7 @@ def fit_leace(data: FitRows, config: BaselineConfig, dim: int) -> tuple[dict, di
     unwhiten = u @ np.diag(lam ** 0.5) @ u.T  # W^+
     basis = _orthonormal_basis(whiten @ cross)  # column space of W Sigma_xz
     eraser = unwhiten @ basis @ basis.T @ whiten  # W^+ P W
-    names = _attribute_names(data.store)
+    names = data.store.attribute_names
     fitted = {"rows": moments.n, "dims": dim - int(basis.shape[1]), "erased_dims": int(basis.shape[1]),
               "attributes": [names[a] if a < len(names) else str(a) for a in usable],
               "known_rows": [int(n) for n in n_known]}
@@ -485,7 +482,7 @@ def fit_inlp(data: FitRows, config: BaselineConfig, dim: int) -> tuple[dict, dic
         basis = _orthonormal_basis(np.stack(directions, 1)) if directions else np.zeros((dim, 0))
         projector = np.eye(dim) - basis @ basis.T
     removed = dim - int(round(np.trace(projector)))
-    names = _attribute_names(data.store)
+    names = data.store.attribute_names
     fitted = {"rows": n_rows, "rows_used": int(len(rows)), "dims": dim - removed, "removed_dims": removed,
               "attributes": [names[a] if a < len(names) else str(a) for a in usable],
               "train_accuracy": accuracy}
@@ -538,7 +535,7 @@ def fit_baseline(config: BaselineConfig, overwrite: bool = False) -> BaselineRes
     out = Path(config.out)
     _check_out(out, overwrite)
     store = Store.open(config.store)
-    if store.provenance.get("anonymizer"):
+    if store.anonymizer:
         raise FeatstoreError(f"{config.store} is already anonymized: fit baselines on a raw store")
     data = _open_fit_rows(store, config)
     tensors, fitted = FITTERS[config.method](data, config, store.dim)
@@ -552,7 +549,7 @@ def fit_baseline(config: BaselineConfig, overwrite: bool = False) -> BaselineRes
     # One metadata key: safetensors writes a metadata map in no fixed order, and the file's hash must be
     # a function of the fit alone.
     ckpt._atomic_save_tensors(tensors, pending, metadata={"anonymize_baseline": config.method})
-    config.sha256 = ckpt.sha256_file(pending)
+    config.sha256 = file_sha256(pending)
     ckpt.atomic_write_text(out / BASELINE_FILE, json.dumps(config.to_json(), indent=2) + "\n")
     pending.replace(weights)
     numel = int(sum(t.numel() for t in tensors.values()))
@@ -570,7 +567,7 @@ def load_baseline(run: Path) -> tuple[BaselineTransform, BaselineConfig, str, di
     path = run / ckpt.AAM_FILE
     if not path.is_file():
         raise FeatstoreError(f"{run} has no fitted baseline ({ckpt.AAM_FILE}): run `anonymize baseline` again")
-    sha = ckpt.sha256_file(path)
+    sha = file_sha256(path)
     if sha != config.sha256:
         raise FeatstoreError(f"{path} does not match {BASELINE_FILE} (sha256 {sha[:12]}, recorded "
                              f"{str(config.sha256)[:12]}): an interrupted or edited run; re-run `anonymize baseline --overwrite`")

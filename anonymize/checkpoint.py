@@ -28,20 +28,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
 from data_manifests.errors import FeatstoreError
+from featstore.hashing import file_sha256
 
 CHECKPOINT_TENSORS = "checkpoint.safetensors"  # the tensor file of run folders written before per-epoch names
 CHECKPOINT_JSON = "checkpoint.json"
 AAM_FILE = "aam.safetensors"
 CONFIG_FILE = "config.json"
 BASELINE_FILE = "baseline.json"  # marks a folder of `anonymize baseline` (anonymize.baselines), not a training run
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -117,7 +110,7 @@ def save_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: 
     _atomic_save_tensors(tensors, run / tensors_name)
     aam_bytes = _state_bytes(modules["aam"])
     info = dict(info, optimizers=optimizer_meta, tensors_file=tensors_name,
-                tensors_sha256=sha256_file(run / tensors_name), aam_sha256=hashlib.sha256(aam_bytes).hexdigest())
+                tensors_sha256=file_sha256(run / tensors_name), aam_sha256=hashlib.sha256(aam_bytes).hexdigest())
     atomic_write_text(run / CHECKPOINT_JSON, json.dumps(info, indent=1) + "\n")
     _atomic_write_bytes(run / AAM_FILE, aam_bytes)
     _remove_stale_tensor_files(run, keep=tensors_name)
@@ -151,7 +144,7 @@ def load_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: 
     if not path.is_file():
         raise FeatstoreError(f"{path} is missing: {CHECKPOINT_JSON} points at it; the run folder is damaged")
     recorded = info.get("tensors_sha256")
-    if recorded is not None and sha256_file(path) != recorded:
+    if recorded is not None and file_sha256(path) != recorded:
         raise FeatstoreError(f"{path} does not match the SHA-256 in {CHECKPOINT_JSON}: the checkpoint is damaged")
     try:
         tensors = load_file(str(path))
@@ -172,7 +165,7 @@ def load_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: 
 def _restore_aam_file(run: Path, aam: torch.nn.Module, recorded: str) -> None:
     """Rewrite ``aam.safetensors`` from the loaded checkpoint when a save was cut off before it."""
     path = run / AAM_FILE
-    if path.is_file() and sha256_file(path) == recorded:
+    if path.is_file() and file_sha256(path) == recorded:
         return
     aam_bytes = _state_bytes(aam)
     if hashlib.sha256(aam_bytes).hexdigest() != recorded:
@@ -184,7 +177,7 @@ def load_aam_weights(run: Path) -> tuple[dict[str, torch.Tensor], str]:
     path = run / AAM_FILE
     if not path.is_file():
         raise FeatstoreError(f"{run} has no trained anonymizer ({AAM_FILE}): train first")
-    sha = sha256_file(path)
+    sha = file_sha256(path)
     recorded = read_checkpoint_info(run).get("aam_sha256") if (run / CHECKPOINT_JSON).is_file() else None
     if recorded is not None and sha != recorded:
         raise FeatstoreError(f"{path} does not match the hash in {CHECKPOINT_JSON} (a save was interrupted): "

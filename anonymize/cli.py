@@ -58,6 +58,8 @@ def train(
     w_lc: Optional[float] = typer.Option(None, help="w_LC [100]."),
     lc_distance: Optional[str] = typer.Option(None, help="Latent consistency distance: mse (code), l1, l2 (paper) [mse]."),
     lc_inputs: Optional[str] = typer.Option(None, help="Rows under latent consistency: clips or clips+static [clips]."),
+    w_within_video: Optional[float] = typer.Option(None, help="Within-video consistency weight: f(x_a) - f(x_b) ~ "
+                                                               "x_a - x_b for two clips of a video (beyond the paper) [0]."),
     budget_mode: Optional[str] = typer.Option(None, help="direct, adversarial, supervised, none (static pairs); cross-view, bottleneck, supervised-clips, independence (full clips) [direct]."),
     budget_inputs: Optional[str] = typer.Option(None, help="static (paper) or static+clips [static]."),
     temperature: Optional[float] = typer.Option(None, help="NT-Xent temperature [0.1]."),
@@ -93,7 +95,7 @@ def train(
 ) -> None:
     """Train (or --resume) the anonymizer on a store."""
     from anonymize.config import TrainConfig
-    from anonymize.train import resume_config
+    from anonymize.resume import resume_config
     from anonymize.train import train as run_train
 
     given = dict(locals())

@@ -28,6 +28,8 @@ IDENTITY_PRESETS = {
     "code": ("mse", 1e-4, 500),
 }
 IDENTITY_CHOICES = (*IDENTITY_PRESETS, "zero", "none")
+# Where a run is written, what it shows, and how it reads rows: not part of what it trains.
+RUN_SETTINGS = ("out", "progress", "device", "row_source", "validate_every")
 
 
 @dataclass
@@ -93,6 +95,8 @@ class TrainConfig:
     w_lc: float = 100.0
     lc_distance: str = "mse"
     lc_inputs: str = "clips"
+    # beyond the paper: f(x_a) - f(x_b) ~ x_a - x_b for two random clips of each budget-batch video (0 = off)
+    w_within_video: float = 0.0
     budget_mode: str = "direct"
     budget_inputs: str = "static"
     temperature: float = 0.1
@@ -158,7 +162,7 @@ class TrainConfig:
             (self.row_source in ROW_SOURCES, f"row source must be one of {list(ROW_SOURCES)}, got {self.row_source!r}"),
             (self.stream_cache_chunks >= 2, f"stream cache must hold >= 2 chunks, got {self.stream_cache_chunks}"),
             (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
-            (min(self.w_utility, self.w_budget, self.w_lc) >= 0, "loss weights must be >= 0"),
+            (min(self.w_utility, self.w_budget, self.w_lc, self.w_within_video) >= 0, "loss weights must be >= 0"),
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
             (self.batch_size >= 2, f"batch size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}"),
             (self.lr > 0 and self.lr_reference_batch > 0, "learning rate and its reference batch must be > 0"),
@@ -228,6 +232,6 @@ class TrainConfig:
     def training_settings(self) -> dict:
         """The settings that define the training result (a resume must match them); not paths/UI."""
         data = self.to_json()
-        for key in ("out", "progress", "device", "row_source", "validate_every"):
+        for key in RUN_SETTINGS:
             data.pop(key)
         return data

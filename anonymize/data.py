@@ -77,7 +77,7 @@ class StreamingRows:
 def open_rows(store: Store, kind: str, source: str, cache_chunks: int = 64) -> MemoryRows | StreamingRows:
     if source not in ROW_SOURCES:
         raise FeatstoreError(f"row source must be one of {list(ROW_SOURCES)}, got {source!r}")
-    array = store.group[f"{kind}/embeddings"]
+    array = store.embeddings(kind)
     return MemoryRows(array) if source == "memory" else StreamingRows(array, cache_chunks)
 
 
@@ -199,3 +199,22 @@ class PairSource:
             first, first_mask = self._take(videos, first_rows)
             second, second_mask = self._take(videos, second_rows)
             yield videos, RowPairs(first, second, first_mask, second_mask, self.attributes[videos])
+
+
+class BudgetClipSource:
+    """One random full clip of each given video (raw rows; windows in the temporal mode)."""
+
+    def __init__(self, store: Store, source: str, window: int, cache_chunks: int):
+        self.offsets = store.clip_offsets()
+        self.rows = open_rows(store, "clips", source, cache_chunks)
+        self.window = window
+
+    def draw(self, videos: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
+        """(positions in ``videos`` of the videos that have clips, their clips, the window mask or None)."""
+        positions = np.flatnonzero(self.offsets[videos + 1] > self.offsets[videos])
+        owners = videos[positions]
+        rows = random_row_in(self.offsets, owners, generator)
+        if self.window <= 0:
+            return positions, self.rows.take(rows), None
+        window, valid = window_rows(self.offsets, owners, rows, self.window)
+        return positions, self.rows.take(window.reshape(-1)).reshape(*window.shape, -1), torch.from_numpy(valid)

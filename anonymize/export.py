@@ -43,11 +43,11 @@ def store_fingerprint(store: Store) -> str:
     """SHA-256 over what identifies a store's content: encoder identity, dataset, finalization, shapes."""
     identity = {
         "identity": store.identity,
-        "dataset_fingerprint": store.dataset.get("fingerprint"),
-        "finalized": store.attrs.get("featstore", {}).get("finalized"),
+        "dataset_fingerprint": store.fingerprint,
+        "finalized": store.finalized,
         "clips": list(store.clip_embeddings.shape),
         "static": list(store.static_embeddings.shape),
-        "anonymizer": store.provenance.get("anonymizer", {}).get("aam_sha256"),
+        "anonymizer": store.anonymizer.get("aam_sha256"),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -214,8 +214,8 @@ def _export(run: Path, store: Path, out: Path, device: str, batch_rows: int, kee
     if trained_on is not None and trained_on.identity.get("weights_sha256") != source.identity.get("weights_sha256"):
         raise FeatstoreError(f"{store} was extracted with another encoder ({source.provenance.get('encoder')}) than "
                              f"the anonymizer's training store ({trained_on.provenance.get('encoder')})")
-    if source.provenance.get("anonymizer"):
-        raise FeatstoreError(f"{store} is already anonymized (by {source.provenance['anonymizer'].get('run')})")
+    if source.anonymizer:
+        raise FeatstoreError(f"{store} is already anonymized (by {source.anonymizer.get('run')})")
     transform = (TemporalTransform(aam, source, batch_rows) if aam.config.aam.context_window
                  else ClipTransform(aam, batch_rows))
     anonymizer = {

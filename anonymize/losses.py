@@ -50,6 +50,13 @@ def latent_consistency(anonymized: torch.Tensor, raw: torch.Tensor, distance: st
     raise ValueError(f"distance must be one of {LC_DISTANCES}, got {distance!r}")
 
 
+def within_video_consistency(anonymized: tuple[torch.Tensor, torch.Tensor], raw: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """MSE between the anonymized and the raw difference of two clips of the same video (row i of each
+    tensor of a pair: one video): f(x_a) - f(x_b) ~ x_a - x_b. What changes within a video (motion, events,
+    an anomaly) is kept; what a video's clips share (its appearance) stays free to move."""
+    return nn.functional.mse_loss(anonymized[0] - anonymized[1], raw[0] - raw[1])
+
+
 def attribute_bce(logits: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of attribute logits against 0/1 labels, ignoring unknown (-1) labels."""
     known = attributes >= 0

@@ -31,7 +31,8 @@ def run_summary(run: Path) -> dict:
                f"block {config.aam.block}, ffn x{config.aam.ffn_ratio}, mode {config.aam.mode}",
         "objective": f"{config.w_utility} * utility - {config.w_budget} * budget({config.budget_mode}, "
                      f"{config.budget_inputs}, T={config.temperature}) + {config.w_lc} * LC({config.lc_distance}, "
-                     f"{config.lc_inputs})",
+                     f"{config.lc_inputs})" + (f" + {config.w_within_video} * within-video consistency"
+                                                 if config.w_within_video else ""),
         "optimization": f"AdamW lr {config.scaled_lr:.3g} (= {config.lr:g} x {config.batch_size}/"
                         f"{config.lr_reference_batch}), batch {config.batch_size}, wd {config.weight_decay}, seed {config.seed}",
         "epochs": f"{info['epoch']} of {config.epochs}",

@@ -13,12 +13,12 @@ joint AdamW step for the AAM and the task heads, then lets the mode update its a
 Reproducibility: every random draw of an epoch (data order, clip choice, augmentation, dropout,
 adversary restarts) comes from generators seeded by (seed, epoch, stream), and checkpoints are written
 after each epoch, so ``--resume`` continues bit-exactly: N epochs straight and N/2 + N/2 resumed give
-identical weights.
+identical weights. What a resume may change, and the checks against the saved config, are in
+``anonymize.resume``; the run folder's files in ``anonymize.checkpoint``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -47,45 +47,26 @@ from anonymize.budgets.base import (  # noqa: F401  (the stream constants are pa
 )
 from anonymize.config import TrainConfig
 from anonymize.data import (
+    BudgetClipSource,
     PairSource,
     RowPairs,
     StreamingRows,
     buffer_chunks,
     epoch_order,
     open_rows,
-    random_row_in,
     window_rows,
 )
-from anonymize.losses import latent_consistency
+from anonymize.losses import latent_consistency, within_video_consistency
 from anonymize.model import build_aam, count_parameters
-from anonymize.utility import TaskBatch, UtilityTask, build_task
+from anonymize.resume import check_run_folder
+from anonymize.utility import TaskBatch, UtilityTask
+from anonymize.utility_tasks import build_task
 from featstore.device import resolve_device
 from data_manifests.errors import FeatstoreError
-from featstore.store import Store
+from featstore.store import EMBEDDINGS, ROW_KINDS, VIDEO_ATTRIBUTES, VIDEO_IDS, VIDEO_LABELS, Store
 from featstore.summary import attribute_problems, label_problems, nonfinite_problem
 
-RESUMABLE_CHANGES = ("epochs", "progress", "device", "row_source", "validate_every", "out")
-
 console = Console(stderr=True)
-
-
-class BudgetClipSource:
-    """One random full clip of each given video (raw rows; windows in the temporal mode)."""
-
-    def __init__(self, store: Store, source: str, window: int, cache_chunks: int):
-        self.offsets = store.clip_offsets()
-        self.rows = open_rows(store, "clips", source, cache_chunks)
-        self.window = window
-
-    def draw(self, videos: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
-        """(positions in ``videos`` of the videos that have clips, their clips, the window mask or None)."""
-        positions = np.flatnonzero(self.offsets[videos + 1] > self.offsets[videos])
-        owners = videos[positions]
-        rows = random_row_in(self.offsets, owners, generator)
-        if self.window <= 0:
-            return positions, self.rows.take(rows), None
-        window, valid = window_rows(self.offsets, owners, rows, self.window)
-        return positions, self.rows.take(window.reshape(-1)).reshape(*window.shape, -1), torch.from_numpy(valid)
 
 
 def zero_residual_outputs(aam: nn.Module) -> None:
@@ -140,7 +121,7 @@ class Trainer:
         self.static_std = self._static_std() if config.static_noise > 0 else None
         self.budget = build_budget(BudgetContext(self.dim, self.device, config, self.store))
         self.clip_source = (BudgetClipSource(self.store, config.row_source, window, config.stream_cache_chunks)
-                            if self.budget.uses_clips else None)
+                            if self.budget.uses_clips or config.w_within_video > 0 else None)
         lr = config.scaled_lr
         groups = [{"params": list(self.aam.parameters()), "lr": lr, "weight_decay": config.weight_decay}]
         for task in self.tasks:
@@ -317,12 +298,27 @@ class Trainer:
     def _budget_clips(self, videos: np.ndarray, static_pairs: list[BudgetPair], attributes: torch.Tensor,
                       generator: torch.Generator) -> VideoClips:
         """One random full clip of each video of the budget batch that has clips, and its AAM output."""
+        positions, raw, anonymized = self._draw_clips(videos, generator)
+        picked = torch.from_numpy(positions).to(self.device)
+        raw_static = static_pairs[0].raw[0][picked] if static_pairs else None
+        return VideoClips(raw, anonymized, raw_static, attributes.to(self.device)[picked])
+
+    def _draw_clips(self, videos: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """(positions in ``videos`` of the videos that have clips, one random raw clip of each, its AAM output)."""
         positions, values, mask = self.clip_source.draw(videos, generator)
         values = values.to(self.device)
         out = self.aam(values, None if mask is None else mask.to(self.device))
-        picked = torch.from_numpy(positions).to(self.device)
-        raw_static = static_pairs[0].raw[0][picked] if static_pairs else None
-        return VideoClips(self._centre(values), self._centre(out), raw_static, attributes.to(self.device)[picked])
+        return positions, self._centre(values), self._centre(out)
+
+    def _within_video_term(self, step: BudgetStep, videos: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        """``within_video_consistency`` of the budget clips (drawn here when the mode draws none) and a second
+        random clip of the same videos."""
+        if step.clips is not None:
+            first_raw, first_anonymized = step.clips.raw, step.clips.anonymized
+        else:
+            _, first_raw, first_anonymized = self._draw_clips(videos, generator)
+        _, second_raw, second_anonymized = self._draw_clips(videos, generator)
+        return within_video_consistency((first_anonymized, second_anonymized), (first_raw, second_raw))
 
     def _task_iterators(self, epoch: int) -> list[Iterator[TaskBatch]]:
         def cycle(index: int, task: UtilityTask) -> Iterator[TaskBatch]:
@@ -364,6 +360,8 @@ class Trainer:
             if self.budget.uses_clips:
                 step.clips = self._budget_clips(videos, step.pairs, static_pairs.attributes, clip_generator)
             privacy, adversary_inputs = self.budget.privacy_term(step)
+            within = (self._within_video_term(step, videos, clip_generator) if config.w_within_video > 0
+                      else torch.zeros((), device=self.device))
             lc_pieces = []
             if config.lc_inputs == "clips+static":
                 for pair in step.pairs:
@@ -383,7 +381,8 @@ class Trainer:
                     lc_pieces.append((out[batch.mask], batch.embeddings[batch.mask]))
                 rows += batch.embeddings.shape[0]
             lc = sum(latent_consistency(a, r, config.lc_distance) for a, r in lc_pieces) / max(1, len(lc_pieces))
-            total = config.w_utility * utility + config.w_budget * privacy + config.w_lc * lc
+            total = (config.w_utility * utility + config.w_budget * privacy + config.w_lc * lc
+                     + config.w_within_video * within)
             loss_value = float(total.detach())
             if not math.isfinite(loss_value):  # stop before the optimizer writes NaN weights
                 raise FeatstoreError(f"epoch {epoch + 1}, step {steps + 1}: the training loss is {loss_value} "
@@ -401,6 +400,8 @@ class Trainer:
             step_values = {"loss": float(total.detach()), "utility": float(utility.detach()),
                            "privacy": float(privacy.detach()), "lc": float(lc.detach()), "adversary": adversary_loss,
                            **{f"task.{k}": v for k, v in task_losses.items()}}
+            if config.w_within_video > 0:
+                step_values["within_video"] = float(within.detach())
             for key, value in step_values.items():
                 sums[key] = sums.get(key, 0.0) + value
             steps += 1
@@ -449,13 +450,11 @@ def refuse_unsound_rows(store: Store) -> None:
     """Labels and attributes in range of the names and every embedding finite, or one line naming the
     store and the first problem (a NaN row would make every loss NaN; a label past the class names
     would crash a head)."""
-    header = store.dataset.get("header", {})
-    ids = [str(video_id) for video_id in store.array("videos/video_id").tolist()]
-    problems = (label_problems(store.array("videos/label"), ids, header.get("class_names", []))
-                + attribute_problems(store.array("videos/attributes"), ids, header.get("attribute_names", [])))
-    for kind in ("clips", "static"):
-        problems += [problem for problem in [nonfinite_problem(f"{kind}/embeddings", store.group[f"{kind}/embeddings"])]
-                     if problem]
+    ids = [str(video_id) for video_id in store.array(VIDEO_IDS).tolist()]
+    problems = (label_problems(store.array(VIDEO_LABELS), ids, store.class_names)
+                + attribute_problems(store.array(VIDEO_ATTRIBUTES), ids, store.attribute_names))
+    for kind in ROW_KINDS:
+        problems += [problem for problem in [nonfinite_problem(EMBEDDINGS[kind], store.embeddings(kind))] if problem]
     if problems:
         raise FeatstoreError(f"{store.path}: {problems[0]} (a damaged store; `featstore verify` lists every problem)")
 
@@ -471,53 +470,13 @@ def format_record(record: dict) -> str:
     return "  ".join(parts)
 
 
-def resume_config(out: Path, overrides: dict) -> TrainConfig:
-    """The saved config of the run in ``out`` with the user's explicit ``overrides`` applied.
-
-    Only ``RESUMABLE_CHANGES`` (e.g. more epochs, another device) may differ from the saved run; an
-    override of anything else must equal the saved value. ``aam``/``identity`` may be partial dicts.
-    """
-    saved_path = Path(out) / ckpt.CONFIG_FILE
-    if not saved_path.is_file():
-        raise FeatstoreError(f"nothing to resume at {out} (no {ckpt.CONFIG_FILE}); drop --resume to start a run")
-    data = TrainConfig.load(saved_path).to_json()
-    conflicts = []
-    for key, value in overrides.items():
-        if key in ("aam", "identity"):
-            value = {**data[key], **value}
-        if key in RESUMABLE_CHANGES:
-            data[key] = value
-        elif json.dumps(value, sort_keys=True) != json.dumps(data.get(key), sort_keys=True):
-            conflicts.append(f"{key} (saved {data.get(key)!r}, given {value!r})")
-    if conflicts:
-        raise FeatstoreError(f"--resume with settings that differ from the saved run: {'; '.join(conflicts)}")
-    data["out"] = str(out)
-    return TrainConfig.from_json(data)
-
-
-def changed_settings(saved: TrainConfig, given: TrainConfig) -> list[str]:
-    """Training settings of ``given`` that differ from ``saved`` and that a resumed run may not change."""
-    before, after = saved.training_settings(), given.training_settings()
-    return sorted(k for k in after if k not in RESUMABLE_CHANGES and after[k] != before.get(k))
-
-
 def train(config: TrainConfig, resume: bool = False, show_progress: bool | None = None) -> TrainResult:
     """Train a new run in ``config.out``, or (``resume``) continue it from its last checkpoint.
 
-    A resumed run's training settings must equal the saved ones, except ``RESUMABLE_CHANGES``.
+    A resumed run's training settings must equal the saved ones, except ``anonymize.resume.RESUMABLE_CHANGES``.
     """
+    check_run_folder(config, resume)
     run = Path(config.out)
-    if run.exists() and not run.is_dir():
-        raise FeatstoreError(f"--out {run} is a file; it names the run folder")
-    saved_path = run / ckpt.CONFIG_FILE
-    if resume:
-        if not saved_path.is_file():
-            raise FeatstoreError(f"nothing to resume at {run} (no {ckpt.CONFIG_FILE}); drop --resume to start a run")
-        changed = changed_settings(TrainConfig.load(saved_path), config)
-        if changed:
-            raise FeatstoreError(f"--resume with settings that differ from the saved run: {', '.join(changed)}")
-    elif saved_path.exists() or (run / ckpt.CHECKPOINT_JSON).exists():
-        raise FeatstoreError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
     trainer = Trainer(config, show_progress)
     try:
         run.mkdir(parents=True, exist_ok=True)
@@ -525,5 +484,5 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool | None 
         raise FeatstoreError(f"cannot create --out {run}: {error.strerror}") from None
     if resume and (run / ckpt.CHECKPOINT_JSON).is_file():
         trainer.load()
-    config.save(saved_path)
+    config.save(run / ckpt.CONFIG_FILE)
     return trainer.run()

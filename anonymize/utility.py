@@ -55,7 +55,8 @@ Where the batches come from: a task is built from a store by a factory registere
 task; ``source`` is "memory" (load the rows) or "stream" (read Zarr chunks through an LRU cache of
 ``cache_chunks`` chunks, visiting videos in block-shuffled order); ``anonymize.data.open_rows``
 gives either. ``anonymize train --tad-store X`` looks up
-the factory named "tad" and calls it with ``Store.open(X)``. This module ships "action".
+the factory named "tad" (``anonymize.utility_tasks.build_task``, which imports every task module) and calls it
+with ``Store.open(X)``. This module ships "action"; ``utility_tad`` and ``utility_ad`` ship "tad" and "ad".
 
 The generic head pretraining and the joint training loop live in ``anonymize.train``; a task defines
 data, head and loss (and, optionally, its head's own pretraining recipe).
@@ -156,27 +157,13 @@ class UtilityTask(ABC):
 
 
 TaskFactory = Callable[[Store, float, str, int], UtilityTask]
-_TASKS: dict[str, TaskFactory] = {}
+# name -> factory, filled by register_task as each task's module is imported (anonymize.utility_tasks builds from it)
+TASK_FACTORIES: dict[str, TaskFactory] = {}
 
 
 def register_task(name: str, factory: TaskFactory) -> None:
     """Make a task buildable by name (``anonymize train`` uses "action", "tad", "ad")."""
-    _TASKS[name] = factory
-
-
-def task_names() -> list[str]:
-    return sorted(_TASKS)
-
-
-def build_task(name: str, store: Store, weight: float, source: str = "memory", cache_chunks: int = 64,
-               head: str | None = None) -> UtilityTask:
-    """The task ``name`` on ``store``; ``head``: a saved head to start from (``UtilityTask.use_trained_head``)."""
-    if name not in _TASKS:
-        raise FeatstoreError(f"no utility task named {name!r} is available (registered: {task_names()})")
-    task = _TASKS[name](store, weight, source, cache_chunks)
-    if head is not None:
-        task.use_trained_head(head)
-    return task
+    TASK_FACTORIES[name] = factory
 
 
 # ---------------------------------------------------------------------------------------------- action
@@ -196,7 +183,7 @@ class ActionRecognitionTask(UtilityTask):
     def __init__(self, store: Store, weight: float = 1.0, source: str = "memory", cache_chunks: int = 64,
                  split: str = "train", val_split: str = "test"):
         table = store.videos()
-        n_classes = len(store.dataset.get("header", {}).get("class_names", []))
+        n_classes = len(store.class_names)
         if n_classes < 2:
             raise FeatstoreError(f"{store.path}: action recognition needs a store with class names (task action); "
                                  f"this one has {n_classes} classes")
@@ -259,6 +246,3 @@ class ActionRecognitionTask(UtilityTask):
 
 
 register_task("action", ActionRecognitionTask)
-
-# The sequence tasks register themselves on import (they need `register_task` defined above).
-from anonymize import utility_ad, utility_tad  # noqa: E402,F401

@@ -1,14 +1,14 @@
 """The AD utility task: an MGFN head on a video's snippet sequence, its loss keeps anomalies detectable.
 
-``anonymize train --ad-store X`` builds it through the "ad" factory registered here (importing this
-module registers it). Per step it draws ``n`` normal and ``n`` anomalous training videos (MGFN: 16 + 16,
-fewer when the store has fewer) and returns their raw clip sequences (B, L, D) with a mask, normal
-videos first. :meth:`AdTask.loss` pools each *anonymized* sequence to 32 segments over its real
-length (a differentiable mean), appends the magnitude channel and returns MGFN's loss, so gradients
-reach the AAM. The head uses MGFN's optimizer settings (lr 1e-3, weight decay 5e-4) and the
-"small" preset below 100 training videos. Validation: frame-level ROC AUC on the anonymized
-validation split; as in ``evaluate ad``, its videos without clips stay in the ground truth with their
-frames scored as missed.
+``anonymize train --ad-store X`` builds it through the "ad" factory registered here (importing this module
+registers it). Per step it draws ``n`` normal and ``n`` anomalous training videos (MGFN: 16 + 16, fewer when
+the store has fewer) and returns their raw clip sequences (B, L, D) with a mask, normal videos first.
+:meth:`AdTask.loss` pools each *anonymized* sequence to 32 segments over its real length (a differentiable
+mean), appends the magnitude channel and returns MGFN's loss, so gradients reach the AAM. The head is the one
+``evaluate ad`` trains with its defaults (``ADConfig.head_setup``): MGFN's optimizer settings (lr 1e-3, weight
+decay 5e-4) and the "small" preset below 100 training videos. Validation: frame-level ROC AUC on the
+anonymized validation split; as in ``evaluate ad``, its videos without clips stay in the ground truth with
+their frames scored as missed.
 """
 
 from __future__ import annotations
@@ -18,57 +18,41 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from anonymize.data import open_rows
-from anonymize.utility import TaskBatch, UtilityTask, register_task
-from evaluate.ad_metrics import evaluate_videos, frame_ground_truth
-from evaluate.heads.mgfn import MGFN, PRESETS, MGFNConfig, pool_segments, with_magnitude
-from evaluate.protocols.ad import (
-    SMALL_DATA_VIDEOS,
-    AdVideo,
-    load_ad_videos,
-    load_videos_without_clips,
-    score_videos,
-    snippet_frames,
-    unscored_ground_truth,
-)
+from anonymize.utility import TaskBatch, register_task
+from anonymize.utility_sequence import SequenceTask, padded_batch, validation_videos
 from data_manifests.errors import FeatstoreError
+from evaluate.ad_metrics import evaluate_videos, frame_ground_truth
+from evaluate.heads.mgfn import MGFN, pool_segments, with_magnitude
+from evaluate.protocols import _anomaly_detector as detector
+from evaluate.protocols.ad import ADConfig
 from featstore.store import Store
 
-MGFN_VIDEOS_PER_CLASS = 16
-MGFN_LR = 1e-3
-MGFN_WEIGHT_DECAY = 5e-4
 
-
-class AdTask(UtilityTask):
+class AdTask(SequenceTask):
     name = "ad"
-    input_kind = "sequence"
     prefers_temporal = False
 
     def __init__(self, store: Store, weight: float = 1.0, source: str = "memory", cache_chunks: int = 64,
                  split: str = "train", val_split: str = "test"):
-        self.frames = snippet_frames(store)
-        self.videos = load_ad_videos(store, split)
+        self.frames = detector.snippet_frames(store)
+        self.videos = detector.load_ad_videos(store, split)
         labels = np.array([v.label for v in self.videos])
         self.normal, self.anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
         if len(self.normal) == 0 or len(self.anomalous) == 0:
             raise FeatstoreError(f"{store.path}: the AD task needs normal and anomalous {split!r} videos, got "
                                  f"{len(self.normal)} normal and {len(self.anomalous)} anomalous")
-        preset = "small" if len(self.videos) < SMALL_DATA_VIDEOS else "ucf-crime"
-        self.per_class = min(MGFN_VIDEOS_PER_CLASS, len(self.normal), len(self.anomalous))
-        super().__init__(weight, MGFN(MGFNConfig(input_dim=store.dim, **PRESETS[preset])),
-                         batch_size=2 * self.per_class, head_lr=MGFN_LR, head_weight_decay=MGFN_WEIGHT_DECAY)
+        _, head, recipe = ADConfig().head_setup(store.dim, len(self.videos))  # evaluate ad's head and recipe
+        self.per_class = min(recipe.batch_per_class, len(self.normal), len(self.anomalous))
+        super().__init__(store, weight, MGFN(head), source, cache_chunks, batch_size=2 * self.per_class,
+                         head_lr=recipe.lr, head_weight_decay=recipe.weight_decay)
         self.offsets = store.clip_offsets()
-        self.rows = open_rows(store, "clips", source, cache_chunks)
-        try:
-            self.val_videos = load_ad_videos(store, val_split)
-        except FeatstoreError:
-            self.val_videos = []
-        self.val_without_clips = load_videos_without_clips(store, val_split)
+        self.val_videos = validation_videos(lambda: detector.load_ad_videos(store, val_split))
+        self.val_without_clips = detector.load_videos_without_clips(store, val_split)
 
     def n_train_items(self) -> int:
         return 2 * min(len(self.normal), len(self.anomalous))
 
-    def _rows_of(self, video: AdVideo) -> np.ndarray:
+    def _rows_of(self, video: detector.AdVideo) -> np.ndarray:
         return np.arange(self.offsets[video.index], self.offsets[video.index + 1])
 
     def epoch_batches(self, batch_size: int, generator: torch.Generator, context_window: int = 0) -> Iterator[TaskBatch]:
@@ -77,13 +61,7 @@ class AdTask(UtilityTask):
         anomalous = self.anomalous[torch.randperm(len(self.anomalous), generator=generator).numpy()]
         for first in range(0, (min(len(normal), len(anomalous)) // n) * n, n):
             picked = np.concatenate([normal[first:first + n], anomalous[first:first + n]])
-            sequences = [self.rows.take(self._rows_of(self.videos[i])) for i in picked.tolist()]
-            longest = max(len(s) for s in sequences)
-            embeddings = torch.zeros((len(sequences), longest, sequences[0].shape[1]))
-            mask = torch.zeros((len(sequences), longest), dtype=torch.bool)
-            for row, sequence in enumerate(sequences):
-                embeddings[row, :len(sequence)] = sequence
-                mask[row, :len(sequence)] = True
+            embeddings, mask = padded_batch([self.rows.take(self._rows_of(self.videos[i])) for i in picked.tolist()])
             yield TaskBatch(embeddings, torch.tensor(n), mask=mask, info={"videos": [self.videos[i].index for i in picked]})
 
     def loss(self, anonymized: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
@@ -98,12 +76,12 @@ class AdTask(UtilityTask):
     def validate(self, apply_aam, device: torch.device, context_window: int = 0) -> dict[str, float]:
         videos = self.val_videos
         truth = [frame_ground_truth(v.clip_times, v.intervals, self.frames) for v in videos]
-        unscored_truth = unscored_ground_truth(self.val_without_clips)
+        unscored_truth = detector.unscored_ground_truth(self.val_without_clips)
         every_video = truth + unscored_truth
         if not videos or not any(t.any() for t in every_video) or all(t.all() for t in every_video):
             return {}
         was_training = self.head.training
-        scores = score_videos(self.head, videos, device, transform=apply_aam)
+        scores = detector.score_videos(self.head, videos, device, transform=apply_aam)
         self.head.train(was_training)
         result = evaluate_videos([v.video_id for v in videos], scores, truth, self.frames, unscored_truth)
         return {"roc_auc": result["roc_auc"], "pr_auc": result["pr_auc"]}

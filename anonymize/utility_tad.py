@@ -9,9 +9,9 @@ calls :meth:`TadTask.loss`, which zeroes padded positions, pads to the head's ``
 returns TriDet's focal + DIoU loss: gradients flow through the sequence into the AAM. TriDet's input
 noise is not added here (the anonymizer's output is the input).
 
-The head is the one ``evaluate tad`` trains with its defaults (``TADConfig``): the "small" preset below
-100 training videos, else THUMOS14 (``evaluate.heads.tridet``), ``max_seq_len`` = the longest training
-sequence rounded up to the pyramid divisor (capped). Before the anonymizer trains, the head is either
+The head is the one ``evaluate tad`` trains with its defaults (``TADConfig.head_setup``): the "small"
+preset below 100 training videos, else THUMOS14 (``evaluate.heads.tridet_config``), ``max_seq_len`` = the
+longest training sequence rounded up to the pyramid divisor (capped). Before the anonymizer trains, the head is either
 trained on the raw features with TriDet's own recipe (:meth:`TadTask.pretrain_head`: the preset's
 ``TriDetTrainConfig``, i.e. AdamW with weight decay on conv weights only, linear warmup then cosine,
 gradient clipping 1.0, input noise, and the model EMA that TriDet evaluates becomes the head), or taken
@@ -31,61 +31,48 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anonymize.checkpoint import sha256_file
-from anonymize.data import epoch_order, open_rows
-from anonymize.utility import TaskBatch, UtilityTask, register_task
+from featstore.hashing import file_sha256
+from anonymize.data import epoch_order
+from anonymize.utility import TaskBatch, register_task
+from anonymize.utility_sequence import SequenceTask, padded_batch, validation_videos
+from data_manifests.errors import FeatstoreError
 from evaluate.heads import load_head
 from evaluate.heads.tridet import TadTarget, TriDet, random_crop
-from evaluate.protocols.tad import (
-    ClipLessVideos,
-    TADConfig,
-    TadVideo,
-    check_head_fits,
-    detect_videos,
-    ground_truth_of,
-    load_tad_videos,
-    tad_classes,
-    train_tridet,
-)
+from evaluate.protocols import _action_detector as detector
+from evaluate.protocols.tad import TADConfig
 from evaluate.tad_metrics import evaluate_detections
-from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 
 
-class TadTask(UtilityTask):
+class TadTask(SequenceTask):
     name = "tad"
-    input_kind = "sequence"
     prefers_temporal = True
 
     def __init__(self, store: Store, weight: float = 1.0, source: str = "memory", cache_chunks: int = 64,
                  split: str = "train", val_split: str = "test"):
         self.store = store
-        self.videos = load_tad_videos(store, split, with_features=False)
+        self.videos = detector.load_tad_videos(store, split, with_features=False)
         if not any(len(v.segments) for v in self.videos):
             raise FeatstoreError(f"{store.path}: the TAD task needs annotated segments in the {split!r} split")
-        defaults = TADConfig()  # evaluate tad's head and recipe for a store of this size
-        self.preset = defaults.resolved_preset(len(self.videos))
-        lengths = [len(v.rows) for v in self.videos]
-        config = defaults.model_config(self.preset, store.dim, len(tad_classes(store)), lengths)
-        self.recipe = defaults.train_config(self.preset)
-        super().__init__(weight, TriDet(config), batch_size=self.recipe.batch_size, grad_clip=self.recipe.grad_clip)
+        # evaluate tad's head and recipe for a store of this size
+        self.preset, config, self.recipe = TADConfig().head_setup(store.dim, len(detector.tad_classes(store)),
+                                                                  [len(v.rows) for v in self.videos])
+        super().__init__(store, weight, TriDet(config), source, cache_chunks, batch_size=self.recipe.batch_size,
+                         grad_clip=self.recipe.grad_clip)
         self.config = config
         self.saved_head: dict | None = None  # where the head came from, when use_trained_head gave it
-        self.rows = open_rows(store, "clips", source, cache_chunks)
-        try:
-            self.val_videos = load_tad_videos(store, val_split, with_features=False)
-        except FeatstoreError:
-            self.val_videos = []
-        self.val_clipless = ClipLessVideos.of(store, val_split)
+        self.val_videos = validation_videos(lambda: detector.load_tad_videos(store, val_split,
+                                                                             with_features=False))
+        self.val_clipless = detector.ClipLessVideos.of(store, val_split)
 
     def use_trained_head(self, path: str) -> None:
         """Start from a head saved by ``evaluate tad`` (its architecture and weights); the head must read this
         store's features and predict its classes."""
         model, meta = load_head(Path(path), "cpu", expected="tridet")
-        check_head_fits(model, meta, self.store, f"--tad-head {path}")
+        detector.check_head_fits(model, meta, self.store, f"--tad-head {path}")
         self.head = model.train()
         self.config = model.config
-        self.saved_head = {"from": str(path), "sha256": sha256_file(Path(path)), "trained_on": meta.get("store")}
+        self.saved_head = {"from": str(path), "sha256": file_sha256(Path(path)), "trained_on": meta.get("store")}
 
     def pretrain_head(self, device: torch.device, seed: int) -> dict:
         """TriDet's recipe on the raw training sequences (the head becomes the recipe's model EMA), unless the
@@ -93,12 +80,12 @@ class TadTask(UtilityTask):
         if self.saved_head is not None:
             return dict(self.saved_head)
         recipe = replace(self.recipe, seed=seed)
-        _, ema, losses = train_tridet(self.videos, self.config, recipe, device, read=self._crop_clips)
+        _, ema, losses = detector.train_tridet(self.videos, self.config, recipe, device, read=self._crop_clips)
         self.head.load_state_dict(ema.module.state_dict())
         return {"recipe": f"TriDet {self.preset}", "epochs": recipe.warmup_epochs + recipe.epochs, "lr": recipe.lr,
                 "final_train_loss": losses[-1]}
 
-    def _crop_clips(self, video: TadVideo, start: int, end: int) -> torch.Tensor:
+    def _crop_clips(self, video: detector.TadVideo, start: int, end: int) -> torch.Tensor:
         return self.rows.take(video.rows[start:end])
 
     def n_train_items(self) -> int:
@@ -116,12 +103,7 @@ class TadTask(UtilityTask):
                 sequences.append(self._crop_clips(video, start, end))
                 targets.append((torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32)).reshape(-1, 2),
                                 torch.from_numpy(np.asarray(labels, dtype=np.int64))))
-            longest = max(len(s) for s in sequences)
-            embeddings = torch.zeros((len(sequences), longest, sequences[0].shape[1]))
-            mask = torch.zeros((len(sequences), longest), dtype=torch.bool)
-            for row, sequence in enumerate(sequences):
-                embeddings[row, :len(sequence)] = sequence
-                mask[row, :len(sequence)] = True
+            embeddings, mask = padded_batch(sequences)
             yield TaskBatch(embeddings, targets, mask=mask)
 
     def loss(self, anonymized: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
@@ -139,12 +121,13 @@ class TadTask(UtilityTask):
         videos = self.val_videos
         if not videos or not (any(len(v.segments) for v in videos) or len(self.val_clipless.segments)):
             return {}
-        loaded = [TadVideo(v.index, v.video_id, self.rows.take(v.rows).numpy(), v.rows, v.segments, v.labels, v.grid)
-                  for v in videos]
+        loaded = [detector.TadVideo(v.index, v.video_id, self.rows.take(v.rows).numpy(), v.rows, v.segments, v.labels,
+                                    v.grid) for v in videos]
         was_training = self.head.training
-        detections = detect_videos(self.head, loaded, device, transform=apply_aam)
+        detections = detector.detect_videos(self.head, loaded, device, transform=apply_aam)
         self.head.train(was_training)
-        result = evaluate_detections(ground_truth_of(loaded, self.val_clipless), detections, drop_unknown_labels=True)
+        result = evaluate_detections(detector.ground_truth_of(loaded, self.val_clipless), detections,
+                                     drop_unknown_labels=True)
         return {"mAP": result.average_mAP}
 
 

@@ -66,6 +66,9 @@ SETTINGS: dict[str, dict] = {
     # the default: kernel independence of anonymized clips from their video's raw static clip
     "independence": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget},
     "independence-wb3": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 3.0},
+    # plus the within-video consistency (w 10: the best on the demo store of 0, 1, 10, 30, 100)
+    "independence-within": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                            "w_within_video": 10.0},
     "independence-gaussian": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                               "independence_kernels": "gaussian"},
     "cross-view": {**FULL_CLIP, "budget_mode": "cross-view", "w_budget": 1.0, "budget_steps": 3,

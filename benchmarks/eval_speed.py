@@ -30,6 +30,7 @@ import torch
 
 from data_manifests.schema import VideoRecord
 from evaluate.protocols import ar, privacy
+from evaluate.settings import PROBE_EPOCHS, AttackerSettings
 from featstore.store import Part, StagingArea, Store, StoreContents, VideoResult, write_store
 
 VIDEOS_PER_PART = 1000
@@ -117,11 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-static", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=1280)
-    parser.add_argument("--privacy-epochs", type=int, default=100)
+    parser.add_argument("--privacy-epochs", type=int, default=AttackerSettings.epochs)
     parser.add_argument("--attacker", default="both", choices=["both", "standard", "authors"])
     parser.add_argument("--ar-videos", type=int, default=10_000)
     parser.add_argument("--ar-clips", type=int, default=8)
-    parser.add_argument("--ar-epochs", type=int, default=250)
+    parser.add_argument("--ar-epochs", type=int, default=PROBE_EPOCHS)
     parser.add_argument("--device", default="cpu", help="cpu (the target of this benchmark), auto or cuda.")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads [default: torch's].")
     parser.add_argument("--skip", choices=["privacy", "ar"], default=None)

@@ -23,8 +23,9 @@ import torch
 from data_manifests.registry import resolve_dataset
 from data_manifests.schema import Manifest, VideoRecord
 from featstore.decode import open_media
+from featstore.decode_stream import CLIPS_PER_CHUNK
 from featstore.encoders import create_encoder
-from featstore.extract import CLIPS_PER_CHUNK, ExtractConfig, extract
+from featstore.extract import ExtractConfig, extract
 from featstore.preprocess import preprocess_frames
 from featstore.sampling import SamplingConfig, clip_frame_indices, clip_windows, static_frame_indices
 from featstore.store import Part, StagingArea, Store, StoreContents, VideoResult, write_store

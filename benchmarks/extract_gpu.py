@@ -31,7 +31,7 @@ from data_manifests.schema import Manifest
 from featstore.device import autocast, resolve_device, resolve_precision
 from featstore.encoders import create_encoder, get_encoder_entry
 from featstore.extract import ExtractConfig, extract
-from featstore.synth import SynthConfig, generate_synthetic
+from data_manifests.synth import SynthConfig, generate_synthetic
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOPS, by device-name fragment (first match wins).
 PEAK_BF16_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0),

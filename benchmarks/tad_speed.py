@@ -26,9 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the literal reference implementations live in the tests
     sys.path.insert(0, str(REPO))
 
-from evaluate.heads.tridet import PRESETS, TadTarget, TriDet, TriDetConfig, pad_batch, parameter_groups, soft_nms  # noqa: E402
+from evaluate.heads.training import parameter_groups  # noqa: E402
+from evaluate.heads.tridet import WEIGHT_DECAYED, TadTarget, TriDet, pad_batch, soft_nms  # noqa: E402
+from evaluate.heads.tridet_config import PRESETS, TriDetConfig  # noqa: E402
 from evaluate.tad_metrics import TIOU_THRESHOLDS, Segments, evaluate_detections  # noqa: E402
-from tests.evaluate.test_tad_head import reference_soft_nms  # noqa: E402
+from tests.evaluate.heads.test_tridet import reference_soft_nms  # noqa: E402
 from tests.evaluate.test_tad_metrics import _straight_evaluate  # noqa: E402
 
 
@@ -102,7 +104,7 @@ def bench_training_step(steps: int) -> None:
         config = TriDetConfig(input_dim=input_dim, num_classes=20, **overrides)
         torch.manual_seed(0)
         model = TriDet(config).train()
-        optimizer = torch.optim.AdamW(parameter_groups(model, 0.025), lr=1e-4)
+        optimizer = torch.optim.AdamW(parameter_groups(model, 0.025, WEIGHT_DECAYED), lr=1e-4)
         sequences = [torch.randn(config.max_seq_len, input_dim) for _ in range(2)]
         targets = [TadTarget(torch.tensor([[100.0, 180.0], [900.0, 1100.0], [2000.0, 2040.0]]), torch.tensor([1, 5, 7]))
                    for _ in range(2)]

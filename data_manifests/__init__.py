@@ -1,4 +1,5 @@
-"""Dataset manifests: one versioned JSONL schema, validation, and builders for public datasets."""
+"""Dataset manifests: one versioned JSONL schema, validation, builders for public datasets, the synthetic
+dataset generator (``synth``) and the error type every stage raises (``errors``)."""
 
 from data_manifests.schema import (
     MANIFEST_FORMAT,

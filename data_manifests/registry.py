@@ -14,7 +14,7 @@ from data_manifests.builders._common import check_fold
 from data_manifests.schema import Manifest, ManifestError
 
 DEFAULT_SYNTH_ROOT = Path("data/synth")
-# The same four parts in the "variant" style (featstore.synth.STYLES): other colours, textures, sizes, speeds.
+# The same four parts in the "variant" style (data_manifests.synth.STYLES): other colours, textures, sizes, speeds.
 VARIANT_SYNTH_ROOT = Path("data/synth-variant")
 DEFAULT_FOLD = 1  # the official split used when --fold is not given; a manifest file holds exactly one
 
@@ -76,7 +76,7 @@ def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int
     """A synthetic part in one style preset; generated (with the preset's seed) if its manifest is absent."""
 
     def build(root: Path, fold: int) -> Manifest:
-        from featstore.synth import generate_synthetic, manifest_path, part_name, preset_config
+        from data_manifests.synth import generate_synthetic, manifest_path, part_name, preset_config
 
         expected = part_name(part, style)
         check_fold(expected, fold, (DEFAULT_FOLD,), "the synthetic dataset has one train/test split")

@@ -2,6 +2,10 @@
 
 A protocol's module imports torch, scikit-learn or matplotlib (seconds), so it is imported only when its
 subcommand runs or shows its own help; ``evaluate --help`` lists the protocols from ``PROTOCOLS`` alone.
+
+This app is ``python -m evaluate``. The ``evaluate`` console script is ``pipelines.evaluate_cli``: these
+protocols plus ``PIPELINES_COMMANDS``, which train or export anonymizers and so live in pipelines, a package
+this one never imports.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from data_manifests.errors import FeatstoreError
 from featstore.cli import run_app
 
 # each name is a module evaluate/protocols/<name>.py with register(app), with its command's one-line help (the
@@ -27,41 +32,60 @@ PROTOCOLS = {
     "bias": "Gender bias: per-gender accuracy, overall accuracy and their gap (NTU-Bias-F/M or Toyota Smarthome).",
     "tad": "Temporal action detection: TriDet head, mAP at tIoU 0.3:0.1:0.7 and their average.",
     "ad": "Anomaly detection: MGFN head, frame-level ROC AUC and PR AUC.",
-    "attack": "Inversion attacks (Table 8): black-box inverter and white-box preimage; action top-1 and attribute "
-              "cMAP.",
-    "tradeoff": "Privacy-utility trade-off of a sweep of runs: points, Pareto front, normalized hypervolume, PNG.",
-    "report": "Run every protocol the stores support, raw vs anonymized; write report.md, results.json and figures.",
 }
+# The console script's commands from pipelines, named here only to send `python -m evaluate report` there.
+PIPELINES_COMMANDS = ("attack", "tradeoff", "report")
 
 
 class ProtocolGroup(TyperGroup):
-    """The protocols listed by name and help; a protocol's module is imported when its subcommand is resolved."""
+    """Commands listed by name and help; a command's module is imported when its subcommand is resolved.
+
+    ``COMMANDS``: name -> (the module whose register(app) defines the command, the command's one-line help).
+    """
+
+    COMMANDS: dict[str, tuple[str, str]] = {name: (f"evaluate.protocols.{name}", text)
+                                            for name, text in PROTOCOLS.items()}
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         # the entries the group's help and its did-you-mean suggestions read (no options: those are the module's)
-        self.commands.update({name: TyperCommand(name, help=text) for name, text in PROTOCOLS.items()})
+        self.commands.update({name: TyperCommand(name, help=text) for name, (_, text) in self.COMMANDS.items()})
 
     def resolve_command(self, ctx, args):
+        if args and args[0] in PIPELINES_COMMANDS and args[0] not in self.COMMANDS:
+            raise FeatstoreError(f"{args[0]!r} is a command of the `evaluate` console script: run `evaluate "
+                                 f"{args[0]} ...` (or `python -m pipelines.evaluate_cli {args[0]} ...`)")
         name, _, rest = super().resolve_command(ctx, args)
-        return name, None if name is None else protocol_command(name), rest
+        return name, None if name is None else module_command(self.COMMANDS[name][0]), rest
+
+
+def module_command(module: str) -> TyperCommand:
+    """The subcommand a module's register(app) defines."""
+    command_app = typer.Typer(add_completion=False)
+    importlib.import_module(module).register(command_app)
+    return typer.main.get_command(command_app)
 
 
 def protocol_command(name: str) -> TyperCommand:
-    """The subcommand a protocol module's register(app) defines."""
-    protocol_app = typer.Typer(add_completion=False)
-    importlib.import_module(f"evaluate.protocols.{name}").register(protocol_app)
-    return typer.main.get_command(protocol_app)
+    """The subcommand of the protocol module evaluate/protocols/<name>.py."""
+    return module_command(f"evaluate.protocols.{name}")
 
 
-app = typer.Typer(cls=ProtocolGroup, add_completion=False, no_args_is_help=True,
-                  help="Privacy and utility protocols on feature stores; each writes a JSON result and prints a table.")
+def evaluate_app(group: type[ProtocolGroup]) -> typer.Typer:
+    """The ``evaluate`` app whose subcommands are ``group.COMMANDS``."""
+    app = typer.Typer(cls=group, add_completion=False, no_args_is_help=True,
+                      help="Privacy and utility protocols on feature stores; each writes a JSON result and prints a "
+                           "table.")
+
+    @app.callback()
+    def evaluate() -> None:
+        # typer makes a group only of registered commands or a callback; the group adds the commands
+        pass
+
+    return app
 
 
-@app.callback()
-def evaluate() -> None:
-    # typer makes a group only of registered commands or a callback; ProtocolGroup adds the commands
-    pass
+app = evaluate_app(ProtocolGroup)
 
 
 def main() -> None:

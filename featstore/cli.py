@@ -31,7 +31,7 @@ def synth(
         "(default: the config file's, else default)."),
 ) -> None:
     """Generate the built-in synthetic video dataset (mp4 files + manifests)."""
-    from featstore.synth import generate_synthetic
+    from data_manifests.synth import generate_synthetic
 
     paths = generate_synthetic(out, synth_config(seed, config, style))
     for part, path in paths.items():
@@ -43,7 +43,7 @@ def synth_config(seed: int | None, config_file: Path | None, style: str | None =
     --seed; without a seed anywhere the style preset's own seed is used."""
     import dataclasses
 
-    from featstore.synth import STYLE_SEEDS, SynthConfig, SynthStyle
+    from data_manifests.synth import STYLE_SEEDS, SynthConfig, SynthStyle
 
     fields = {}
     if config_file is not None:

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from data_manifests.errors import FeatstoreError
-from featstore.store import STAGING_DIR, Location, Store
+from featstore.store import CLIP_FRAMES, CLIP_TIMES, STAGING_DIR, Location, Store, has_staged_run
 
 EXPORT_FORMATS = ("h5", "opentad", "mgfn")
 MGFN_DEFAULT_CROPS = 1
@@ -159,12 +159,12 @@ def interrupted_writer(path: str | Path) -> str | None:
     if location.is_url or not location.exists():
         return None
     try:
-        state = Store.open(path, require_complete=False).attrs["featstore"].get("state")
+        state = Store.open(path, require_complete=False).format_record.get("state")
     except FeatstoreError:  # no store attributes written yet
         state = None
     if state not in (None, "complete") and not location.exists(STAGING_DIR):
         return "anonymize export"
-    if location.exists(STAGING_DIR) and not location.is_file(f"{STAGING_DIR}/run.json"):
+    if location.exists(STAGING_DIR) and not has_staged_run(location):
         return "featstore import"
     return None
 
@@ -177,10 +177,6 @@ def _check_out_folder(out: Path) -> Path:
     return out
 
 
-def _sampling(store: Store) -> dict:
-    return store.config.get("sampling", {}) or {}
-
-
 def _videos_with_clips(store: Store) -> np.ndarray:
     return np.flatnonzero(np.diff(store.clip_offsets()) > 0)
 
@@ -188,10 +184,10 @@ def _videos_with_clips(store: Store) -> np.ndarray:
 def feature_grid_info(store: Store) -> dict:
     """The stride / clip length / fps a tool needs, and whether clip g really covers frames
     [g * stride, g * stride + clip_len) of every video (the tools' seconds <-> index formula)."""
-    sampling = _sampling(store)
+    sampling = store.sampling
     clip_len = int(sampling.get("clip_len", 16))
     stride = int(sampling.get("stride") or clip_len)
-    frames = store.array("clips/frames")
+    frames = store.array(CLIP_FRAMES)
     offsets = store.clip_offsets()
     matches = True
     for v in _videos_with_clips(store).tolist():
@@ -283,7 +279,7 @@ def _write_opentad(store: Store, staging: Path, out: Path, subset_names: dict[st
                 raise FeatstoreError(f"{store.path}: video {table.video_id[v]} has a segment of label {label}, "
                                      f"not a class id")
             label_ids.add(label)
-    class_names = _class_names(list(store.dataset.get("header", {}).get("class_names", [])), label_ids)
+    class_names = _class_names(store.class_names, label_ids)
     (staging / "features").mkdir()
     database = {}
     for v in exported:
@@ -389,7 +385,7 @@ def _write_mgfn(store: Store, staging: Path, out: Path, crops: int, train_split:
                              f"this store has clip length {grid['num_frames']} and stride {grid['feat_stride']}")
     labels = table.label
     offsets = store.clip_offsets()
-    times = store.array("clips/times")
+    times = store.array(CLIP_TIMES)
     with_clips = set(_videos_with_clips(store).tolist())
     train = [v for v in store.split_indices(train_split).tolist() if v in with_clips]
     test = [v for v in store.split_indices(test_split).tolist() if v in with_clips]

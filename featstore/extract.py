@@ -5,11 +5,9 @@ part is encoded as one stream of clips cut into batches of ``batch_size``, so th
 therefore the numbers, depend only on the part; a resumed run recomputes unfinished parts exactly
 as an uninterrupted run would have, and so does a run spread over several processes.
 
-Decoding feeds the encoder in one of three ways, all yielding the same items in the same order:
-inline (the CPU default: a decode thread or process would steal the encoder's cores), a background
-thread (``workers=0`` on a GPU), or DataLoader worker processes (``workers=N``, the GPU default),
-each decoding whole videos and handing over page-locked uint8 frames; the main process reads the
-videos back in manifest order. Preprocessing runs next to the forward, on the encoder's device.
+This module runs the extraction: it plans which parts are left (resuming a killed run or extending a
+finished store), feeds each part from ``featstore.decode_stream`` through ``featstore.part_encoder``,
+stages it, and finalizes the store.
 
 Under torchrun (see ``featstore.distributed``) rank 0 prepares the output and assigns the missing
 parts to ranks, balanced by duration; every rank writes only its own part files; rank 0 finalizes
@@ -23,45 +21,34 @@ error naming the owner.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
-import multiprocessing
-import os
 import platform
-import queue
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
 
 from data_manifests.registry import resolve_dataset
 from data_manifests.schema import Manifest, VideoRecord
-from featstore.decode import DECODERS, VideoDecodeError, open_media
-from featstore.device import autocast, resolve_device, resolve_precision
+from featstore.decode import DECODERS
+from featstore.decode_stream import DecodeJob, DecodeSettings, decode_stream, one_part, resolve_workers
+from featstore.device import resolve_device, resolve_precision
 from featstore.distributed import Ranks, assign_parts, ranks_from_environment, video_costs
 from featstore.encoders import LoadedEncoder, create_encoder, get_encoder_entry
 from data_manifests.errors import FeatstoreError
-from featstore.preprocess import preprocess_frames
+from featstore.part_encoder import PartEncoder
 from featstore.progress import ExtractProgress
-from featstore.sampling import (
-    SamplingConfig,
-    clip_frame_indices,
-    clip_windows,
-    read_sampling_record,
-    resample_indices,
-    static_frame_indices,
-)
+from featstore.sampling import SamplingConfig, read_sampling_record
 from featstore.store import (
+    CLIP_FRAMES,
+    CLIP_TIMES,
     STAGING_DIR,
+    STATIC_FRAMES,
     STORE_DTYPES,
     DamagedPartError,
     Location,
@@ -76,11 +63,6 @@ from featstore.store import (
     write_store,
 )
 
-CLIPS_PER_CHUNK = 8  # clips decoded together at most
-CHUNK_FRAME_BYTES = 64 << 20  # and at most this many bytes of decoded frames (1080p: one clip)
-MAX_DEFAULT_WORKERS = 8  # decode processes per GPU by default
-# Decoded chunks each worker may hold ready: bounds memory at workers x this x CHUNK_FRAME_BYTES.
-WORKER_PREFETCH = 4
 # How long a rank looks again for files another node wrote: shared filesystems (NFS) may cache a
 # directory's listing for some seconds.
 SHARED_STORAGE_SETTLE_SECONDS = 60.0
@@ -142,400 +124,6 @@ class ExtractResult:
     videos_computed: int = 0  # by this process
 
 
-def resolve_workers(requested: int | None, device: torch.device, local_world_size: int = 1) -> int:
-    """Decode processes: as asked, else none on the CPU and min(8, this rank's share of the cores) on a GPU."""
-    if requested is not None:
-        return requested
-    if device.type == "cpu":
-        return 0
-    return max(1, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) // max(1, local_world_size)))
-
-
-# ---------------------------------------------------------------------- the decode side
-@dataclass
-class _VideoPlan:
-    position: int  # index within the part
-    record: VideoRecord
-    decoder: str = ""
-    n_frames: int = 0
-    fps: float = 0.0
-    clip_frames: np.ndarray | None = None
-    clip_times: np.ndarray | None = None
-    static_frames: np.ndarray | None = None
-    failed_reason: str = ""
-
-
-@dataclass
-class _Chunk:
-    """Decoded frames of some clips of one video; ``index`` (n_clips, clip_len) points into ``frames``."""
-
-    position: int
-    kind: str  # "clip" | "static"
-    frames: np.ndarray | torch.Tensor  # uint8 (n_frames, H, W, 3)
-    index: np.ndarray
-
-    def pin_memory(self) -> _Chunk:
-        """Page-locked frames, which copy to the GPU asynchronously (the DataLoader's pinning thread calls this)."""
-        return dataclasses.replace(self, frames=torch.as_tensor(self.frames).pin_memory())
-
-
-@dataclass
-class _VideoEnd:
-    """The last item of a video; ``failed`` is its plan, with the reason, when it could not be decoded."""
-
-    position: int
-    failed: _VideoPlan | None = None
-
-
-@dataclass(frozen=True)
-class _DecodeJob:
-    position: int  # within its part
-    path: str
-    record: VideoRecord
-
-
-@dataclass(frozen=True)
-class _DecodeSettings:
-    sampling: SamplingConfig
-    decoder: str
-
-
-_END = object()
-
-
-def clips_per_chunk(clip_len: int, height: int, width: int) -> int:
-    """Clips decoded together: up to CLIPS_PER_CHUNK, fewer when frames are large (bounded memory)."""
-    return int(max(1, min(CLIPS_PER_CHUNK, CHUNK_FRAME_BYTES // max(1, clip_len * height * width * 3))))
-
-
-def decode_video(job: _DecodeJob, settings: _DecodeSettings) -> Iterator:
-    """Decode one video chunk by chunk, yielding its plan, then uint8 frames with clip indices, then a
-    ``_VideoEnd``; never the whole video at once.
-
-    No torch work happens here: this may run in a decode thread, and torch ops in two threads at once
-    oversubscribe the cores. Preprocessing happens next to the forward, on the encoder's device.
-    """
-    position, record = job.position, job.record
-    plan = _VideoPlan(position, record)
-    sampling = settings.sampling
-    try:
-        source = open_media(Path(job.path), settings.decoder, record.media)
-    except VideoDecodeError as exc:
-        plan.failed_reason = str(exc)
-        yield _VideoEnd(position, plan)
-        return
-    try:
-        info = source.info
-        plan.decoder, plan.n_frames, plan.fps = source.name, info.n_frames, info.fps
-        if record.media == "image":
-            timeline = np.zeros(1, dtype=np.int64)
-            windows = np.zeros((0, 2), dtype=np.int64)
-            static_t = np.zeros(1, dtype=np.int64)
-            fps = 0.0
-        else:
-            timeline = resample_indices(info.n_frames, info.fps, sampling.fps)
-            windows = clip_windows(len(timeline), sampling)
-            static_t = static_frame_indices(len(timeline), sampling.static_per_video, sampling.static_positions)
-            fps = sampling.fps or info.fps
-        if len(windows):
-            plan.clip_frames = np.stack([timeline[windows[:, 0]], timeline[windows[:, 1] - 1] + 1], axis=1)
-            plan.clip_times = (windows / fps).astype(np.float64)
-        else:
-            plan.clip_frames, plan.clip_times = np.zeros((0, 2), dtype=np.int64), np.zeros((0, 2))
-        plan.static_frames = timeline[static_t]
-        yield plan  # announce the video before its rows arrive
-
-        static_sources = plan.static_frames
-        static_pending = np.ones(len(static_sources), dtype=bool)
-        stills: dict[int, np.ndarray] = {}
-        step = clips_per_chunk(sampling.clip_len, info.height, info.width)
-        for start in range(0, len(windows), step):
-            clip_sources = np.stack(
-                [timeline[clip_frame_indices(w, sampling.clip_len)] for w in windows[start : start + step]]
-            )
-            # Static frames up to this point are read in the same forward pass (PyAV reads forward only).
-            due = np.flatnonzero(static_pending & (static_sources <= clip_sources.max()))
-            unique, inverse = np.unique(np.concatenate([clip_sources.ravel(), static_sources[due]]), return_inverse=True)
-            frames = source.read(unique)
-            for i, at in zip(due, inverse[clip_sources.size :]):
-                stills[int(i)] = frames[at]
-            static_pending[due] = False
-            yield _Chunk(position, "clip", frames, inverse[: clip_sources.size].reshape(clip_sources.shape))
-        remaining = np.flatnonzero(static_pending)
-        if len(remaining):
-            unique, inverse = np.unique(static_sources[remaining], return_inverse=True)
-            frames = source.read(unique)
-            for i, at in zip(remaining, inverse):
-                stills[int(i)] = frames[at]
-        if len(static_sources):
-            frames = np.stack([stills[i] for i in range(len(static_sources))])
-            index = np.repeat(np.arange(len(static_sources))[:, None], sampling.clip_len, axis=1)
-            yield _Chunk(position, "static", frames, index)  # each still tiled to a clip
-    except VideoDecodeError as exc:
-        plan.failed_reason = str(exc)
-    finally:
-        source.close()
-    yield _VideoEnd(position, plan if plan.failed_reason else None)
-
-
-def decode_stream(jobs: list[_DecodeJob], settings: _DecodeSettings, device: torch.device, workers: int) -> Iterator:
-    """The decode items of ``jobs``, video after video, however decoding is spread."""
-    if workers > 0:
-        return _worker_stream(jobs, settings, workers, pin=device.type == "cuda")
-    items = (item for job in jobs for item in decode_video(job, settings))
-    if device.type == "cpu":
-        # On the CPU a decode thread would steal cores from the encoder's threads (its OpenMP team
-        # then waits for the slowest thread), so decoding runs inline there.
-        return items
-    return prefetched(_pinned(items))
-
-
-def _pinned(items: Iterator) -> Iterator:
-    for item in items:
-        yield item.pin_memory() if isinstance(item, _Chunk) else item
-
-
-def prefetched(items: Iterator, depth: int = 4) -> Iterator:
-    """Run an iterator in a background thread, ``depth`` items ahead; errors re-raise in the caller."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def pump() -> None:
-        def put(item) -> bool:
-            while not stop.is_set():
-                try:
-                    buffer.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        try:
-            for item in items:
-                if not put(item):
-                    return
-        except Exception as exc:  # handed over to the consuming thread, which re-raises it
-            put(("error", exc))
-            return
-        put(_END)
-
-    worker = threading.Thread(target=pump, daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is _END:
-                return
-            if isinstance(item, tuple) and item[0] == "error":
-                raise item[1]
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
-class _DecodeDataset(IterableDataset):
-    """Decodes some videos, one after another, inside a DataLoader worker process."""
-
-    def __init__(self, jobs: list[_DecodeJob], settings: _DecodeSettings):
-        super().__init__()
-        self.jobs, self.settings = jobs, settings
-
-    def __iter__(self) -> Iterator:
-        for job in self.jobs:
-            for item in decode_video(job, self.settings):
-                if isinstance(item, _Chunk):
-                    # A tensor reaches the main process through shared memory rather than a pipe.
-                    item.frames = torch.from_numpy(item.frames)
-                yield item
-
-
-def _as_is(item):
-    """The DataLoader's per-item conversion: none (items are already what the encoder side reads)."""
-    return item
-
-
-def _worker_stream(jobs: list[_DecodeJob], settings: _DecodeSettings, workers: int, pin: bool) -> Iterator:
-    """Decode in ``workers`` processes, video ``i`` in process ``i % workers``, read back in order.
-
-    One single-worker DataLoader per process, rather than one DataLoader with many workers, so that
-    the main process asks exactly the process that holds the next video: each process blocks once
-    WORKER_PREFETCH chunks are ready, which bounds memory without a reorder buffer, and the order
-    (hence every batch) is the manifest order. Whole videos per process keep PyAV's forward-only reads.
-    """
-    n = min(workers, len(jobs))
-    if n == 0:
-        return
-    # Not fork: the parent may hold CUDA state and zarr's event-loop thread. A forkserver imports this
-    # module (torch included) once and forks each worker from there, instead of each importing it anew.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-    else:
-        context = multiprocessing.get_context("spawn")
-    loaders = [
-        iter(
-            DataLoader(
-                _DecodeDataset(jobs[w::n], settings),
-                batch_size=None,
-                num_workers=1,
-                collate_fn=_as_is,
-                pin_memory=pin,
-                prefetch_factor=WORKER_PREFETCH,
-                multiprocessing_context=context,
-            )
-        )
-        for w in range(n)
-    ]
-    for index in range(len(jobs)):
-        loader = loaders[index % n]
-        while True:
-            item = next(loader)
-            yield item
-            if isinstance(item, _VideoEnd):
-                break
-
-
-def _one_part(stream: Iterator, n_videos: int) -> Iterator:
-    """The items of the next ``n_videos`` videos of a stream that runs on into the following parts."""
-    ended = 0
-    while ended < n_videos:
-        item = next(stream)
-        if isinstance(item, _VideoEnd):
-            ended += 1
-        yield item
-
-
-# ---------------------------------------------------------------------- the encode side
-class _PartEncoder:
-    """Consumes one part's stream, cuts it into fixed batches and routes embeddings back to videos.
-
-    Embeddings stay on the encoder's device until the part ends and then come back in one copy, so a
-    GPU is not made to wait for the host after every batch.
-    """
-
-    def __init__(self, encoder: LoadedEncoder, device: torch.device, precision: torch.dtype, batch_size: int):
-        self.encoder, self.device, self.precision, self.batch_size = encoder, device, precision, batch_size
-        self.preprocess = encoder.spec.preprocess()
-        self.forward_seconds = 0.0
-        self._cuda_timings: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
-
-    def run(self, records: list[VideoRecord], stream: Iterator, progress: ExtractProgress) -> list[VideoResult]:
-        plans: dict[int, _VideoPlan] = {}
-        outputs: list[torch.Tensor] = []  # one (batch, D) float32 tensor per forward
-        owners: list[tuple[int, str, int]] = []  # (video position, kind, rows), in output row order
-        pending: list[tuple[int, str, torch.Tensor]] = []
-        pending_rows = 0
-
-        def flush(limit: int | None) -> None:
-            nonlocal pending, pending_rows
-            while pending and (limit is None or pending_rows >= limit):
-                take = self.batch_size if limit is not None else pending_rows
-                take = min(take, pending_rows)
-                pieces, got = [], 0
-                while got < take:
-                    position, kind, clips = pending[0]
-                    need = take - got
-                    if len(clips) <= need:
-                        pending.pop(0)
-                        piece = clips
-                    else:
-                        piece, pending[0] = clips[:need], (position, kind, clips[need:])
-                    pieces.append(piece)
-                    owners.append((position, kind, len(piece)))
-                    got += len(piece)
-                outputs.append(self._forward(torch.cat(pieces)))
-                pending_rows -= take
-                if limit is None:
-                    break
-
-        for item in stream:
-            if isinstance(item, _VideoPlan):
-                plans[item.position] = item
-            elif isinstance(item, _Chunk):
-                clips = self._clips(item)
-                pending.append((item.position, item.kind, clips))
-                pending_rows += len(clips)
-                flush(self.batch_size)
-            elif item.failed is not None:
-                plans[item.position] = item.failed
-        flush(None)
-
-        rows = self._route(outputs, owners)
-        results = []
-        for position, record in enumerate(records):
-            plan = plans[position]
-            if plan.failed_reason:
-                results.append(VideoResult(record.video_id, failed_reason=plan.failed_reason, decoder=plan.decoder))
-                progress.video_done(0, self.forward_seconds, failed=True)
-                continue
-            clips = _gather(rows.get((position, "clip")), self.encoder.spec.embed_dim)
-            static = _gather(rows.get((position, "static")), self.encoder.spec.embed_dim)
-            results.append(
-                VideoResult(
-                    video_id=record.video_id,
-                    decoder=plan.decoder,
-                    n_frames=plan.n_frames,
-                    fps=plan.fps,
-                    duration=plan.n_frames / plan.fps if plan.fps else 0.0,
-                    clip_embeddings=clips,
-                    clip_frames=plan.clip_frames,
-                    clip_times=plan.clip_times,
-                    static_embeddings=static,
-                    static_frames=plan.static_frames,
-                )
-            )
-            progress.video_done(len(clips) + len(static), self.forward_seconds)
-        return results
-
-    def _clips(self, chunk: _Chunk) -> torch.Tensor:
-        """uint8 frames -> preprocessed (n, 3, T, H, W) clips on the encoder's device."""
-        frames = torch.as_tensor(chunk.frames).to(self.device, non_blocking=True)  # async when pinned
-        frames = preprocess_frames(frames, self.preprocess)
-        return frames[torch.from_numpy(chunk.index).to(self.device)].permute(0, 2, 1, 3, 4)
-
-    def _forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":  # GPU time, read once the part's rows are back on the host
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            out = self._encode(clips)
-            end.record()
-            self._cuda_timings.append((start, end))
-            return out
-        started = time.perf_counter()
-        out = self._encode(clips)
-        self.forward_seconds += time.perf_counter() - started
-        return out
-
-    def _encode(self, clips: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            return self.encoder.module(clips).float()
-
-    def _route(self, outputs: list[torch.Tensor], owners: list[tuple[int, str, int]]) -> dict:
-        """All of the part's embeddings to the host in one copy, then split back per (video, kind)."""
-        with torch.inference_mode():
-            if outputs:
-                table = torch.cat(outputs).cpu().numpy()
-            else:
-                table = np.zeros((0, self.encoder.spec.embed_dim), np.float32)
-        for start, end in self._cuda_timings:  # complete: the copy above waited for them
-            self.forward_seconds += start.elapsed_time(end) / 1000.0
-        self._cuda_timings.clear()
-        rows: dict[tuple[int, str], list[np.ndarray]] = {}
-        at = 0
-        for position, kind, n in owners:
-            rows.setdefault((position, kind), []).append(table[at : at + n])
-            at += n
-        return rows
-
-
-def _gather(blocks: list | None, dim: int) -> np.ndarray:
-    if not blocks:
-        return np.zeros((0, dim), dtype=np.float32)
-    return np.concatenate(blocks)
-
-
-# ---------------------------------------------------------------------- orchestration
 @dataclass
 class _RunPlan:
     """Rank 0's plan, handed to every rank: which parts are missing and who computes them."""
@@ -607,18 +195,18 @@ def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
             units = _units(manifest.records, config.videos_per_part)
             mine = plan.assignment[ranks.rank]
             jobs = [
-                _DecodeJob(position, str(manifest.resolve_path(record)), record)
+                DecodeJob(position, str(manifest.resolve_path(record)), record)
                 for index in mine
                 for position, record in enumerate(units[index])
             ]
-            settings = _DecodeSettings(config.sampling, config.decoder)
-            part_encoder = _PartEncoder(encoder, device, precision, config.batch_size)
+            settings = DecodeSettings(config.sampling, config.decoder)
+            part_encoder = PartEncoder(encoder, device, precision, config.batch_size)
             meta = {"device": str(device), "rank": ranks.rank, "world_size": ranks.world_size, "workers": workers}
             with contextlib.closing(decode_stream(jobs, settings, device, workers)) as stream, ExtractProgress(
                 len(jobs), enabled=show_progress and ranks.is_main
             ) as progress:
                 for index in mine:
-                    results = part_encoder.run(units[index], _one_part(stream, len(units[index])), progress)
+                    results = part_encoder.run(units[index], one_part(stream, len(units[index])), progress)
                     staging.save_part(Part(index, results, {**meta, "finished": utc_now()}))
 
             ranks.barrier()  # every rank's parts are staged
@@ -812,7 +400,7 @@ def _up_to_date(staging: StagingArea, identity: dict, manifest: Manifest, config
     store = Store.open(out)
     return (
         _read_identity(store.identity) == identity
-        and store.dataset.get("fingerprint") == manifest.fingerprint()
+        and store.fingerprint == manifest.fingerprint()
         and not (config.retry_failed and store.failures)
     )
 
@@ -887,8 +475,8 @@ def _reopen_complete_store(staging: StagingArea) -> None:
     table = store.videos()
     failed = {f["video_id"]: f["reason"] for f in store.failures}
     clip_off, static_off = store.clip_offsets(), store.static_offsets()
-    clip_frames, clip_times = store.array("clips/frames"), store.array("clips/times")
-    static_frames = store.array("static/frames")
+    clip_frames, clip_times = store.array(CLIP_FRAMES), store.array(CLIP_TIMES)
+    static_frames = store.array(STATIC_FRAMES)
     staging.create()
     for index in range(math.ceil(len(table) / per_part)):
         results = []

@@ -18,19 +18,34 @@ from data_manifests.schema import Segment, VideoRecord
 from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, staged_output
 from featstore.store import (
+    CLIP_EMBEDDINGS,
+    CLIP_FRAMES,
+    CLIP_OFFSETS,
+    CLIP_TIMES,
+    EMBEDDINGS,
+    REQUIRED_ARRAYS,
+    ROW_ARRAYS,
+    ROW_KINDS,
+    STATIC_EMBEDDINGS,
+    STATIC_FRAMES,
+    STATIC_OFFSETS,
+    TABLE_ARRAYS,
     TABLE_COLUMNS,
+    TEXT_ARRAYS,
+    VIDEO_SEGMENT_OFFSETS,
+    VIDEO_SEGMENTS,
     Part,
     StagingArea,
     Store,
     StoreContents,
     VideoResult,
+    dataset_header,
     write_store,
 )
-from featstore.summary import REQUIRED_ARRAYS, ROW_KINDS, identity_problems, table_problems, verify_store
+from featstore.summary import identity_problems, table_problems, verify_store
 
 ATTRS_KEY = "featstore_attrs"
-ROW_ARRAYS = ("clips/embeddings", "clips/frames", "clips/times", "static/embeddings", "static/frames")
-SMALL_ARRAYS = ("clips/offsets", "static/offsets", "videos/segments", "videos/segment_offsets")
+SMALL_ARRAYS = (CLIP_OFFSETS, STATIC_OFFSETS, VIDEO_SEGMENTS, VIDEO_SEGMENT_OFFSETS)
 IMPORT_VIDEOS_PER_PART = 256
 
 
@@ -54,12 +69,12 @@ def _write_h5(store: Store, path: Path) -> None:
                 target[start : start + len(block)] = block
         for name in SMALL_ARRAYS:
             handle.create_dataset(name, data=store.array(name))
-        for column in TABLE_COLUMNS:
-            values = store.array(f"videos/{column}")
+        for name in TABLE_ARRAYS:
+            values = store.array(name)
             if values.dtype.kind in "UO":
-                handle.create_dataset(f"videos/{column}", data=values.astype(object), dtype=h5py.string_dtype())
+                handle.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype())
             else:
-                handle.create_dataset(f"videos/{column}", data=values)
+                handle.create_dataset(name, data=values)
 
 
 def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> Path:
@@ -82,25 +97,26 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
     except OSError as exc:
         raise FeatstoreError(f"{h5_path} is not a readable HDF5 file") from exc
     with handle, staged_output(out) as building:
-        missing = [n for n in (*ROW_ARRAYS, *SMALL_ARRAYS, *(f"videos/{c}" for c in TABLE_COLUMNS)) if n not in handle]
+        missing = [n for n in (*ROW_ARRAYS, *SMALL_ARRAYS, *TABLE_ARRAYS) if n not in handle]
         if ATTRS_KEY not in handle.attrs or missing:
             what = ", ".join(missing[:4]) if missing else f"the root attribute {ATTRS_KEY!r}"
             raise FeatstoreError(f"{h5_path} is not in the featstore HDF5 layout (missing {what}; see docs/store-format.md)")
         attrs = _read_attrs(handle, h5_path)
         _refuse_problems(h5_path, _h5_problems(handle, attrs))
-        header = attrs.get("dataset", {}).get("header", {})
+        header = dataset_header(attrs)
         failures = {f["video_id"]: f["reason"] for f in attrs.get("failures", [])}
         records, video_columns = _read_table(handle)
-        dim = handle["clips/embeddings"].shape[1]
-        dtype = str(handle["clips/embeddings"].dtype)
+        dim = handle[CLIP_EMBEDDINGS].shape[1]
+        dtype = str(handle[CLIP_EMBEDDINGS].dtype)
         staging = StagingArea(building, dim, dtype)
         staging.root.mkdir()
-        clip_off, static_off = handle["clips/offsets"][...], handle["static/offsets"][...]
+        clip_off, static_off = handle[CLIP_OFFSETS][...], handle[STATIC_OFFSETS][...]
         n_parts = math.ceil(len(records) / IMPORT_VIDEOS_PER_PART)
         for index in range(n_parts):
             lo, hi = index * IMPORT_VIDEOS_PER_PART, min(len(records), (index + 1) * IMPORT_VIDEOS_PER_PART)
             c0, c1, s0, s1 = int(clip_off[lo]), int(clip_off[hi]), int(static_off[lo]), int(static_off[hi])
-            rows = {name: handle[name][c0:c1] if name.startswith("clips") else handle[name][s0:s1] for name in ROW_ARRAYS}
+            rows = {**{name: handle[name][c0:c1] for name in (CLIP_EMBEDDINGS, CLIP_FRAMES, CLIP_TIMES)},
+                    **{name: handle[name][s0:s1] for name in (STATIC_EMBEDDINGS, STATIC_FRAMES)}}
             results = []
             for v in range(lo, hi):
                 record = records[v]
@@ -115,10 +131,10 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
                 if not result.failed:
                     a, b = int(clip_off[v]) - c0, int(clip_off[v + 1]) - c0
                     c, d = int(static_off[v]) - s0, int(static_off[v + 1]) - s0
-                    result.clip_embeddings = rows["clips/embeddings"][a:b]
-                    result.clip_frames, result.clip_times = rows["clips/frames"][a:b], rows["clips/times"][a:b]
-                    result.static_embeddings = rows["static/embeddings"][c:d]
-                    result.static_frames = rows["static/frames"][c:d]
+                    result.clip_embeddings = rows[CLIP_EMBEDDINGS][a:b]
+                    result.clip_frames, result.clip_times = rows[CLIP_FRAMES][a:b], rows[CLIP_TIMES][a:b]
+                    result.static_embeddings = rows[STATIC_EMBEDDINGS][c:d]
+                    result.static_frames = rows[STATIC_FRAMES][c:d]
                 results.append(result)
             staging.save_part(Part(index, results, {"imported_from": str(h5_path)}))
         attrs.pop("featstore", None)
@@ -133,14 +149,14 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
 def _h5_problems(handle: h5py.File, attrs: dict) -> list[str]:
     """``verify``'s checks on the file's arrays, before anything is staged from them (offsets decide which
     rows go to which video)."""
-    arrays = {name: handle[name][...] for name in REQUIRED_ARRAYS if not name.endswith("/embeddings")}
-    for column in ("video_id", "path", "split", "subject", "decoder"):
-        arrays[f"videos/{column}"] = arrays[f"videos/{column}"].astype(str)
-    shapes = {kind: handle[f"{kind}/embeddings"].shape for kind in ROW_KINDS}
+    arrays = {name: handle[name][...] for name in REQUIRED_ARRAYS if name not in EMBEDDINGS.values()}
+    for name in TEXT_ARRAYS:
+        arrays[name] = arrays[name].astype(str)
+    shapes = {kind: handle[EMBEDDINGS[kind]].shape for kind in ROW_KINDS}
     if any(len(shape) != 2 for shape in shapes.values()):
         return [f"the embeddings must be 2-d (rows, size), not {shapes['clips']} and {shapes['static']}"]
-    problems = table_problems(arrays, shapes, attrs.get("dataset", {}).get("header", {}), attrs.get("failures", []))
-    return problems + identity_problems(attrs, shapes["clips"][1], str(handle["clips/embeddings"].dtype))
+    problems = table_problems(arrays, shapes, dataset_header(attrs), attrs.get("failures", []))
+    return problems + identity_problems(attrs, shapes["clips"][1], str(handle[CLIP_EMBEDDINGS].dtype))
 
 
 def _refuse_problems(h5_path: Path, problems: list[str]) -> None:
@@ -174,11 +190,11 @@ def _read_attrs(handle: h5py.File, h5_path: Path) -> dict:
 
 def _read_table(handle: h5py.File) -> tuple[list[VideoRecord], dict[str, np.ndarray]]:
     columns = {}
-    for column in TABLE_COLUMNS:
-        values = handle[f"videos/{column}"][...]
+    for column, name in zip(TABLE_COLUMNS, TABLE_ARRAYS):
+        values = handle[name][...]
         columns[column] = values.astype(str) if values.dtype.kind in "OS" else values
-    segments = handle["videos/segments"][...]
-    seg_off = handle["videos/segment_offsets"][...]
+    segments = handle[VIDEO_SEGMENTS][...]
+    seg_off = handle[VIDEO_SEGMENT_OFFSETS][...]
     records = []
     for v, video_id in enumerate(columns["video_id"].tolist()):
         attributes = columns["attributes"][v]

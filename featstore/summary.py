@@ -13,7 +13,35 @@ import zarr
 
 from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, staging_target
-from featstore.store import FORMAT_VERSION, TABLE_COLUMNS, Location, Store
+from featstore.store import (
+    CLIP_EMBEDDINGS,
+    CLIP_FRAMES,
+    CLIP_OFFSETS,
+    CLIP_TIMES,
+    EMBEDDINGS,
+    FORMAT_VERSION,
+    FRAMES,
+    OFFSETS,
+    REQUIRED_ARRAYS,
+    ROW_KINDS,
+    STATIC_EMBEDDINGS,
+    STATIC_FRAMES,
+    STATIC_OFFSETS,
+    TABLE_ARRAYS,
+    VIDEO_ATTRIBUTES,
+    VIDEO_DECODERS,
+    VIDEO_DURATIONS,
+    VIDEO_FPS,
+    VIDEO_IDS,
+    VIDEO_LABELS,
+    VIDEO_N_FRAMES,
+    VIDEO_SEGMENT_OFFSETS,
+    VIDEO_SEGMENTS,
+    VIDEO_SUBJECTS,
+    Location,
+    Store,
+    dataset_header,
+)
 
 
 def open_for_info(path: str | Path) -> Store:
@@ -36,21 +64,20 @@ def summarize(store: Store) -> dict:
     table = store.videos()
     clip_off, static_off = store.clip_offsets(), store.static_offsets()
     prov = store.provenance
-    header = store.dataset.get("header", {})
     failed_ids = {f["video_id"] for f in store.failures}
     splits = Counter(table.split.tolist())
     return {
         "path": str(store.path),
-        "format_version": store.attrs["featstore"]["format_version"],
+        "format_version": store.format_record["format_version"],
         "model": prov.get("encoder"),
         "weights": prov.get("weights"),
         "weights_sha256": prov.get("weights_sha256"),
         "dim": store.dim,
         "dtype": str(store.clip_embeddings.dtype),
-        "dataset": header.get("name"),
-        "task": header.get("task"),
-        "n_classes": len(header.get("class_names", [])),
-        "attributes": header.get("attribute_names", []),
+        "dataset": store.dataset_name,
+        "task": store.task,
+        "n_classes": len(store.class_names),
+        "attributes": store.attribute_names,
         "n_videos": len(table),
         "n_failed": len(failed_ids),
         "n_clips": int(clip_off[-1]),
@@ -63,9 +90,9 @@ def summarize(store: Store) -> dict:
         "precision": prov.get("precision"),
         "decoders": dict(Counter(d for d in table.decoder.tolist() if d)),
         "versions": prov.get("versions"),
-        "finished": store.attrs["featstore"].get("finalized"),
+        "finished": store.finalized,
         "failures": store.failures,
-        "private_labels": prov.get("anonymizer", {}).get("private_labels"),  # an export's: "dropped" or "kept"
+        "private_labels": store.anonymizer.get("private_labels"),  # an export's: "dropped" or "kept"
     }
 
 
@@ -75,18 +102,13 @@ def _spread(counts: np.ndarray) -> str:
     return f"min {counts.min()}, mean {counts.mean():.1f}, max {counts.max()}"
 
 
-ROW_KINDS = ("clips", "static")
-REQUIRED_ARRAYS = ("clips/embeddings", "clips/frames", "clips/times", "clips/offsets", "static/embeddings",
-                   "static/frames", "static/offsets", "videos/segments", "videos/segment_offsets",
-                   *(f"videos/{c}" for c in TABLE_COLUMNS))
 # Zarr leaves a chunk whose values all equal the fill value (0, "") unwritten, so an absent chunk of these
 # arrays can be genuine content: offsets of a store without rows or segments, the frame of every image,
 # attributes, subjects and decoders all unknown/empty, the columns of videos that all failed. Their
 # values are checked instead (offsets against row counts, spans against n_frames). Every other array
 # (the embeddings above all) never holds an all-zero chunk, so an absent chunk there is damage.
-MAY_BE_ALL_FILL = ("clips/offsets", "static/offsets", "videos/segment_offsets", "static/frames", "videos/attributes",
-                   "videos/subject", "videos/decoder", "videos/fps", "videos/duration", "videos/n_frames",
-                   "videos/label")
+MAY_BE_ALL_FILL = (CLIP_OFFSETS, STATIC_OFFSETS, VIDEO_SEGMENT_OFFSETS, STATIC_FRAMES, VIDEO_ATTRIBUTES, VIDEO_SUBJECTS,
+                   VIDEO_DECODERS, VIDEO_FPS, VIDEO_DURATIONS, VIDEO_N_FRAMES, VIDEO_LABELS)
 SHARD_INDEX_ENTRY_BYTES = 16  # (offset, nbytes) as two little-endian uint64
 CRC32C_BYTES = 4
 EMPTY_INDEX_ENTRY = 2**64 - 1
@@ -104,7 +126,7 @@ def verify_store(path: str | Path, quick: bool = False) -> list[str]:
     """
     store = Store.open(path, require_complete=False)
     problems: list[str] = []
-    fmt = store.attrs.get("featstore", {})
+    fmt = store.format_record
     if fmt.get("state") != "complete":
         problems.append(f"store state is {fmt.get('state')!r}, not 'complete'")
     if fmt.get("format_version") != FORMAT_VERSION:
@@ -120,20 +142,20 @@ def verify_store(path: str | Path, quick: bool = False) -> list[str]:
         return problems
     arrays = {}
     for name in REQUIRED_ARRAYS:
-        if not name.endswith("/embeddings"):
+        if name not in EMBEDDINGS.values():
             try:
                 arrays[name] = store.array(name)
             except (ValueError, RuntimeError) as exc:  # a chunk that fails its checksum or does not decompress
                 return [f"cannot read {name}: {exc}"]
-    shapes = {kind: store.group[f"{kind}/embeddings"].shape for kind in ROW_KINDS}
-    problems += table_problems(arrays, shapes, store.dataset.get("header", {}), store.failures)
+    shapes = {kind: store.embeddings(kind).shape for kind in ROW_KINDS}
+    problems += table_problems(arrays, shapes, store.header, store.failures)
     problems += identity_problems(store.attrs, shapes["clips"][1], str(store.clip_embeddings.dtype))
     manifest_n = store.dataset.get("n_videos")
-    if manifest_n is not None and manifest_n != len(arrays["videos/video_id"]):
-        problems.append(f"the manifest had {manifest_n} videos, the table has {len(arrays['videos/video_id'])}")
+    if manifest_n is not None and manifest_n != len(arrays[VIDEO_IDS]):
+        problems.append(f"the manifest had {manifest_n} videos, the table has {len(arrays[VIDEO_IDS])}")
     if not quick:
         for kind in ROW_KINDS:
-            problem = nonfinite_problem(f"{kind}/embeddings", store.group[f"{kind}/embeddings"])
+            problem = nonfinite_problem(EMBEDDINGS[kind], store.embeddings(kind))
             if problem:
                 problems.append(problem)
     return problems
@@ -202,32 +224,32 @@ def table_problems(arrays: dict[str, np.ndarray], shapes: dict[str, tuple], head
                    failures: list[dict]) -> list[str]:
     """The value checks on the in-memory arrays (every required array but the embeddings, by name), shared
     by ``verify`` and ``import``: shapes, offsets, failures, per-video rows, labels, attributes."""
-    ids = [str(video_id) for video_id in arrays["videos/video_id"].tolist()]
+    ids = [str(video_id) for video_id in arrays[VIDEO_IDS].tolist()]
     n_videos = len(ids)
     problems = [f"{name} has {arrays[name].shape[0]} rows, expected {n_videos}"
-                for name in (f"videos/{c}" for c in TABLE_COLUMNS) if arrays[name].shape[0] != n_videos]
+                for name in TABLE_ARRAYS if arrays[name].shape[0] != n_videos]
     for kind in ROW_KINDS:
         n_rows = shapes[kind][0]
-        problems += offsets_problems(f"{kind}/offsets", arrays[f"{kind}/offsets"], n_videos, n_rows)
-        if arrays[f"{kind}/frames"].shape[0] != n_rows:
-            problems.append(f"{kind}/frames has {arrays[f'{kind}/frames'].shape[0]} rows, expected {n_rows}")
-    if arrays["clips/times"].shape[0] != shapes["clips"][0]:
-        problems.append("clips/times and clips/embeddings differ in length")
+        problems += offsets_problems(OFFSETS[kind], arrays[OFFSETS[kind]], n_videos, n_rows)
+        if arrays[FRAMES[kind]].shape[0] != n_rows:
+            problems.append(f"{FRAMES[kind]} has {arrays[FRAMES[kind]].shape[0]} rows, expected {n_rows}")
+    if arrays[CLIP_TIMES].shape[0] != shapes["clips"][0]:
+        problems.append(f"{CLIP_TIMES} and {CLIP_EMBEDDINGS} differ in length")
     if shapes["clips"][1] != shapes["static"][1]:
-        problems.append(f"clips/embeddings are {shapes['clips'][1]} wide, static/embeddings {shapes['static'][1]}")
-    problems += offsets_problems("videos/segment_offsets", arrays["videos/segment_offsets"], n_videos,
-                                 len(arrays["videos/segments"]))
+        problems.append(f"{CLIP_EMBEDDINGS} are {shapes['clips'][1]} wide, {STATIC_EMBEDDINGS} {shapes['static'][1]}")
+    problems += offsets_problems(VIDEO_SEGMENT_OFFSETS, arrays[VIDEO_SEGMENT_OFFSETS], n_videos,
+                                 len(arrays[VIDEO_SEGMENTS]))
     if problems:  # the per-video checks below index by these offsets
         return problems
     if len(set(ids)) != len(ids):
-        problems.append("videos/video_id has duplicates")
+        problems.append(f"{VIDEO_IDS} has duplicates")
     failed = {f["video_id"] for f in failures}
     if failed - set(ids):
         problems.append(f"failures name videos not in the table: {sorted(failed - set(ids))[:3]}")
     problems += _video_row_problems(arrays, ids, failed)
-    problems += label_problems(arrays["videos/label"], ids, header.get("class_names", []))
-    problems += attribute_problems(arrays["videos/attributes"], ids, header.get("attribute_names", []))
-    problems += segment_problems(arrays["videos/segments"], arrays["videos/segment_offsets"], ids,
+    problems += label_problems(arrays[VIDEO_LABELS], ids, header.get("class_names", []))
+    problems += attribute_problems(arrays[VIDEO_ATTRIBUTES], ids, header.get("attribute_names", []))
+    problems += segment_problems(arrays[VIDEO_SEGMENTS], arrays[VIDEO_SEGMENT_OFFSETS], ids,
                                  header.get("class_names", []))
     return problems
 
@@ -236,8 +258,8 @@ def _video_row_problems(arrays: dict[str, np.ndarray], ids: list[str], failed: s
     """Each video done or failed, its clips inside it, and its clip and static rows in time order: rows
     out of order mean the offsets hand one video's rows to another."""
     problems = []
-    clip_off, static_off = arrays["clips/offsets"], arrays["static/offsets"]
-    clip_frames, static_frames, n_frames = arrays["clips/frames"], arrays["static/frames"], arrays["videos/n_frames"]
+    clip_off, static_off = arrays[CLIP_OFFSETS], arrays[STATIC_OFFSETS]
+    clip_frames, static_frames, n_frames = arrays[CLIP_FRAMES], arrays[STATIC_FRAMES], arrays[VIDEO_N_FRAMES]
     for v, video_id in enumerate(ids):
         has_rows = static_off[v + 1] > static_off[v] or clip_off[v + 1] > clip_off[v]
         if video_id in failed and has_rows:
@@ -262,7 +284,7 @@ def label_problems(labels: np.ndarray, ids: list[str], class_names: list[str]) -
     bad = np.flatnonzero((labels < -1) | (labels >= len(class_names)))
     if not len(bad):
         return []
-    return [f"videos/label: {len(bad)} labels outside -1..{len(class_names) - 1} (the {len(class_names)} class names), "
+    return [f"{VIDEO_LABELS}: {len(bad)} labels outside -1..{len(class_names) - 1} (the {len(class_names)} class names), "
             f"first {int(labels[bad[0]])} of video {ids[bad[0]]}"]
 
 
@@ -272,19 +294,19 @@ def segment_problems(segments: np.ndarray, offsets: np.ndarray, ids: list[str], 
     if len(segments) == 0:
         return []
     if segments.ndim != 2 or segments.shape[1] != 3:
-        return [f"videos/segments has shape {segments.shape}, expected (S, 3) rows of [start_s, end_s, label]"]
+        return [f"{VIDEO_SEGMENTS} has shape {segments.shape}, expected (S, 3) rows of [start_s, end_s, label]"]
     owner = np.searchsorted(offsets, np.arange(len(segments)), side="right") - 1
     start, end, label = segments[:, 0], segments[:, 1], segments[:, 2]
     problems = []
     bad_time = np.flatnonzero(~np.isfinite(segments).all(axis=1) | (start < 0) | (end <= start))
     if len(bad_time):
         s0 = segments[bad_time[0]]
-        problems.append(f"videos/segments: {len(bad_time)} segments are not 0 <= start < end, first "
+        problems.append(f"{VIDEO_SEGMENTS}: {len(bad_time)} segments are not 0 <= start < end, first "
                         f"[{s0[0]:g}, {s0[1]:g}] of video {ids[owner[bad_time[0]]]}")
     if class_names:
         bad_label = np.flatnonzero((label != np.round(label)) | (label < 0) | (label >= len(class_names)))
         if len(bad_label):
-            problems.append(f"videos/segments: {len(bad_label)} labels outside 0..{len(class_names) - 1} (the "
+            problems.append(f"{VIDEO_SEGMENTS}: {len(bad_label)} labels outside 0..{len(class_names) - 1} (the "
                             f"{len(class_names)} class names), first {label[bad_label[0]]:g} of video "
                             f"{ids[owner[bad_label[0]]]}")
     return problems
@@ -293,13 +315,13 @@ def segment_problems(segments: np.ndarray, offsets: np.ndarray, ids: list[str], 
 def attribute_problems(attributes: np.ndarray, ids: list[str], attribute_names: list[str]) -> list[str]:
     """One column per attribute name, each value 0, 1 or -1 (unknown)."""
     if attributes.ndim != 2 or attributes.shape[1] != len(attribute_names):
-        return [f"videos/attributes has shape {attributes.shape}, expected ({len(ids)}, {len(attribute_names)}) "
+        return [f"{VIDEO_ATTRIBUTES} has shape {attributes.shape}, expected ({len(ids)}, {len(attribute_names)}) "
                 "(one column per attribute name)"]
     bad = np.argwhere((attributes < -1) | (attributes > 1))
     if not len(bad):
         return []
     video, column = bad[0]
-    return [f"videos/attributes: {len(bad)} values outside -1, 0, 1, first {int(attributes[video, column])} "
+    return [f"{VIDEO_ATTRIBUTES}: {len(bad)} values outside -1, 0, 1, first {int(attributes[video, column])} "
             f"({attribute_names[column]}) of video {ids[video]}"]
 
 
@@ -307,7 +329,7 @@ def identity_problems(attrs: dict, dim: int, dtype: str) -> list[str]:
     """The recorded identity against the arrays (embedding size, dtype) and the provenance (model, weights,
     spec) and the dataset header (name); fields a store does not record are not checked."""
     identity, provenance = attrs.get("identity", {}), attrs.get("provenance", {})
-    header = attrs.get("dataset", {}).get("header", {})
+    header = dataset_header(attrs)
     problems = []
     for where, spec in (("identity", identity.get("spec")), ("provenance", provenance.get("spec"))):
         if isinstance(spec, dict) and "embed_dim" in spec and spec["embed_dim"] != dim:

@@ -36,6 +36,8 @@ def run(
     lr: float = typer.Option(DEFAULTS["train_lr"],
                              help="Anonymizer learning rate at --batch-size (paper: 1e-4 at 512)."),
     w_lc: float = typer.Option(DEFAULTS["train_w_lc"], help="Latent consistency weight (paper: 100)."),
+    w_within_video: float = typer.Option(DEFAULTS["train_w_within_video"],
+                                         help="Within-video consistency weight (beyond the paper; 0 = off)."),
     w_budget: float = typer.Option(DEFAULTS["train_w_budget"], help="Budget weight w_B of the main run (paper: 1)."),
     sweep: list[float] = typer.Option(DEFAULTS["sweep_budgets"], "--sweep",
                                       help="Extra budget weights w_B of the default objective for the trade-off (repeat)."),
@@ -59,6 +61,7 @@ def run(
     resolve_device(device)  # an unusable device is refused before any work
     config = DemoConfig(out=out, data_root=data_root, model=model, seed=seed, style=style, budget_mode=budget_mode,
                         train_epochs=train_epochs, train_batch_size=batch_size, train_lr=lr, train_w_lc=w_lc,
+                        train_w_within_video=w_within_video,
                         train_w_budget=w_budget, sweep_budgets=list(sweep), paper_objective=paper_objective,
                         baselines=[] if no_baselines else list(baseline), eval_epochs=eval_epochs, device=device)
     run_demo(config, show_progress=progress)

@@ -31,14 +31,15 @@ from anonymize.baselines import BaselineConfig, fit_baseline, is_baseline_run
 from anonymize.checkpoint import CONFIG_FILE
 from anonymize.config import TrainConfig
 from anonymize.export import export_store
-from anonymize.train import changed_settings, train
+from anonymize.resume import changed_settings
+from anonymize.train import train
 from data_manifests.registry import resolve_dataset
-from evaluate.protocols import report as report_protocol
+from pipelines import report as report_protocol
 from data_manifests.errors import FeatstoreError
 from featstore.extract import ExtractConfig, ExtractResult, extract
 from featstore.store import Store
 from featstore.summary import summarize, verify_store
-from featstore.synth import generate_synthetic, manifest_path
+from data_manifests.synth import generate_synthetic, manifest_path
 from pipelines.demo_config import DEMO_BASELINES, SYNTH_PARTS, DemoConfig
 
 

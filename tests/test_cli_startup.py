@@ -18,6 +18,9 @@ from pipelines.cli import DEFAULTS
 from pipelines.demo_config import DemoConfig
 
 HEAVY = ("torch", "sklearn", "matplotlib")  # each takes a second or more to import
+# a protocol's --help reads only its module, evaluate.options and evaluate.settings; they leave out zarr and numpy
+# as well (numpy alone takes about 0.3 s here, most of the 0.5 s a --help may take)
+HEAVY_FOR_PROTOCOL_HELP = (*HEAVY, "zarr", "numpy")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,6 +43,16 @@ def test_help_imports_no_heavy_library(command):
     assert "featstore.cli" in modules  # the timing lines were read
     loaded = sorted({name.split(".")[0] for name in modules} & set(HEAVY))
     assert not loaded, f"{command} imported {loaded}"
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_protocol_help_imports_no_heavy_library(protocol):
+    done, modules = imported_modules("evaluate", protocol, "--help")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--store" in done.stdout
+    assert "evaluate.cli" in modules  # the timing lines were read
+    loaded = sorted({name.split(".")[0] for name in modules} & set(HEAVY_FOR_PROTOCOL_HELP))
+    assert not loaded, f"evaluate {protocol} --help imported {loaded}"
 
 
 def test_evaluate_lists_every_protocol_module_with_its_commands_help():

@@ -38,7 +38,7 @@ from torch import nn
 
 from anonymize.losses import nt_xent, nt_xent_to_uniform
 from data_manifests.errors import FeatstoreError
-from featstore.store import Store
+from featstore.store import VIDEO_ATTRIBUTES, Store
 
 if TYPE_CHECKING:
     from anonymize.config import TrainConfig
@@ -81,7 +81,7 @@ def train_split_std(store: Store, kind: str) -> torch.Tensor:
 
 def attribute_count(store: Store, mode: str) -> int:
     """The number of attribute labels of ``store``; an error for a supervised mode when there are none."""
-    n_attributes = store.array("videos/attributes").shape[1]
+    n_attributes = store.array(VIDEO_ATTRIBUTES).shape[1]
     if n_attributes == 0:
         raise FeatstoreError(f"{store.path} has no attribute labels: the {mode} budget needs them")
     return int(n_attributes)

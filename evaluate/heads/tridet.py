@@ -25,168 +25,24 @@ Pieces (docs/heads.md has the full description and the THUMOS14 defaults):
   units, Gaussian soft-NMS per class (vectorized numpy, no compiled extension), keep the top 2000.
 
 Feature-grid convention (as ActionFormer/TriDet): time is measured in feature indices; the caller
-maps seconds <-> indices (``evaluate.protocols.tad.FeatureGrid`` uses the store's recorded clip times).
+maps seconds <-> indices (``evaluate.protocols._action_detector.FeatureGrid`` uses the recorded clip times).
 """
 
 from __future__ import annotations
 
 import bisect
-import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data_manifests.errors import FeatstoreError
+from evaluate.heads.tridet_config import TriDetConfig
 
 FOCAL_ALPHA = 0.25
 FOCAL_GAMMA = 2.0
-THUMOS_REGRESSION_RANGE = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
-
-
-# ---------------------------------------------------------------------------------------------- config
-@dataclass
-class TriDetConfig:
-    """Architecture, target, loss and inference settings. Defaults: the THUMOS14 I3D configuration."""
-
-    input_dim: int
-    num_classes: int
-    embd_dim: int = 512
-    embd_kernel: int = 3
-    embd_layers: int = 2
-    stem_layers: int = 2
-    branch_layers: int = 5
-    sgp_mlp_dim: int = 768
-    sgp_window: int = 1
-    sgp_k: float = 5.0
-    sgp_init_std: float = 0.0
-    drop_path: float = 0.1
-    head_dim: int = 512
-    head_layers: int = 3
-    head_kernel: int = 3
-    boundary_kernel: int = 3
-    num_bins: int = 16
-    regression_range: tuple = THUMOS_REGRESSION_RANGE
-    max_seq_len: int = 2304
-    input_noise: float = 0.0005
-    center_sample_radius: float = 1.5
-    iou_weight_power: float = 0.2
-    cls_prior_prob: float = 0.01
-    init_loss_norm: float = 100.0
-    loss_norm_momentum: float = 0.9
-    pre_nms_thresh: float = 0.001
-    pre_nms_topk: int = 2000
-    duration_thresh: float = 0.05
-    nms_sigma: float = 0.5
-    min_score: float = 0.001
-    max_seg_num: int = 2000
-
-    def __post_init__(self):
-        self.regression_range = tuple(tuple(float(v) for v in pair) for pair in self.regression_range)
-
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise FeatstoreError(f"TriDetConfig: {message}")
-
-        need(self.input_dim >= 1, f"input_dim must be >= 1, got {self.input_dim}")
-        need(self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}")
-        need(self.embd_dim % 16 == 0 and self.embd_dim > 0, f"embd_dim must be a positive multiple of 16 "
-             f"(GroupNorm(16)), got {self.embd_dim}")
-        for name in ("embd_layers", "head_layers", "sgp_mlp_dim", "head_dim", "num_bins", "pre_nms_topk", "max_seg_num"):
-            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        need(self.stem_layers >= 0 and self.branch_layers >= 0, "stem_layers and branch_layers must be >= 0")
-        for name in ("embd_kernel", "head_kernel", "boundary_kernel", "sgp_window"):
-            value = getattr(self, name)
-            need(value >= 1 and value % 2 == 1, f"{name} must be a positive odd number, got {value}")
-        need(len(self.regression_range) == self.n_levels, f"regression_range needs one (low, high) pair per pyramid "
-             f"level ({self.n_levels}), got {len(self.regression_range)}")
-        need(self.max_seq_len >= 1 and self.max_seq_len % self.max_div_factor == 0,
-             f"max_seq_len must be a positive multiple of {self.max_div_factor} (2^(levels-1)), got {self.max_seq_len}")
-        need(0 <= self.drop_path < 1, f"drop_path must be in [0, 1), got {self.drop_path}")
-        need(0 < self.cls_prior_prob < 1, f"cls_prior_prob must be in (0, 1), got {self.cls_prior_prob}")
-        need(0 <= self.loss_norm_momentum < 1, "loss_norm_momentum must be in [0, 1)")
-        need(self.nms_sigma > 0, f"nms_sigma must be > 0, got {self.nms_sigma}")
-        for name in ("input_noise", "center_sample_radius", "iou_weight_power", "init_loss_norm", "sgp_init_std",
-                     "pre_nms_thresh", "duration_thresh", "min_score"):
-            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-
-    @property
-    def n_levels(self) -> int:
-        return self.branch_layers + 1
-
-    @property
-    def strides(self) -> list[int]:
-        return [2 ** level for level in range(self.n_levels)]
-
-    @property
-    def max_div_factor(self) -> int:
-        # TriDet: max over levels of stride * window (window > 1), else stride
-        return max(s * self.sgp_window if self.sgp_window > 1 else s for s in self.strides)
-
-    def to_json(self) -> dict:
-        out = asdict(self)
-        out["regression_range"] = [list(pair) for pair in self.regression_range]
-        return out
-
-    @classmethod
-    def from_json(cls, values: dict) -> TriDetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise FeatstoreError(f"TriDetConfig: unknown fields {unknown}")
-        return cls(**values)
-
-
-# Named presets: keyword overrides of TriDetConfig (input_dim / num_classes come from the store).
-PRESETS: dict[str, dict] = {
-    "thumos14": {},
-    # For the small synthetic stores (tens of videos, sequences of 15-100 features): narrower layers.
-    "small": {"embd_dim": 128, "sgp_mlp_dim": 256, "head_dim": 128, "max_seq_len": 128, "sgp_init_std": 0.0},
-}
-
-
-@dataclass
-class TriDetTrainConfig:
-    """Optimization settings. Defaults: THUMOS14 (AdamW 1e-4, wd 0.025, batch 2, 20 warmup + 20 cosine
-    epochs, grad clip 1.0, model EMA 0.999 evaluated, random crop 0.9-1.0 keeping actions >= 50 %)."""
-
-    lr: float = 1e-4
-    weight_decay: float = 0.025
-    batch_size: int = 2
-    warmup_epochs: int = 20
-    epochs: int = 20
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    crop_ratio: tuple = (0.9, 1.0)
-    trunc_thresh: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self):
-        self.crop_ratio = tuple(float(v) for v in self.crop_ratio)
-
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise FeatstoreError(f"TriDetTrainConfig: {message}")
-
-        need(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        need(self.warmup_epochs >= 0 and self.epochs >= 1, "need warmup_epochs >= 0 and epochs >= 1")
-        need(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
-        need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        need(len(self.crop_ratio) == 2 and 0 < self.crop_ratio[0] <= self.crop_ratio[1] <= 1,
-             f"crop_ratio must be (low, high) with 0 < low <= high <= 1, got {self.crop_ratio}")
-        need(0 < self.trunc_thresh <= 1, f"trunc_thresh must be in (0, 1], got {self.trunc_thresh}")
-
-
-TRAIN_PRESETS: dict[str, dict] = {
-    "thumos14": {},
-    # Few videos -> few steps per epoch: higher lr, more epochs and a faster model EMA.
-    "small": {"lr": 1e-3, "weight_decay": 0.025, "batch_size": 2, "warmup_epochs": 5, "epochs": 40, "ema_decay": 0.99},
-}
 
 
 # ---------------------------------------------------------------------------------------------- blocks
@@ -274,6 +130,10 @@ class DepthwiseConv1d(nn.Module):
         for shift in range(1, self.kernel_size):
             out = out + padded[..., shift:shift + length] * weight[None, :, shift, None]
         return out + self.bias[None, :, None]
+
+
+# TriDet's AdamW decays the weights of these modules only (``evaluate.heads.training.parameter_groups``)
+WEIGHT_DECAYED = (nn.Conv1d, nn.Linear, DepthwiseConv1d)
 
 
 class SGPBlock(nn.Module):
@@ -663,47 +523,7 @@ def batched_soft_nms(segments: np.ndarray, scores: np.ndarray, labels: np.ndarra
     return Detections(all_segments[top], all_scores[top], all_labels[top])
 
 
-# ---------------------------------------------------------------------------------------------- helpers
-class ModelEMA:
-    """Exponential moving average of a model's parameters and floating buffers (evaluated instead of it)."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
-        self.module = copy.deepcopy(model).eval()
-        for parameter in self.module.parameters():
-            parameter.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        for ema_value, value in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema_value.dtype.is_floating_point:
-                ema_value.mul_(self.decay).add_(value.detach(), alpha=1 - self.decay)
-            else:
-                ema_value.copy_(value)
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv/linear weights only; none on biases, norms, scales (as TriDet)."""
-    decay, no_decay = [], []
-    for module in model.modules():
-        for name, parameter in module.named_parameters(recurse=False):
-            if not parameter.requires_grad:
-                continue
-            if name == "weight" and isinstance(module, (nn.Conv1d, nn.Linear, DepthwiseConv1d)):
-                decay.append(parameter)
-            else:
-                no_decay.append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, base_lr: float, eta_min: float = 1e-8) -> float:
-    """Linear warmup from 0 then cosine annealing to ``eta_min`` (per optimizer step)."""
-    if step < warmup_steps:
-        return base_lr * step / max(1, warmup_steps)
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
+# ---------------------------------------------------------------------------------------------- inputs
 def pad_batch(sequences: list[torch.Tensor], config: TriDetConfig, training: bool,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(T_i, C) sequences -> zero-padded (B, T, C) and mask (B, T), as TriDet's preprocessing.
@@ -764,12 +584,7 @@ def random_crop(length: int, segments: np.ndarray, labels: np.ndarray, max_len: 
     return start, end, kept.astype(np.float32), labels[keep] if len(segments) else labels
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 __all__ = [
-    "PRESETS", "TRAIN_PRESETS", "Detections", "ModelEMA", "TadTarget", "TriDet", "TriDetConfig", "TriDetOutput",
-    "TriDetTrainConfig", "batched_soft_nms", "center_diou_loss", "center_iou_loss", "count_parameters",
-    "pad_batch", "parameter_groups", "random_crop", "sigmoid_focal_loss", "soft_nms", "warmup_cosine",
+    "WEIGHT_DECAYED", "Detections", "TadTarget", "TriDet", "TriDetOutput", "batched_soft_nms", "center_diou_loss",
+    "center_iou_loss", "pad_batch", "random_crop", "sigmoid_focal_loss", "soft_nms",
 ]

@@ -36,6 +36,9 @@ inputs standardized with those rows' mean / std, one attribute at a time (unknow
 Every attacker but ``authors`` selects on the validation split only (training videos); the test set is
 scored once. All attackers output logits (the kNN fraction p as log(p / (1 - p)), clipped), so the
 protocols may average sigmoid probabilities over a video's clips.
+
+The attackers' settings and names are ``evaluate.settings.AttackerSettings`` and ``ATTACKERS``; the scoring of
+clips at evenly spaced positions (``position_aggregates``) is ``vp``'s, used by the inversion attack too.
 """
 
 from __future__ import annotations
@@ -46,25 +49,26 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
-from evaluate.common import (
+from data_manifests.errors import FeatstoreError
+from evaluate.data import StoreData
+from evaluate.metrics import mean_defined, per_attribute_ap, positive_rates
+from evaluate.settings import ATTACKER_GROUPS, AttackerSettings, TrainSettings
+from evaluate.training import (
     EpochSampler,
     TrainOutcome,
-    TrainSettings,
     carve_validation,
     masked_bce,
     mlp_head,
     seeded_module,
     train_head,
 )
-from evaluate.metrics import mean_defined
 
-ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn")
-GROUPS = {"all": ATTACKERS, "both": ("standard", "authors")}
-ATTACKER_CHOICES = (*GROUPS, *ATTACKERS)
 TEST_SELECTED = frozenset({"authors"})
 AUTHORS_WEIGHT_DECAY = 0.01  # AdamW's own default, which the authors' code keeps; constant learning rate
 AUTHORS_SELECT_EVERY = 5  # the authors' code measures the test cMAP every 5th epoch
@@ -167,6 +171,19 @@ def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, val
     evaluation["test_selected"] = attacker in TEST_SELECTED
     evaluation["seconds"] = time.perf_counter() - started
     return evaluation, outcomes
+
+
+def run_attackers(setup: AttackSetup, settings: AttackerSettings, names: list[str],
+                  show_progress: bool = False) -> tuple[dict[str, Evaluation], list[TrainOutcome]]:
+    """Train every attacker ``settings.attacker`` names: {attacker: test evaluation, per-attribute entries by
+    attribute name} and every training record."""
+    results, outcomes = {}, []
+    for attacker in attackers_of(settings.attacker):
+        evaluation, attacker_outcomes = run_attacker(setup, attacker, settings.train_settings(), settings.val_fraction,
+                                                     show_progress)
+        results[attacker] = name_attributes(evaluation, names)
+        outcomes.extend(attacker_outcomes)
+    return results, outcomes
 
 
 def _run_plain_mlp(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
@@ -374,12 +391,12 @@ def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
 
 # ---------------------------------------------------------------------------------------------- reporting
 def attackers_of(choice: str) -> tuple[str, ...]:
-    return GROUPS.get(choice, (choice,))
+    return ATTACKER_GROUPS.get(choice, (choice,))
 
 
 def primary_attacker(choice: str) -> str:
     """The reference attacker: the one asked for; ``standard`` for a group."""
-    return "standard" if choice in GROUPS else choice
+    return "standard" if choice in ATTACKER_GROUPS else choice
 
 
 def named(values: np.ndarray, names: list[str]) -> dict[str, float]:
@@ -411,3 +428,56 @@ def worst_case(candidates: list[tuple[str, np.ndarray]], names: list[str]) -> di
     sources = {name: (candidates[int(i)][0] if defined[:, a].any() else None)
                for a, (name, i) in enumerate(zip(names, best))}
     return {"cmap": mean_defined(values), "per_attribute": named(values, names), "source": sources}
+
+
+# ---------------------------------------------------------------------------------------------- targets
+def attribute_names_of(data: StoreData) -> list[str]:
+    names = data.attribute_names
+    if not names or data.videos.attributes.shape[1] == 0:
+        raise FeatstoreError(f"{data.store.path} has no private attributes to attack (dataset "
+                             f"{data.header.get('name')!r})")
+    return names
+
+
+def check_test_positives(attributes: np.ndarray, names: list[str], store_path: Path) -> np.ndarray:
+    """Positive rates of the test targets; an error when no attribute has a positive (cMAP undefined)."""
+    rates = positive_rates(attributes)
+    if np.all(np.isnan(rates) | (rates == 0)):
+        raise FeatstoreError(f"{store_path}: no private attribute has a positive test sample, so cMAP is undefined")
+    return rates
+
+
+# ---------------------------------------------------------------------------------------------- clip positions
+def position_aggregates(scores: np.ndarray, targets: np.ndarray) -> dict:
+    """scores (V, K, A) logits, targets (V, A) -> the aggregates of the per-position AP table (K, A) over
+    positions (``evaluate.protocols.vp.AGGREGATE_RULES``), and the video-level AP of the sigmoid probabilities
+    averaged over each video's K clips."""
+    per_position = np.stack([per_attribute_ap(scores[:, p], targets) for p in range(scores.shape[1])])
+    undefined = np.isnan(per_position).all(axis=0)  # no positive: the same at every position
+    with np.errstate(invalid="ignore"):
+        mean_ap = np.where(undefined, np.nan, np.nanmean(np.where(undefined, 0.0, per_position), axis=0))
+        max_ap = np.where(undefined, np.nan, np.nanmax(np.where(undefined, 0.0, per_position), axis=0))
+    per_position_cmap = np.array([mean_defined(row) for row in per_position])
+    # the authors' max: the position with the best cMAP (the first on ties); none when no attribute is defined
+    best = None if np.isnan(per_position_cmap).all() else int(np.nanargmax(per_position_cmap))
+    with np.errstate(over="ignore"):
+        probabilities = 1.0 / (1.0 + np.exp(-np.asarray(scores, dtype=np.float64)))
+    video_ap = per_attribute_ap(probabilities.mean(axis=1), targets)
+    return {"cmap_mean": mean_defined(mean_ap),
+            "cmap_max": float("nan") if best is None else float(per_position_cmap[best]),
+            "cmap_max_per_attribute": mean_defined(max_ap), "cmap_video": mean_defined(video_ap),
+            "cmap_max_position": best, "per_attribute_mean": mean_ap,
+            "per_attribute_max": np.full(len(undefined), np.nan) if best is None else per_position[best],
+            "per_attribute_video": video_ap, "per_position_cmap": [float(c) for c in per_position_cmap]}
+
+
+WORST_CASE_AGGREGATES = ("mean", "video")  # cmap_max (the best position, chosen on the test set) is not one
+
+
+def attacker_worst(evaluation: dict, names: list[str]) -> None:
+    """An attacker's ``per_attribute`` = max over its mean and video aggregates; ``cmap`` their mean (in place)."""
+    table = np.array([[evaluation[f"per_attribute_{agg}"][n] for n in names] for agg in WORST_CASE_AGGREGATES])
+    defined = ~np.isnan(table)
+    best = np.where(defined.any(axis=0), np.where(defined, table, -np.inf).max(axis=0), np.nan)
+    evaluation["per_attribute"] = named(best, names)
+    evaluation["cmap"] = mean_defined(best)

@@ -3,39 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
-from evaluate.common import StoreData, TrainOutcome, TrainSettings, check, check_choice, check_training, linear_head, predict, seeded_module, train_head
-from evaluate.metrics import video_probabilities
 from data_manifests.errors import FeatstoreError
-
-CLIP_SAMPLING = ("random", "all")
-
-
-@dataclass
-class LinearProbeSettings:
-    """The official linear-probe preset: AdamW lr 1e-3, batch 1024, 250 epochs (authors' code)."""
-
-    epochs: int = 250
-    lr: float = 1e-3
-    batch_size: int = 1024
-    weight_decay: float = 0.01  # AdamW's default; the authors' code does not change it
-    clip_sampling: str = "random"  # random: one random clip of each video per epoch (paper); all: every clip
-    eval_clips: int = 5
-    seed: int = 0
-
-    def validate(self) -> None:
-        check_training(self.epochs, self.lr, self.batch_size, self.weight_decay)
-        check_choice("clip_sampling", self.clip_sampling, CLIP_SAMPLING)
-        check(self.eval_clips >= 1, f"eval_clips must be >= 1, got {self.eval_clips}")
-
-    def train_settings(self) -> TrainSettings:
-        return TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                             weight_decay=self.weight_decay, seed=self.seed)
+from evaluate.data import StoreData
+from evaluate.metrics import video_probabilities
+from evaluate.settings import LinearProbeSettings
+from evaluate.training import TrainOutcome, linear_head, predict, seeded_module, train_head
 
 
 def labelled_videos(data: StoreData, split: str) -> np.ndarray:

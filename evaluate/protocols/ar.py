@@ -1,75 +1,52 @@
 """Action recognition with a linear probe on clip embeddings.
 
 Train: a linear classifier on the training videos' clips (default: one random clip of each video
-per epoch, as the paper; ``clip_sampling="all"`` uses every clip every epoch), AdamW lr 1e-3,
-batch 1024, 250 epochs, cross-entropy. Test: each test video's 5 evenly spaced clips, softmax
-probabilities averaged, top-1 and top-5 accuracy (chance = 1 / classes).
+per epoch, as the paper; ``clip_sampling="all"`` uses every clip every epoch), the official preset
+(``evaluate.settings.LinearProbeSettings``: AdamW lr 1e-3, batch 1024, 250 epochs), cross-entropy.
+Test: each test video's 5 evenly spaced clips, softmax probabilities averaged, top-1 and top-5
+accuracy (chance = 1 / classes).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from evaluate.common import (
-    StoreData,
-    Stopwatch,
-    check,
-    device_of,
-    device_option,
-    finish,
-    open_store,
-    out_option,
-    progress_option,
-    seed_option,
-    store_option,
-    timing_block,
-)
-from evaluate.metrics import topk_accuracy
-from evaluate.protocols._classifier import (
-    LinearProbeSettings,
-    labelled_videos,
-    n_classes_of,
-    train_linear_classifier,
-    video_class_probabilities,
-)
-from featstore.store import Store
+from evaluate.options import config_options, out_option, progress_option, run_command, store_option
+from evaluate.settings import LinearProbeSettings, check, device_setting
+
+if TYPE_CHECKING:
+    from featstore.store import Store
 
 
 @dataclass
-class ARConfig:
-    epochs: int = 250
-    lr: float = 1e-3
-    batch_size: int = 1024
-    weight_decay: float = 0.01
-    clip_sampling: str = "random"  # random | all
-    eval_clips: int = 5
-    seed: int = 0
+class ARConfig(LinearProbeSettings):
     train_split: str = "train"
     test_split: str = "test"
-    device: str = "auto"
+    device: str = device_setting()
 
     def __post_init__(self):
-        self.probe().validate()
+        super().__post_init__()
         check(self.train_split != self.test_split, "train_split and test_split must differ")
-
-    def probe(self) -> LinearProbeSettings:
-        fields = asdict(self)
-        return LinearProbeSettings(**{k: fields[k] for k in LinearProbeSettings.__dataclass_fields__})
 
 
 def run(store: Store, config: ARConfig, *, show_progress: bool = False) -> dict:
     """Train the linear probe and return video-level top-1/top-5 over the evenly spaced clips."""
+    from evaluate.data import StoreData
+    from evaluate.metrics import topk_accuracy
+    from evaluate.protocols import _classifier as classifier
+    from evaluate.training import Stopwatch, device_of, timing_block
+
     watch = Stopwatch(device_of(config.device))
     data = StoreData(store, watch.device, kinds=("clips",))
-    n_classes = n_classes_of(data)
-    train_videos = labelled_videos(data, config.train_split)
-    test_videos = labelled_videos(data, config.test_split)
-    model, outcome = train_linear_classifier(data, train_videos, config.probe(), show_progress, "ar linear probe")
-    probabilities = video_class_probabilities(model, data, test_videos, config.eval_clips)
+    n_classes = classifier.n_classes_of(data)
+    train_videos = classifier.labelled_videos(data, config.train_split)
+    test_videos = classifier.labelled_videos(data, config.test_split)
+    model, outcome = classifier.train_linear_classifier(data, train_videos, config, show_progress, "ar linear probe")
+    probabilities = classifier.video_class_probabilities(model, data, test_videos, config.eval_clips)
     accuracy = topk_accuracy(probabilities, data.videos.label[test_videos], ks=(1, 5))
     return {
         "top1": accuracy[1],
@@ -85,21 +62,9 @@ def run(store: Store, config: ARConfig, *, show_progress: bool = False) -> dict:
 
 def register(app: typer.Typer) -> None:
     @app.command("ar")
-    def ar_command(
-        store: str = store_option(),
-        out: Optional[Path] = out_option(),
-        epochs: int = typer.Option(250, help="Training epochs (official preset: 250)."),
-        lr: float = typer.Option(1e-3, help="AdamW learning rate."),
-        batch_size: int = typer.Option(1024, help="Clips per step."),
-        weight_decay: float = typer.Option(0.01, help="AdamW weight decay."),
-        clip_sampling: str = typer.Option("random", help="random (one clip per video per epoch) or all."),
-        eval_clips: int = typer.Option(5, help="Evenly spaced test clips per video (softmax averaged)."),
-        seed: int = seed_option(),
-        device: str = device_option(),
-        progress: bool = progress_option(),
-    ) -> None:
+    @config_options(ARConfig, "epochs", "lr", "batch_size", "weight_decay", "clip_sampling", "eval_clips", "seed",
+                    "device")
+    def ar_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: ARConfig,
+                   progress: bool = progress_option()) -> None:
         """Action recognition: linear probe, video-level top-1/top-5 over 5 evenly spaced clips."""
-        config = ARConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                          clip_sampling=clip_sampling, eval_clips=eval_clips, seed=seed, device=device)
-        opened = open_store(store)
-        finish("ar", config, run(opened, config, show_progress=progress), opened, out)
+        run_command("ar", run, config, store, out, show_progress=progress)

@@ -21,33 +21,21 @@ M/male, any case).
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import typer
 
-from evaluate.common import (
-    StoreData,
-    Stopwatch,
-    check,
-    check_choice,
-    device_of,
-    device_option,
-    finish,
-    labels_from_option,
-    open_store,
-    out_option,
-    print_metrics,
-    progress_option,
-    seed_option,
-    store_option,
-    timing_block,
-)
-from evaluate.protocols._classifier import LinearProbeSettings, n_classes_of, train_linear_classifier, video_class_probabilities
 from data_manifests.errors import FeatstoreError
-from featstore.store import Store
+from evaluate.options import config_options, out_option, progress_option, run_command, store_option
+from evaluate.settings import LinearProbeSettings, check, check_choice, device_setting, labels_from_setting, setting
+from evaluate.tables import print_metrics
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from featstore.store import Store
 
 PROTOCOLS = ("ntu-bias-f", "ntu-bias-m", "tsh")
 GENDERS = ("F", "M")
@@ -56,31 +44,24 @@ FAVOURED_BY_SHORTCUT = {"ntu-bias-f": "F", "ntu-bias-m": "M"}
 
 
 @dataclass
-class BiasConfig:
-    protocol: str = "ntu-bias-f"  # ntu-bias-f | ntu-bias-m | tsh
-    genders: str = ""  # CSV: subject,gender
-    shortcut_class: str = "brush hair"  # a class name (case, '_' and '-' ignored) or a class index
-    ratio: float = 0.95  # share of the majority gender in every training action (NTU protocols)
-    epochs: int = 250
-    lr: float = 1e-3
-    batch_size: int = 1024
-    weight_decay: float = 0.01
-    clip_sampling: str = "random"
-    eval_clips: int = 5
-    seed: int = 0  # also draws the balancing subsets of the NTU protocols
-    device: str = "auto"
-    labels_from: Optional[str] = None  # the raw store of an export without private labels (joined by video id)
+class BiasConfig(LinearProbeSettings):
+    """The ``ar`` linear probe's settings (its seed also draws the balancing subsets of the NTU protocols)."""
+
+    protocol: str = setting("ntu-bias-f", "ntu-bias-f, ntu-bias-m or tsh.")
+    genders: str = setting("", "CSV with the columns subject,gender (F/M).", required=True, path=True)
+    # a class name (case, '_' and '-' ignored) or a class index
+    shortcut_class: str = setting("brush hair", "NTU protocols: the flipped action (name or index).")
+    ratio: float = setting(0.95, "NTU protocols: majority-gender share of every training action.")
+    device: str = device_setting()
+    labels_from: Optional[str] = labels_from_setting()
 
     def __post_init__(self):
         check_choice("protocol", self.protocol, PROTOCOLS)
         check(bool(self.genders), "a subject -> gender table is required (--genders table.csv)")
+        self.genders = str(Path(self.genders))  # as a path prints: the result records the same for ./t.csv and t.csv
         check(Path(self.genders).is_file(), f"gender table {self.genders} does not exist")
         check(0.5 < self.ratio < 1, f"ratio must be in (0.5, 1), got {self.ratio}")
-        self.probe().validate()
-
-    def probe(self) -> LinearProbeSettings:
-        fields = asdict(self)
-        return LinearProbeSettings(**{k: fields[k] for k in LinearProbeSettings.__dataclass_fields__})
+        super().__post_init__()
 
 
 def read_gender_table(path: str | Path) -> dict[str, str]:
@@ -138,6 +119,8 @@ def build_ntu_bias_split(subjects: np.ndarray, labels: np.ndarray, splits: np.nd
        round(ratio * m) of its m videos and the other gender round((1 - ratio) * m); in every
        other action the genders swap roles.
     """
+    import numpy as np
+
     if favoured not in GENDERS:
         raise ValueError(f"favoured must be one of {GENDERS}")
     other = "M" if favoured == "F" else "F"
@@ -170,6 +153,8 @@ def build_ntu_bias_split(subjects: np.ndarray, labels: np.ndarray, splits: np.nd
 
 def split_summary(split: np.ndarray, labels: np.ndarray, video_gender: np.ndarray, class_names: list[str]) -> dict:
     """{split: {class name: {"F": n, "M": n}}} of the videos that take part."""
+    import numpy as np
+
     summary = {}
     for name in ("train", "test"):
         chosen = split == name
@@ -179,6 +164,12 @@ def split_summary(split: np.ndarray, labels: np.ndarray, video_gender: np.ndarra
 
 
 def run(store: Store, config: BiasConfig, *, show_progress: bool = False) -> dict:
+    import numpy as np
+
+    from evaluate.data import StoreData
+    from evaluate.protocols._classifier import n_classes_of, train_linear_classifier, video_class_probabilities
+    from evaluate.training import Stopwatch, device_of, timing_block
+
     watch = Stopwatch(device_of(config.device))
     data = StoreData(store, watch.device, kinds=("clips",), labels_from=config.labels_from, needs_private_labels=True)
     n_classes_of(data)
@@ -198,7 +189,7 @@ def run(store: Store, config: BiasConfig, *, show_progress: bool = False) -> dic
     if len(train_videos) == 0 or len(test_videos) == 0:
         raise FeatstoreError(f"{store.path}: the {config.protocol} protocol leaves {len(train_videos)} training and "
                              f"{len(test_videos)} test videos (with a known gender)")
-    model, outcome = train_linear_classifier(data, train_videos, config.probe(), show_progress, f"{config.protocol} probe")
+    model, outcome = train_linear_classifier(data, train_videos, config, show_progress, f"{config.protocol} probe")
     predicted = video_class_probabilities(model, data, test_videos, config.eval_clips).argmax(axis=1)
     correct = predicted == table.label[test_videos]
     test_gender = video_gender[test_videos]
@@ -220,27 +211,14 @@ def run(store: Store, config: BiasConfig, *, show_progress: bool = False) -> dic
 
 def register(app: typer.Typer) -> None:
     @app.command("bias")
-    def bias_command(
-        store: str = store_option(),
-        out: Optional[Path] = out_option(),
-        protocol: str = typer.Option("ntu-bias-f", "--protocol", help="ntu-bias-f, ntu-bias-m or tsh."),
-        genders: Path = typer.Option(..., "--genders", help="CSV with the columns subject,gender (F/M)."),
-        shortcut_class: str = typer.Option("brush hair", help="NTU protocols: the flipped action (name or index)."),
-        ratio: float = typer.Option(0.95, help="NTU protocols: majority-gender share of every training action."),
-        epochs: int = typer.Option(250, help="Linear probe epochs."),
-        lr: float = typer.Option(1e-3, help="AdamW learning rate."),
-        batch_size: int = typer.Option(1024, help="Clips per step."),
-        seed: int = seed_option(),
-        device: str = device_option(),
-        labels_from: Optional[str] = labels_from_option(),
-        progress: bool = progress_option(),
-    ) -> None:
+    @config_options(BiasConfig, ("protocol", "--protocol"), ("genders", "--genders"), "shortcut_class", "ratio",
+                    "epochs", "lr", "batch_size", "seed", "device", "labels_from")
+    def bias_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: BiasConfig,
+                     progress: bool = progress_option()) -> None:
         """Gender bias: per-gender accuracy, overall accuracy and their gap (NTU-Bias-F/M or Toyota Smarthome)."""
-        config = BiasConfig(protocol=protocol, genders=str(genders), shortcut_class=shortcut_class, ratio=ratio,
-                            epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
-                            labels_from=labels_from)
-        opened = open_store(store)
-        metrics = run(opened, config, show_progress=progress)
-        printed = {k: v for k, v in metrics.items() if k != "split_counts"}
-        finish(f"bias-{config.protocol}", config, metrics, opened, out,
-               printer=lambda: print_metrics(f"bias {config.protocol}: {opened.path}", printed))
+
+        def printer(opened: Store, metrics: dict) -> None:
+            printed = {k: v for k, v in metrics.items() if k != "split_counts"}
+            print_metrics(f"bias {config.protocol}: {opened.path}", printed)
+
+        run_command(f"bias-{config.protocol}", run, config, store, out, show_progress=progress, printer=printer)

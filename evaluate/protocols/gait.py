@@ -30,35 +30,22 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import typer
 
 from data_manifests.builders.casia_b import parse_casia_path
-from evaluate.common import (
-    StoreData,
-    check_private_labels,
-    Stopwatch,
-    check,
-    check_choice,
-    console,
-    device_of,
-    device_option,
-    finish,
-    format_value,
-    labels_from_option,
-    open_store,
-    out_option,
-    print_columns,
-    print_metrics,
-    store_option,
-    timing_block,
-)
-from evaluate.metrics import hit_at_1
-from evaluate.protocols.retrieval import cosine_matrix
 from data_manifests.errors import FeatstoreError
-from featstore.store import Store
+from evaluate.options import config_options, out_option, run_command, store_option
+from evaluate.protocols.retrieval import cosine_matrix
+from evaluate.settings import check, check_choice, device_setting, labels_from_setting, setting
+from evaluate.tables import console, format_value, print_columns, print_metrics
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from evaluate.data import StoreData
+    from featstore.store import Store
 
 PROTOCOLS = ("auto", "casia-b", "splits")
 GALLERY_WALKS = ("nm", (1, 2, 3, 4))
@@ -71,9 +58,10 @@ SPLITS_RULE = "gallery = train split, probes = test split videos whose subject h
 
 @dataclass
 class GaitConfig:
-    protocol: str = "auto"  # auto: casia-b when every video id is a CASIA-B name, splits when none is
-    device: str = "auto"
-    labels_from: Optional[str] = None  # the raw store of an export without private labels (joined by video id)
+    protocol: str = setting("auto", "auto (casia-b when every video id is a CASIA-B name such as 001-nm-01-090, "
+                                    "else splits), casia-b or splits (gallery = train, probes = test).")
+    device: str = device_setting()
+    labels_from: Optional[str] = labels_from_setting()
 
     def __post_init__(self):
         check_choice("protocol", self.protocol, PROTOCOLS)
@@ -97,6 +85,8 @@ def resolve_protocol(requested: str, video_ids: list[str], where: Path | str) ->
 
 def _mean(values: Iterable[float]) -> float:
     """Mean of the finite values; nan when there are none."""
+    import numpy as np
+
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
 
@@ -105,6 +95,10 @@ def cross_view_rank1(similarity: np.ndarray, probe_subjects: np.ndarray, probe_v
                      gallery_subjects: np.ndarray, gallery_views: np.ndarray) -> dict[str, dict[str, float]]:
     """``{probe view: {gallery view: rank-1}}``: the probes of each view against the gallery videos of each
     view alone (``similarity`` is probes x gallery)."""
+    import numpy as np
+
+    from evaluate.metrics import hit_at_1
+
     table = {}
     for probe_view in sorted(set(probe_views.tolist())):
         rows = probe_views == probe_view
@@ -130,6 +124,8 @@ def summarize_views(table: dict[str, dict[str, float]]) -> dict:
 
 def casia_b_retrieval(data: StoreData, has_clips: np.ndarray) -> dict:
     """The standard CASIA-B cross-view evaluation (see module docs)."""
+    import numpy as np
+
     where = data.store.path
     names = [parse_casia_path((video_id,)) for video_id in data.videos.video_id.tolist()]
     subjects, conditions, sequences, views = (np.array(column) for column in zip(*names))
@@ -175,6 +171,10 @@ def casia_b_retrieval(data: StoreData, has_clips: np.ndarray) -> dict:
 
 def splits_retrieval(data: StoreData, has_clips: np.ndarray, reason: str) -> dict:
     """Gallery = train videos, probes = test videos whose subject has a train video: one rank-1."""
+    import numpy as np
+
+    from evaluate.metrics import hit_at_1
+
     where, table = data.store.path, data.videos
     known = has_clips & (table.subject != "")
     gallery = np.flatnonzero(known & (table.split == "train"))
@@ -199,6 +199,9 @@ def splits_retrieval(data: StoreData, has_clips: np.ndarray, reason: str) -> dic
 
 
 def run(store: Store, config: GaitConfig, *, show_progress: bool = False) -> dict:
+    from evaluate.data import StoreData, check_private_labels
+    from evaluate.training import Stopwatch, device_of, timing_block
+
     watch = Stopwatch(device_of(config.device))
     data = StoreData(store, watch.device, kinds=("clips",), labels_from=config.labels_from)
     protocol = resolve_protocol(config.protocol, data.videos.video_id.tolist(), store.path)
@@ -234,19 +237,8 @@ def print_result(title: str, metrics: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("gait")
-    def gait_command(
-        store: str = store_option(),
-        out: Optional[Path] = out_option(),
-        protocol: str = typer.Option(GaitConfig.protocol, "--protocol",
-                                     help="auto (casia-b when every video id is a CASIA-B name such as "
-                                          "001-nm-01-090, else splits), casia-b or splits (gallery = train, "
-                                          "probes = test)."),
-        device: str = device_option(),
-        labels_from: Optional[str] = labels_from_option(),
-    ) -> None:
+    @config_options(GaitConfig, ("protocol", "--protocol"), "device", "labels_from")
+    def gait_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: GaitConfig) -> None:
         """Gait recognition by retrieval: CASIA-B cross-view rank-1 (NM/BG/CL), or train -> test splits."""
-        config = GaitConfig(protocol=protocol, device=device, labels_from=labels_from)
-        opened = open_store(store)
-        metrics = run(opened, config)
-        finish("gait", config, metrics, opened, out,
-               printer=lambda: print_result(f"gait ({metrics['protocol']}): {opened.path}", metrics))
+        run_command("gait", run, config, store, out, printer=lambda opened, metrics: print_result(
+            f"gait ({metrics['protocol']}): {opened.path}", metrics))

@@ -8,51 +8,48 @@ Unlabelled videos take no part. No training: the embeddings are compared as they
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
-import torch
 import typer
 
-from evaluate.common import (
-    StoreData,
-    Stopwatch,
-    check,
-    device_of,
-    device_option,
-    finish,
-    open_store,
-    out_option,
-    store_option,
-    timing_block,
-)
-from evaluate.metrics import retrieval_metrics
-from evaluate.protocols._classifier import labelled_videos
-from featstore.store import Store
+from evaluate.options import config_options, out_option, run_command, store_option
+from evaluate.settings import check, device_setting, setting
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from featstore.store import Store
 
 
 @dataclass
 class RetrievalConfig:
-    ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+    ks: list[int] = setting([1, 5, 10], "Cut-offs for R@k (repeat the option).")
     query_split: str = "test"
     gallery_split: str = "train"
-    device: str = "auto"
+    device: str = device_setting()
 
     def __post_init__(self):
+        self.ks = list(self.ks)
         check(len(self.ks) > 0 and all(k >= 1 for k in self.ks), f"every k must be >= 1, got {self.ks}")
         check(self.query_split != self.gallery_split, "query_split and gallery_split must differ")
 
 
 def cosine_matrix(queries: torch.Tensor, gallery: torch.Tensor) -> np.ndarray:
     """(Q, G) cosine similarities computed on the tensors' device, returned as float64 numpy."""
-    q = torch.nn.functional.normalize(queries.float(), dim=1)
-    g = torch.nn.functional.normalize(gallery.float(), dim=1)
-    return (q @ g.T).double().cpu().numpy()
+    from torch.nn.functional import normalize
+
+    return (normalize(queries.float(), dim=1) @ normalize(gallery.float(), dim=1).T).double().cpu().numpy()
 
 
 def run(store: Store, config: RetrievalConfig, *, show_progress: bool = False) -> dict:
+    from evaluate.data import StoreData
+    from evaluate.metrics import retrieval_metrics
+    from evaluate.protocols._classifier import labelled_videos
+    from evaluate.training import Stopwatch, device_of, timing_block
+
     watch = Stopwatch(device_of(config.device))
     data = StoreData(store, watch.device, kinds=("clips",))
     queries = labelled_videos(data, config.query_split)
@@ -73,13 +70,8 @@ def run(store: Store, config: RetrievalConfig, *, show_progress: bool = False) -
 
 def register(app: typer.Typer) -> None:
     @app.command("retrieval")
-    def retrieval_command(
-        store: str = store_option(),
-        out: Optional[Path] = out_option(),
-        k: list[int] = typer.Option([1, 5, 10], "--k", help="Cut-offs for R@k (repeat the option)."),
-        device: str = device_option(),
-    ) -> None:
+    @config_options(RetrievalConfig, ("ks", "--k"), "device")
+    def retrieval_command(*, store: str = store_option(), out: Optional[Path] = out_option(),
+                          config: RetrievalConfig) -> None:
         """Video retrieval: test queries vs train gallery, cosine of mean clip embeddings; R@k and mAP."""
-        config = RetrievalConfig(ks=list(k), device=device)
-        opened = open_store(store)
-        finish("retrieval", config, run(opened, config), opened, out)
+        run_command("retrieval", run, config, store, out)

@@ -47,6 +47,11 @@ def strip_prefixes(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) ->
     return state, stripped
 
 
+def describe_layout(layout: str, wrapper: str, stripped: list[str]) -> str:
+    """How a checkpoint was read, for reports: its layout, the wrappers descended and the prefixes stripped."""
+    return f"{layout}, wrapper {wrapper}" + (f", prefix {''.join(stripped)}" if stripped else "")
+
+
 def select_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The keys under ``prefix`` with it removed (e.g. the encoder of a pretrain checkpoint)."""
     return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}

@@ -10,7 +10,7 @@ import os
 import pickle
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file, save
 
 from data_manifests.errors import FeatstoreError
+from featstore.hashing import file_sha256
 from featstore.preprocess import PreprocessSpec
 
 WEIGHTS_DIR_ENV = "FEATSTORE_WEIGHTS_DIR"
@@ -55,6 +56,49 @@ class EncoderSpec:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def encoder_spec(
+    name: str,
+    family: str,
+    *,
+    embed_dim: int,
+    num_frames: int,
+    resolution: int,
+    resize_short: int,
+    pooling: str,
+    tubelet: int = 1,
+    patch: int = 1,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> EncoderSpec:
+    """An encoder's spec, with what most share as defaults: ImageNet mean/std, no tubelets or patches (a CNN)."""
+    return EncoderSpec(name=name, family=family, embed_dim=embed_dim, num_frames=num_frames, tubelet=tubelet,
+                       patch=patch, resolution=resolution, resize_short=resize_short, mean=mean, std=std,
+                       pooling=pooling)
+
+
+def imagenet_eval_resize(crop: int) -> int:
+    """The ImageNet evaluation convention: resize the short side to crop * 256 / 224 (rounded), then centre crop."""
+    return round(crop * 256 / 224)
+
+
+def replace_fields(config, overrides: dict, model: str):
+    """The config dataclass ``config`` with ``overrides``; an unknown field is one line naming the known ones."""
+    try:
+        return replace(config, **overrides)
+    except TypeError as exc:
+        known = ", ".join(f.name for f in fields(config))
+        raise FeatstoreError(f"{model}: bad override ({exc}); known fields: {known}") from exc
+
+
+def require_positive_integers(config, names: tuple[str, ...], model: str = "") -> None:
+    """Each named field of ``config`` a positive int (a bool is not one), or one line naming the first that is not."""
+    prefix = f"{model}: " if model else ""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise FeatstoreError(f"{prefix}{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -346,14 +390,6 @@ def load_strict(
         )
     # Half-precision checkpoints are cast to the module's dtype here.
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(path: Path) -> str:

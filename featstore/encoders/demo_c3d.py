@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from featstore.encoders._registry import IMAGENET_MEAN, IMAGENET_STD, EncoderEntry, EncoderSpec, register_encoder
+from featstore.encoders._registry import EncoderEntry, EncoderSpec, encoder_spec, imagenet_eval_resize, register_encoder
 from data_manifests.errors import FeatstoreError
 
 WEIGHTS = Path(__file__).parent / "weights" / "demo-c3d.safetensors"
@@ -59,19 +59,9 @@ class DemoC3D(nn.Module):
 
 
 def demo_c3d_spec() -> EncoderSpec:
-    return EncoderSpec(
-        name="demo-c3d",
-        family="conv3d",
-        embed_dim=DEMO_C3D.embed_dim,
-        num_frames=DEMO_C3D.num_frames,
-        tubelet=1,
-        patch=1,
-        resolution=DEMO_C3D.img_size,
-        resize_short=round(DEMO_C3D.img_size * 256 / 224),
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        pooling="global average of the last stage",
-    )
+    return encoder_spec("demo-c3d", "conv3d", embed_dim=DEMO_C3D.embed_dim, num_frames=DEMO_C3D.num_frames,
+                        resolution=DEMO_C3D.img_size, resize_short=imagenet_eval_resize(DEMO_C3D.img_size),
+                        pooling="global average of the last stage")
 
 
 def build_demo_c3d(overrides: dict):

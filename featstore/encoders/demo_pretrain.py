@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from data_manifests.schema import Manifest
 from featstore.decode import open_media
-from featstore.encoders._registry import file_sha256
 from featstore.encoders.demo_c3d import DEMO_C3D, DemoC3D, demo_c3d_spec
+from featstore.hashing import file_sha256
 from featstore.preprocess import normalize_crops, resize_crop_uint8
-from featstore.synth import ATTRIBUTE_NAMES, CLASS_NAMES, SynthConfig, generate_synthetic, manifest_path
+from data_manifests.synth import ATTRIBUTE_NAMES, CLASS_NAMES, SynthConfig, generate_synthetic, manifest_path
 
 WEIGHTS_FILE = "demo-c3d.safetensors"
 RECORD_FILE = "demo-c3d.json"

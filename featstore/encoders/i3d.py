@@ -14,7 +14,6 @@ Clips the official pool cannot take (fewer than 9 frames, under 193 px: a map un
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from featstore.encoders._convert import drop_keys, rename_keys, strip_prefixes, unknown_layout, unwrap_checkpoint
-from featstore.encoders._registry import ConvertedWeights, EncoderEntry, EncoderSpec, register_encoder
+from featstore.encoders._convert import (
+    describe_layout,
+    drop_keys,
+    rename_keys,
+    strip_prefixes,
+    unknown_layout,
+    unwrap_checkpoint,
+)
+from featstore.encoders._registry import (
+    ConvertedWeights,
+    EncoderEntry,
+    EncoderSpec,
+    encoder_spec,
+    imagenet_eval_resize,
+    register_encoder,
+    replace_fields,
+    require_positive_integers,
+)
 from data_manifests.errors import FeatstoreError
 
 I3D_LAYOUTS = (
@@ -81,10 +96,7 @@ class I3DConfig:
     bn_eps: float = 1e-3  # pytorch-i3d's (TensorFlow's) value; the video_features port uses 1e-5
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "img_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise FeatstoreError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_integers(self, ("num_frames", "img_size"))
         if not self.bn_eps > 0:
             raise FeatstoreError(f"bn_eps must be positive, got {self.bn_eps!r}")
         check_poolable(self.num_frames, self.img_size)
@@ -162,27 +174,17 @@ class I3D(nn.Module):
 
 
 def i3d_spec(config: I3DConfig) -> EncoderSpec:
-    return EncoderSpec(
-        name="i3d",
-        family="i3d",
-        embed_dim=EMBED_DIM,
-        num_frames=config.num_frames,
-        tubelet=1,  # a CNN: no tubelets or patches
-        patch=1,
-        resolution=config.img_size,
-        resize_short=round(config.img_size * 256 / 224),  # Kinetics evaluation: short side 256, crop 224
+    return encoder_spec(
+        "i3d", "i3d", embed_dim=EMBED_DIM, num_frames=config.num_frames, resolution=config.img_size,
+        resize_short=imagenet_eval_resize(config.img_size),  # Kinetics evaluation: short side 256, crop 224
+        pooling="AvgPool3d((2, 7, 7), stride 1) of the Mixed_5c map, mean over the positions it leaves",
         mean=(0.5, 0.5, 0.5),  # (x/255 - 0.5) / 0.5 = the reference's [-1, 1] scaling
         std=(0.5, 0.5, 0.5),
-        pooling="AvgPool3d((2, 7, 7), stride 1) of the Mixed_5c map, mean over the positions it leaves",
     )
 
 
 def build_i3d(overrides: dict):
-    try:
-        config = dataclasses.replace(I3DConfig(), **overrides)
-    except TypeError as exc:
-        fields = ", ".join(f.name for f in dataclasses.fields(I3DConfig))
-        raise FeatstoreError(f"i3d: bad override ({exc}); known fields: {fields}") from exc
+    config = replace_fields(I3DConfig(), overrides, "i3d")
     return I3D(config), i3d_spec(config)
 
 
@@ -222,8 +224,7 @@ def convert_i3d(checkpoint: dict, source: Path) -> ConvertedWeights:
         implied["bn_eps"] = 1e-5
     else:
         raise unknown_layout("i3d", state, I3D_LAYOUTS)
-    described = f"{layout}, wrapper {wrapper}" + (f", prefix {''.join(stripped)}" if stripped else "")
-    return ConvertedWeights(_with_bn_counters(state), described, implied)
+    return ConvertedWeights(_with_bn_counters(state), describe_layout(layout, wrapper, stripped), implied)
 
 
 register_encoder(

@@ -9,7 +9,6 @@ each weights enum's own inference transform. torchvision resizes r2plus1d_18 to 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,8 +16,14 @@ from pathlib import Path
 import torch.nn as nn
 
 from featstore.encoders._convert import drop_keys, strip_prefixes, unwrap_checkpoint
-from featstore.encoders._registry import ConvertedWeights, EncoderEntry, EncoderSpec, register_encoder
-from data_manifests.errors import FeatstoreError
+from featstore.encoders._registry import (
+    ConvertedWeights,
+    EncoderEntry,
+    EncoderSpec,
+    encoder_spec,
+    register_encoder,
+    replace_fields,
+)
 
 try:  # a torchvision built for another torch fails at import with any of these
     import torchvision.models.video as tv_video
@@ -57,27 +62,14 @@ def _transform(model: TorchvisionVideo):
 
 def torchvision_spec(model: TorchvisionVideo, options: TorchvisionOptions) -> EncoderSpec:
     transform = _transform(model)
-    return EncoderSpec(
-        name=model.name,
-        family="torchvision-video",
-        embed_dim=model.embed_dim,
-        num_frames=options.num_frames,
-        tubelet=1,
-        patch=1,
-        resolution=options.img_size,
-        resize_short=min(transform.resize_size),
-        mean=tuple(transform.mean),
-        std=tuple(transform.std),
-        pooling=model.pooling,
-    )
+    return encoder_spec(model.name, "torchvision-video", embed_dim=model.embed_dim, num_frames=options.num_frames,
+                        resolution=options.img_size, resize_short=min(transform.resize_size), pooling=model.pooling,
+                        mean=tuple(transform.mean), std=tuple(transform.std))
 
 
 def build_torchvision(model: TorchvisionVideo, overrides: dict):
     default = TorchvisionOptions(model.num_frames, _transform(model).crop_size[0])
-    try:
-        options = dataclasses.replace(default, **overrides)
-    except TypeError as exc:
-        raise FeatstoreError(f"{model.name}: bad override ({exc}); known fields: num_frames, img_size") from exc
+    options = replace_fields(default, overrides, model.name)
     network = getattr(tv_video, model.builder)(weights=None)
     setattr(network, model.classifier, nn.Identity())
     return network, torchvision_spec(model, options)

@@ -14,36 +14,21 @@ pretrain one ('encoder.' + decoder keys); and the Hugging Face one (VideoMAEMode
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from featstore.encoders._convert import (
+    describe_layout,
     drop_keys,
     rename_keys,
     select_prefix,
     strip_prefixes,
-    unknown_layout,
     unwrap_checkpoint,
 )
-from featstore.encoders._registry import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ConvertedWeights,
-    EncoderEntry,
-    EncoderSpec,
-    register_encoder,
-)
-from featstore.encoders.vit_video import (
-    OFFICIAL_VIT_RENAMES,
-    POOLING_DESCRIPTIONS,
-    VideoViT,
-    VideoViTConfig,
-    replace_config,
-    sinusoid_table_1d,
-)
+from featstore.encoders._registry import ConvertedWeights
+from featstore.encoders._vit_variants import Variant, ViTFamily
+from featstore.encoders.vit_video import OFFICIAL_VIT_RENAMES, VideoViTConfig, official_or_native, sinusoid_table_1d
 from data_manifests.errors import FeatstoreError
 
 VIDEOMAE_LAYOUTS = (
@@ -60,15 +45,6 @@ BASE = VideoViTConfig(
     embed_dim=768, depth=12, num_heads=12, patch_size=16, tubelet_size=2, num_frames=16, img_size=224,
     qkv_bias="qv", pos_table="sincos-1d", pooling="mean_norm",
 )
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    family: str
-    description: str
-    sizes: dict
-    default_weights_file: str | None = None
 
 
 VARIANTS = (
@@ -91,28 +67,6 @@ VARIANTS = (
     Variant("internvideo-h", "internvideo", "InternVideo v1 ViT-H/16, VideoMAE format (1280-d, 16x224)",
             dict(embed_dim=1280, depth=32, num_heads=16)),
 )
-
-
-def videomae_spec(variant: Variant, config: VideoViTConfig) -> EncoderSpec:
-    return EncoderSpec(
-        name=variant.name,
-        family=variant.family,
-        embed_dim=config.embed_dim,
-        num_frames=config.num_frames,
-        tubelet=config.tubelet_size,
-        patch=config.patch_size,
-        resolution=config.img_size,
-        # VideoMAE's evaluation resizes the short side to the crop size (short_side_size 224), then crops.
-        resize_short=config.img_size,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        pooling=POOLING_DESCRIPTIONS[config.pooling],
-    )
-
-
-def build_videomae(variant: Variant, overrides: dict):
-    config = replace_config(replace_config(BASE, variant.sizes, variant.name), overrides, variant.name)
-    return VideoViT(config), videomae_spec(variant, config)
 
 
 # ---------------------------------------------------------------------- conversion
@@ -169,12 +123,8 @@ def convert_videomae(checkpoint: dict, source: Path, model: str) -> ConvertedWei
         state, layout = hf_to_official(state), "Hugging Face VideoMAE"
     elif any(k.startswith("encoder.patch_embed.") for k in state):
         state, layout = select_prefix(state, "encoder."), "official pretrain (encoder.*)"
-    elif "patch_embed.proj.weight" in state:
-        layout = "official VideoMAE"
-    elif "patch_embed.weight" in state:
-        layout = "native"  # this project's own module names (e.g. weights saved from a built model)
     else:
-        raise unknown_layout(model, state, VIDEOMAE_LAYOUTS)
+        layout = official_or_native(state, "official VideoMAE", model, VIDEOMAE_LAYOUTS)
     state = drop_keys(state, (r"head\.",))  # the classifier
     state = _without_fixed_sinusoid(state, model)
     implied = {
@@ -182,20 +132,11 @@ def convert_videomae(checkpoint: dict, source: Path, model: str) -> ConvertedWei
         "pooling": "mean_norm" if "fc_norm.weight" in state else "mean",
         "layer_scale": "blocks.0.gamma_1" in state,
     }
-    described = f"{layout}, wrapper {wrapper}" + (f", prefix {''.join(stripped)}" if stripped else "")
+    described = describe_layout(layout, wrapper, stripped)
     return ConvertedWeights(rename_keys(state, OFFICIAL_VIT_RENAMES), described, implied)
 
 
-for _variant in VARIANTS:
-    register_encoder(
-        EncoderEntry(
-            name=_variant.name,
-            description=_variant.description + "; q/v-bias attention, 1-D sinusoid, fc_norm(mean) or norm-mean",
-            spec=videomae_spec(_variant, replace_config(BASE, _variant.sizes, _variant.name)),
-            build=partial(build_videomae, _variant),
-            weights_required=True,
-            default_weights_file=_variant.default_weights_file,
-            convert=partial(convert_videomae, model=_variant.name),
-            layouts=VIDEOMAE_LAYOUTS,
-        )
-    )
+# VideoMAE's evaluation resizes the short side to the crop size (short_side_size 224), then crops.
+VIDEOMAE = ViTFamily(base=BASE, resize_short=lambda crop: crop, convert=convert_videomae, layouts=VIDEOMAE_LAYOUTS,
+                     description="; q/v-bias attention, 1-D sinusoid, fc_norm(mean) or norm-mean")
+VIDEOMAE.register(VARIANTS)

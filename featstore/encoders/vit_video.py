@@ -9,7 +9,6 @@ the patch convolution is ``patch_embed`` itself (official: ``patch_embed.proj``)
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -18,6 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data_manifests.errors import FeatstoreError
+from featstore.encoders._convert import unknown_layout
+from featstore.encoders._registry import require_positive_integers
 
 QKV_BIAS_STYLES = ("qkv", "qv", "none")
 POS_TABLES = ("sincos-1d", "sincos-3d")
@@ -47,10 +48,8 @@ class VideoViTConfig:
     pooling: str = "mean"
 
     def __post_init__(self) -> None:
-        for name in ("embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "num_frames", "img_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise FeatstoreError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_integers(
+            self, ("embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "num_frames", "img_size"))
         if self.embed_dim % self.num_heads:
             raise FeatstoreError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if self.img_size % self.patch_size or self.num_frames % self.tubelet_size:
@@ -75,15 +74,6 @@ class VideoViTConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def replace_config(base: VideoViTConfig, overrides: dict, model: str) -> VideoViTConfig:
-    """The base config with overrides; an unknown field is an error naming the known ones."""
-    try:
-        return dataclasses.replace(base, **overrides)
-    except TypeError as exc:
-        fields = ", ".join(f.name for f in dataclasses.fields(VideoViTConfig))
-        raise FeatstoreError(f"{model}: bad override ({exc}); known fields: {fields}") from exc
 
 
 def sinusoid_table_1d(n_positions: int, dim: int) -> torch.Tensor:
@@ -239,3 +229,13 @@ OFFICIAL_VIT_RENAMES = (
     (r"\.mlp\.fc1\.", ".mlp.0."),
     (r"\.mlp\.fc2\.", ".mlp.2."),
 )
+
+
+def official_or_native(state: dict[str, torch.Tensor], official: str, model: str, layouts: tuple[str, ...]) -> str:
+    """The layout a ViT state dict's names are in: the official one (``patch_embed.proj``, named ``official``),
+    or this project's own (``patch_embed``; e.g. weights saved from a built model); else one line naming ``layouts``."""
+    if "patch_embed.proj.weight" in state:
+        return official
+    if "patch_embed.weight" in state:
+        return "native"
+    raise unknown_layout(model, state, layouts)

@@ -21,12 +21,13 @@ import torch.nn as nn
 
 from featstore.encoders._convert import select_prefix, unknown_layout
 from featstore.encoders._registry import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     ConvertedWeights,
     EncoderEntry,
     EncoderSpec,
+    encoder_spec,
     register_encoder,
+    replace_fields,
+    require_positive_integers,
 )
 from data_manifests.errors import FeatstoreError
 
@@ -53,11 +54,8 @@ class VJEPA2Options:
     qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size", "tubelet_size",
-                     "crop_size", "frames_per_clip"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise FeatstoreError(f"vjepa2: {name} must be a positive integer, got {value!r}")
+        require_positive_integers(self, ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size",
+                                         "tubelet_size", "crop_size", "frames_per_clip"), "vjepa2")
         if self.hidden_size % self.num_attention_heads:
             raise FeatstoreError("vjepa2: hidden_size must divide by num_attention_heads")
 
@@ -90,27 +88,16 @@ class VJEPA2Embedder(nn.Module):
 
 
 def vjepa2_spec(options: VJEPA2Options) -> EncoderSpec:
-    return EncoderSpec(
-        name="vjepa2",
-        family="vjepa2-hf",
-        embed_dim=options.hidden_size,
-        num_frames=options.frames_per_clip,
-        tubelet=options.tubelet_size,
-        patch=options.patch_size,
+    return encoder_spec(
+        "vjepa2", "vjepa2-hf", embed_dim=options.hidden_size, num_frames=options.frames_per_clip,
         resolution=options.crop_size,
         resize_short=int(options.crop_size * 256 / 224),  # the VJEPA2 video processor's shortest edge
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        pooling="mean of final-normalized tokens",
+        pooling="mean of final-normalized tokens", tubelet=options.tubelet_size, patch=options.patch_size,
     )
 
 
 def build_vjepa2(overrides: dict):
-    try:
-        options = dataclasses.replace(VJEPA2Options(), **overrides)
-    except TypeError as exc:
-        fields = ", ".join(f.name for f in dataclasses.fields(VJEPA2Options))
-        raise FeatstoreError(f"vjepa2: bad override ({exc}); known fields: {fields}") from exc
+    options = replace_fields(VJEPA2Options(), overrides, "vjepa2")
     return VJEPA2Embedder(options), vjepa2_spec(options)
 
 

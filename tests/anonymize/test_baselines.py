@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,11 @@ from sklearn.metrics import average_precision_score
 
 from anonymize.array_store import write_array_store
 from anonymize.baselines import METHODS, BaselineConfig, describe_run, fit_baseline, row_noise
-from anonymize.cli import main
 from anonymize.export import export_store, load_trained_aam
 from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 from featstore.summary import verify_store
-from tests.conftest import one_torch_thread
+from tests.conftest import one_torch_thread, run_in_process
 
 DIM = 16
 OPTIONS = {"lda-action": [], "pca": ["--components", "6"], "gaussian-noise": ["--noise-fraction", "0.5"],
@@ -56,15 +54,6 @@ def store(tmp_path_factory) -> Path:
     return planted_store(tmp_path_factory.mktemp("baselines") / "raw.zarr")
 
 
-def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``anonymize ARGS`` in this process: exit code (0 for a normal return), stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["anonymize", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code or 0, captured.out, captured.err
-
-
 def fit(store: Path, out: Path, method: str, **options) -> Path:
     fit_baseline(BaselineConfig(method=method, store=str(store), out=str(out), **options))
     return out
@@ -83,8 +72,8 @@ def rows_of(store: Store, split: str, kind: str = "clips") -> tuple[np.ndarray, 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_fits_exports_and_shows_through_the_cli(store, method, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    code, out, err = run_in_process(monkeypatch, capsys, "baseline", "--method", method, "--store", str(store),
-                                    "--out", str(run), *OPTIONS[method])
+    code, out, err = run_in_process(monkeypatch, capsys, "anonymize", "baseline", "--method", method,
+                                    "--store", str(store), "--out", str(run), *OPTIONS[method])
     assert code == 0, err
     assert "sha256" in out
     record = json.loads((run / "baseline.json").read_text())
@@ -92,17 +81,17 @@ def test_every_method_fits_exports_and_shows_through_the_cli(store, method, tmp_
     assert record["method"] == method and record["supervised"] is supervised
     assert record["fitted"]["dim"] == DIM and 1 <= record["fitted"]["dims"] <= DIM
 
-    code, out, err = run_in_process(monkeypatch, capsys, "info", "--run", str(run), "--json")
+    code, out, err = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["kind"] == "baseline" and summary["method"] == method and summary["supervised"] is supervised
     assert summary["overview"]["aam sha256"] == record["sha256"]
-    code, out, err = run_in_process(monkeypatch, capsys, "info", "--run", str(run))
+    code, out, err = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run))
     assert code == 0 and method in out and "supervised" in out
 
     anon = tmp_path / "anon.zarr"
-    code, out, err = run_in_process(monkeypatch, capsys, "export", "--run", str(run), "--store", str(store),
-                                    "--out", str(anon), "--device", "cpu", "--batch-rows", "7")
+    code, out, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run),
+                                    "--store", str(store), "--out", str(anon), "--device", "cpu", "--batch-rows", "7")
     assert code == 0, err
     assert verify_store(anon) == []
     source, exported = Store.open(store), Store.open(anon)
@@ -311,7 +300,7 @@ def test_bad_inputs_are_one_line_errors_with_exit_code_2(store, tmp_path, monkey
         ("train", "--out", str(existing), "--resume", "--device", "cpu", "--no-progress"),
     ]
     for args in cases:
-        code, _, err = run_in_process(monkeypatch, capsys, *args)
+        code, _, err = run_in_process(monkeypatch, capsys, "anonymize", *args)
         assert code == 2, (args, err)
         assert "Traceback" not in err
         assert len(err.strip().splitlines()) == 1, (args, err)
@@ -319,15 +308,15 @@ def test_bad_inputs_are_one_line_errors_with_exit_code_2(store, tmp_path, monkey
     assert not (tmp_path / "new").exists() and not (tmp_path / "n1").exists()
 
     before = json.loads((existing / "baseline.json").read_text())["sha256"]
-    code, _, err = run_in_process(monkeypatch, capsys, "baseline", "--method", "pca", "--components", "5",
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "baseline", "--method", "pca", "--components", "5",
                                   "--store", str(store), "--out", str(existing), "--overwrite")
     assert code == 0, err
     assert json.loads((existing / "baseline.json").read_text())["sha256"] != before
 
     # A transform that does not match its record is refused.
     (existing / "aam.safetensors").write_bytes((existing / "aam.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
-    code, _, err = run_in_process(monkeypatch, capsys, "export", "--run", str(existing), "--store", str(store),
-                                  "--out", str(tmp_path / "x.zarr"))
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(existing),
+                                  "--store", str(store), "--out", str(tmp_path / "x.zarr"))
     assert code == 2 and "does not match" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(FeatstoreError, match="already anonymized"):
         anon = tmp_path / "anon.zarr"
@@ -337,7 +326,7 @@ def test_bad_inputs_are_one_line_errors_with_exit_code_2(store, tmp_path, monkey
 
 # ---------------------------------------------------------------------------------------------- evaluate
 def test_evaluate_attack_tradeoff_and_report_accept_baseline_runs(store, tmp_path):
-    from evaluate.protocols import attack, report, tradeoff
+    from pipelines import attack, report, tradeoff
 
     runs = [fit(store, tmp_path / "leace", "leace"), fit(store, tmp_path / "noise", "gaussian-noise")]
     anon = tmp_path / "anon.zarr"

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from anonymize import checkpoint as ckpt
+from featstore.hashing import file_sha256
 from anonymize.budgets import budget_modes
 from anonymize.model import AAMConfig
 from anonymize.train import train
@@ -77,7 +78,7 @@ def _assert_finished_like(run: Path, straight: Path) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert ckpt.sha256_file(run / ckpt.AAM_FILE) == ckpt.sha256_file(straight / ckpt.AAM_FILE)
+    assert file_sha256(run / ckpt.AAM_FILE) == file_sha256(straight / ckpt.AAM_FILE)
     assert _without_timings(run) == _without_timings(straight)
     leftovers = sorted(p.name for p in run.iterdir())
     assert leftovers == sorted(p.name for p in straight.iterdir()), "stale checkpoint or temporary files"

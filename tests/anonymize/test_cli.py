@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import json
 
-import sys
-
-import pytest
-
-from anonymize.cli import main
 from featstore.store import Store
 from featstore.summary import verify_store
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_in_process
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--aam-layers", "1", "--identity-init", "zero",
         "--head-init-epochs", "2", "--validate-every", "1", "--device", "cpu"]
@@ -38,15 +33,6 @@ def test_train_resume_info_export(tiny_store, tmp_path):
     assert Store.open(out).provenance["anonymizer"]["epoch"] == 3
 
 
-def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``anonymize ARGS`` in this process (no interpreter start-up): exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["anonymize", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
-
-
 def test_user_errors_are_one_line_with_exit_code_2(array_store, tmp_path, monkeypatch, capsys):
     cases = [
         ("train", "--out", str(tmp_path / "a")),  # no --store
@@ -58,7 +44,7 @@ def test_user_errors_are_one_line_with_exit_code_2(array_store, tmp_path, monkey
         ("info", "--run", str(tmp_path / "none")),
     ]
     for args in cases:
-        code, _, err = run_in_process(monkeypatch, capsys, *args)
+        code, _, err = run_in_process(monkeypatch, capsys, "anonymize", *args)
         assert code == 2, (args, err)
         assert "Traceback" not in err
         assert len(err.strip().splitlines()) == 1, err
@@ -67,10 +53,10 @@ def test_user_errors_are_one_line_with_exit_code_2(array_store, tmp_path, monkey
 
 def test_info_prints_config_losses_and_parameters(array_store, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    code, _, err = run_in_process(monkeypatch, capsys, "train", "--store", str(array_store), "--out", str(run),
-                                  "--aam-heads", "2", "--no-progress", *FAST)
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
+                                  "--out", str(run), "--aam-heads", "2", "--no-progress", *FAST)
     assert code in (0, None), err
-    code, out, _ = run_in_process(monkeypatch, capsys, "info", "--run", str(run))
+    code, out, _ = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run))
     assert code in (0, None)
     for text in ("trainable parameters", "aam", "head.action", "losses", "objective", "w_lc"):
         assert text in out

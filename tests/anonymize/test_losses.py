@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from anonymize.losses import attribute_bce, attribute_confusion, latent_consistency, nt_xent
+from anonymize.losses import attribute_bce, attribute_confusion, latent_consistency, nt_xent, within_video_consistency
 from anonymize.train import STREAM_BUDGET, STREAM_TASK0, Trainer, generator_for
 from tests.anonymize.conftest import small_config
 
@@ -42,6 +42,14 @@ def test_latent_consistency_distances_by_hand():
     assert latent_consistency(anonymized, raw, "mse").item() == pytest.approx((4 + 9 + 16) / 4)
     assert latent_consistency(anonymized, raw, "l1").item() == pytest.approx((2 + 3 + 4) / 4)
     assert latent_consistency(anonymized, raw, "l2").item() == pytest.approx((2 + 5) / 2)
+
+
+def test_within_video_consistency_by_hand():
+    raw = (torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([[0.0, 2.0], [0.0, 0.0]]))  # differences (1,0), (0,1)
+    shifted = (raw[0] + 5.0, raw[1] + 5.0)  # a shift every clip of a video shares costs nothing
+    assert within_video_consistency(shifted, raw).item() == 0.0
+    squeezed = (raw[0] * 0.5, raw[1] * 0.5)  # differences halved: (0.5, 0), (0, 0.5)
+    assert within_video_consistency(squeezed, raw).item() == pytest.approx((0.25 + 0.25) / 4)
 
 
 def test_attribute_losses_ignore_unknown_labels_and_confusion_is_minimal_at_one_half():

@@ -8,6 +8,7 @@ import torch
 import zarr
 
 from anonymize import checkpoint as ckpt
+from featstore.hashing import file_sha256
 from anonymize import train as train_module
 from anonymize.export import export_store
 from anonymize.model import AttentionAAM
@@ -38,11 +39,11 @@ def test_training_refuses_labels_outside_the_class_names(array_store, tmp_path):
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_epoch(array_store, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(small_config(array_store, run, epochs=1))
-    saved = ckpt.sha256_file(run / ckpt.AAM_FILE)
+    saved = file_sha256(run / ckpt.AAM_FILE)
     monkeypatch.setattr(train_module, "latent_consistency", lambda *args: torch.tensor(float("nan")))
     with pytest.raises(FeatstoreError, match="the training loss is nan"):
         train(small_config(array_store, run, epochs=2), resume=True)
-    assert ckpt.read_checkpoint_info(run)["epoch"] == 1 and ckpt.sha256_file(run / ckpt.AAM_FILE) == saved
+    assert ckpt.read_checkpoint_info(run)["epoch"] == 1 and file_sha256(run / ckpt.AAM_FILE) == saved
 
 
 def test_export_refuses_an_anonymizer_whose_output_is_not_finite(array_store, tmp_path, monkeypatch):

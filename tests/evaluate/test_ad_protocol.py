@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from evaluate.heads import load_head
-from evaluate.protocols.ad import ADConfig, load_ad_videos, run, snippet_frames
+from evaluate.protocols._anomaly_detector import load_ad_videos, snippet_frames
+from evaluate.protocols.ad import ADConfig, run
 from data_manifests.errors import FeatstoreError
 from featstore.exporters import frame_ground_truth
 from featstore.store import Store
 from tests.conftest import run_cli
-from tests.evaluate.tadad_stores import ad_planted_store, ad_store, tad_store  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -14,13 +14,15 @@ from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 from typer.testing import CliRunner
 
 import anonymize.utility_ad  # noqa: F401  (registers "ad")
-from anonymize.utility import build_task
+from anonymize.utility_tasks import build_task
 from data_manifests.schema import Segment, VideoRecord
 from evaluate.ad_metrics import all_frames_ground_truth, expand_snippet_scores, frame_ground_truth
 from evaluate.cli import app
 from evaluate.heads import load_head, save_head
-from evaluate.heads.mgfn import MGFN, PRESETS, MGFNConfig
-from evaluate.protocols.ad import ADConfig, load_ad_videos, run, score_videos
+from evaluate.heads.mgfn import MGFN
+from evaluate.heads.mgfn_config import PRESETS, MGFNConfig
+from evaluate.protocols._anomaly_detector import load_ad_videos, score_videos
+from evaluate.protocols.ad import ADConfig, run
 from featstore.store import STAGING_DIR, Part, StagingArea, Store, StoreContents, VideoResult, write_store
 
 DIM = 8

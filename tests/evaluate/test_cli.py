@@ -1,17 +1,16 @@
 """The evaluate command end to end, as a user runs it (fresh processes)."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from typer.testing import CliRunner
 
-from evaluate.cli import PROTOCOLS, app, main
+from evaluate.cli import PROTOCOLS, app
 from evaluate.protocols.privacy import PrivacyConfig, run
 from featstore.store import Store
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_in_process
 
 
 @pytest.fixture(autouse=True)
@@ -43,15 +42,6 @@ def test_other_protocols_write_to_the_default_folder(tiny_store, tmp_path, monke
         assert str(result.relative_to(tmp_path)) in done.stdout.replace("\n", "")
 
 
-def run_in_process(monkeypatch, capsys, *args):
-    """main() as the console script runs it, in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["evaluate", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def test_bad_inputs_get_one_line_and_exit_code_2(tiny_store, tmp_path, monkeypatch, capsys):
     genders = tmp_path / "g.csv"
     genders.write_text("subject,gender\ns00,F\n")
@@ -73,7 +63,7 @@ def test_bad_inputs_get_one_line_and_exit_code_2(tiny_store, tmp_path, monkeypat
         (["privacy", "--store", str(tmp_path), "--epochs", "1"], "not a featstore store"),
     ]
     for args, message in in_process:
-        code, _, err = run_in_process(monkeypatch, capsys, *args, *out)
+        code, _, err = run_in_process(monkeypatch, capsys, "evaluate", *args, *out)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "out").exists()  # nothing half-written
 

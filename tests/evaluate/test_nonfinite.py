@@ -7,7 +7,7 @@ import pytest
 import torch
 import zarr
 
-from evaluate.common import StoreData
+from evaluate.data import StoreData
 from evaluate.shortcut import shortcut_diagnostics
 from data_manifests.errors import FeatstoreError
 from featstore.store import Store

@@ -1,5 +1,5 @@
 """`evaluate tad` end to end on a tiny synthetic TAD store (2 training videos: plumbing, mapping, determinism;
-learning itself is tested on planted sequences in test_tad_head.py)."""
+learning itself is tested on planted sequences in tests/evaluate/heads/test_tridet.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from evaluate.cli import main
-from evaluate.heads import TriDet, save_head
-from evaluate.protocols.tad import ClipLessVideos, FeatureGrid, TADConfig, ground_truth_of, load_tad_videos, run
+from evaluate.heads import save_head
+from evaluate.heads.tridet import TriDet
+from evaluate.protocols._action_detector import ClipLessVideos, FeatureGrid, ground_truth_of, load_tad_videos
+from evaluate.protocols.tad import TADConfig, run
 from evaluate.tad_metrics import Segments, evaluate_detections
 from data_manifests.errors import FeatstoreError
 from featstore.store import Store
-from tests.conftest import run_cli
-from tests.evaluate.tadad_stores import tad_planted_store, tad_store, write_tad_array_store  # noqa: F401  (fixtures)
+from tests.conftest import run_cli, write_tad_array_store
 
 FAST = ["--epochs", "2", "--warmup-epochs", "0", "--no-progress", "--device", "cpu"]
 

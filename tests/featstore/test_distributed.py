@@ -9,7 +9,8 @@ import torch
 import featstore.extract
 from featstore.distributed import assign_parts, video_costs
 from data_manifests.errors import FeatstoreError
-from featstore.extract import ExtractConfig, extract, resolve_workers
+from featstore.decode_stream import resolve_workers
+from featstore.extract import ExtractConfig, extract
 from featstore.store import STAGING_DIR, Store
 from tests.featstore._scaleout import (  # noqa: F401  (fixtures)
     BROKEN_ID,

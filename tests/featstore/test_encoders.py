@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from featstore.encoders import create_encoder, get_encoder_entry, list_encoders
-from featstore.encoders._registry import WEIGHTS_DIR_ENV, file_sha256, load_state_dict_file
+from featstore.encoders._registry import WEIGHTS_DIR_ENV, load_state_dict_file
+from featstore.hashing import file_sha256
 from data_manifests.errors import FeatstoreError
 
 # Small overrides so full-size families run quickly on the CPU (same code path, fewer layers and dims).

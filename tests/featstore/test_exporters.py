@@ -15,7 +15,6 @@ from featstore.exporters import export_mgfn, export_opentad, frame_ground_truth
 from featstore.store import Store
 from tests.conftest import run_cli
 from tests.featstore._killed import folder_files, run_until_killed
-from tests.evaluate.tadad_stores import ad_store, tad_store  # noqa: F401  (fixtures)
 
 
 def test_opentad_export_matches_the_store(tad_store, tmp_path):

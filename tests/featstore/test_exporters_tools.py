@@ -24,8 +24,7 @@ import yaml
 from data_manifests.errors import FeatstoreError
 from featstore.exporters import OPENTAD_SUBSET_NAMES, export, export_mgfn, export_opentad, parse_subset_names
 from featstore.store import Store
-from tests.conftest import run_cli
-from tests.evaluate.tadad_stores import ad_store, write_tad_array_store  # noqa: F401  (fixture)
+from tests.conftest import run_cli, write_tad_array_store
 
 # class names in a non-alphabetical order: a loader that sorts names itself gets other ids than label_id
 CLASS_NAMES = ["Zeta", "Alpha", "Mu"]

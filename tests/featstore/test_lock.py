@@ -17,7 +17,6 @@ from tests.featstore.test_extract_cli import assert_same_arrays
 from tests.featstore.test_staged_parts import (  # noqa: F401  (fixtures)
     CLI_SETTINGS,
     few_config,
-    few_manifest,
     few_reference,
     killed_extract_code,
 )

@@ -5,7 +5,6 @@ import pytest
 
 from featstore.store import STAGING_DIR, DamagedPartError, Part, StagingArea, VideoResult
 from tests.conftest import run_cli
-from data_manifests.schema import Manifest
 from featstore.extract import ExtractConfig, extract
 from featstore.sampling import SamplingConfig
 from tests.conftest import one_torch_thread
@@ -32,13 +31,6 @@ def killed_extract_code(manifest, out, kill_at: str) -> str:
             model="tiny-vit", dataset={str(manifest)!r}, out={str(out)!r}, videos_per_part=2, batch_size=4,
             sampling=SamplingConfig(static_per_video=2)), show_progress=False)
     """
-
-
-@pytest.fixture(scope="module")
-def few_manifest(trimmed_manifest, tmp_path_factory):
-    full = Manifest.load(trimmed_manifest)
-    folder = tmp_path_factory.mktemp("few")
-    return Manifest(full.header, full.records[:8], full.root_dir).save(folder / "few.jsonl")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 
 from data_manifests.schema import Manifest
 from data_manifests.errors import FeatstoreError
-from featstore.store import FORMAT_VERSION, Store, chunk_rows
+from featstore.store import CLIP_EMBEDDINGS, FORMAT_VERSION, STATIC_EMBEDDINGS, Store, chunk_rows
 from featstore.summary import summarize, verify_store
 
 
@@ -55,6 +55,19 @@ def test_provenance_records_what_reproduces_the_features(tiny_store):
                                   "static_positions": "centres"}
     for package in ("torch", "numpy", "zarr"):
         assert package in prov["versions"]
+
+
+def test_recorded_metadata_reads_as_typed_properties(tiny_store, trimmed_manifest):
+    store = Store.open(tiny_store)
+    header = Manifest.load(trimmed_manifest).header
+    assert store.header == store.attrs["dataset"]["header"]
+    assert (store.dataset_name, store.task) == (header.name, header.task)
+    assert (store.class_names, store.attribute_names) == (header.class_names, header.attribute_names)
+    assert store.fingerprint == Manifest.load(trimmed_manifest).fingerprint()
+    assert store.sampling == store.config["sampling"] and store.sampling["clip_len"] == 16
+    assert store.format_record["state"] == "complete" and store.finalized == store.attrs["featstore"]["finalized"]
+    assert store.anonymizer == {} and not store.private_labels_dropped  # a raw store
+    assert store.embeddings("clips").path == CLIP_EMBEDDINGS and store.embeddings("static").path == STATIC_EMBEDDINGS
 
 
 def test_read_rows_returns_rows_in_the_order_asked(tiny_store):

@@ -14,8 +14,7 @@ from featstore.h5io import export_h5, import_h5
 from featstore.store import DamagedStoreError, Store
 from featstore.summary import verify_store
 from tests.anonymize.conftest import structured_store
-from tests.evaluate.tadad_stores import write_tad_array_store
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_tad_array_store
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ import pytest
 from data_manifests.errors import FeatstoreError
 from featstore.summary import verify_store
 from pipelines.demo import DemoConfig
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_in_process
 
 
+@pytest.mark.slow  # minutes: four stores extracted, three anonymizers trained, two baselines, the whole report
 def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
     out = tmp_path / "runs"
     # two of the four default baselines keep the test short; the others fit and export the same way
@@ -72,14 +73,16 @@ def test_unknown_recipe_is_one_line(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_bad_training_settings_are_one_line_before_anything_is_written(tmp_path):
+def test_bad_training_settings_are_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    # in this process (the one-line error of a fresh process: test_unknown_recipe_is_one_line)
     for option, value, message in (("--batch-size", "0", "train_batch_size"), ("--lr", "-1", "train_lr"),
                                    ("--w-lc", "-2", "train_w_lc"), ("--budget-mode", "magic", "budget_mode must be one of"),
                                    ("--device", "tpu", "device")):
         out = tmp_path / option.strip("-")
-        done = run_cli("pipelines", "run", "demo", "--out", str(out), option, value)
-        assert done.returncode == 2 and message in done.stderr, (option, done.stderr)
-        assert "Traceback" not in done.stderr and not out.exists()
+        code, _, err = run_in_process(monkeypatch, capsys, "pipelines", "run", "demo", "--out", str(out),
+                                      option, value)
+        assert code == 2 and message in err, (option, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_demo_config_refuses_bad_settings_with_one_line(tmp_path):

@@ -9,11 +9,12 @@ import pytest
 from anonymize.array_store import write_array_store
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import _attribute_attack
-from evaluate.protocols._attribute_attack import ATTACKERS, attackers_of, every_nth_epoch, worst_case
+from evaluate.protocols._attribute_attack import attackers_of, every_nth_epoch, worst_case
 from evaluate.protocols.privacy import PrivacyConfig
 from evaluate.protocols.privacy import run as run_privacy
 from evaluate.protocols.vp import VPConfig
 from evaluate.protocols.vp import run as run_vp
+from evaluate.settings import ATTACKERS
 from featstore.store import Store
 
 N_TRAIN, N_TEST, DIM, ROWS = 160, 60, 12, 4

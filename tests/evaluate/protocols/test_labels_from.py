@@ -4,7 +4,7 @@ numbers as an export that kept them; without --labels-from, one line."""
 import numpy as np
 import pytest
 
-from evaluate.common import video_table
+from evaluate.data import video_table
 from evaluate.protocols import privacy, vp
 from data_manifests.errors import FeatstoreError
 from featstore.store import Store, write_transformed_store

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from evaluate.common import json_safe
-from evaluate.protocols.privacy import PrivacyConfig, check_test_positives, run
 from data_manifests.errors import FeatstoreError
+from evaluate.protocols._attribute_attack import check_test_positives
+from evaluate.protocols.privacy import PrivacyConfig, run
+from evaluate.results import json_safe
 from featstore.store import Store
 
 FAST = dict(epochs=15, batch_size=32)

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from anonymize.array_store import write_array_store
 from evaluate.cli import app
-from evaluate.protocols.vp import AGGREGATE_RULES, VPConfig, position_aggregates, run
+from evaluate.protocols._attribute_attack import position_aggregates
+from evaluate.protocols.vp import AGGREGATE_RULES, VPConfig, run
 from data_manifests.errors import FeatstoreError
 from featstore.store import Store
 

@@ -8,7 +8,7 @@ import torch
 
 from featstore.encoders import create_encoder, get_encoder_entry
 from featstore.encoders import demo_pretrain
-from featstore.encoders._registry import file_sha256
+from featstore.hashing import file_sha256
 from data_manifests.errors import FeatstoreError
 
 
