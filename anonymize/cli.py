@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from featstore.cli import run_app
+from featstore.cli import run_app, tool_app
 from data_manifests.errors import FeatstoreError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Anonymizing Adapter Module: train on a feature store, export anonymized stores.")
+app = tool_app("anonymize",
+               help="Anonymizing Adapter Module: train on a feature store, export anonymized stores.")
 console = Console()
 
 # CLI option -> (config section, field). Options default to None = "not given", so that --resume can

@@ -65,11 +65,30 @@ def resolve_dataset(name_or_path: str, data_root: str | Path | None = None, fold
         root = Path(data_root) if data_root is not None else entry.default_root
         if root is None:
             raise ManifestError(f"dataset {entry.name!r} needs --data-root pointing at its files")
+        if entry.default_root is None and not root.is_dir():
+            # a public dataset reads existing files; only the synthetic parts create their root
+            raise ManifestError(f"--data-root {root} is not a folder (dataset {entry.name!r} reads its files there)")
         manifest = entry.build(root, fold)
     if not allow_outside_root:
         manifest.check_paths_inside_root()
     manifest.check_files()
     return manifest
+
+
+def write_manifest(name_or_path: str, out: str | Path, data_root: str | Path | None = None, fold: int = DEFAULT_FOLD,
+                   *, overwrite: bool = False, allow_outside_root: bool = False) -> Path:
+    """Write the manifest ``--dataset`` resolves to (the one ``featstore extract`` reads) to ``out`` (JSONL).
+
+    ``out`` is refused if it is a folder, or an existing file unless ``overwrite``; it is written
+    atomically (temp file + rename), with its root rewritten relative to ``out``.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise ManifestError(f"--out {out} is a folder; give a file name such as {out / 'manifest.jsonl'}")
+    if out.exists() and not overwrite:
+        raise ManifestError(f"--out {out} already exists; pass --overwrite to replace it")
+    manifest = resolve_dataset(name_or_path, data_root, fold, allow_outside_root=allow_outside_root)
+    return manifest.save(out)
 
 
 def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int], Manifest]:
@@ -135,7 +154,8 @@ _PUBLIC_DATASETS = {
     "kinetics400": ("kinetics400", "build_kinetics400",
                     "Kinetics-400 (annotations/{train,val,test}.csv + split folders)"),
     "thumos14": ("thumos14", "build_thumos14",
-                 "THUMOS14 TAD (ActionFormer thumos14.json): validation -> train, test -> test"),
+                 "THUMOS14 TAD (ActionFormer/OpenTAD JSON or official annotation/*.txt): "
+                 "validation -> train, test -> test"),
     "ucf-crime": ("ucf_crime", "build_ucf_crime",
                   "UCF-Crime AD (Anomaly_Train/Test.txt + temporal annotation of the test videos)"),
 }

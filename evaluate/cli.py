@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from data_manifests.errors import FeatstoreError
-from featstore.cli import run_app
+from featstore.cli import run_app, tool_app
 
 # each name is a module evaluate/protocols/<name>.py with register(app), with its command's one-line help (the
 # docstring's first paragraph; tests/test_cli_startup.py checks they agree); add new protocols here
@@ -73,16 +73,11 @@ def protocol_command(name: str) -> TyperCommand:
 
 def evaluate_app(group: type[ProtocolGroup]) -> typer.Typer:
     """The ``evaluate`` app whose subcommands are ``group.COMMANDS``."""
-    app = typer.Typer(cls=group, add_completion=False, no_args_is_help=True,
-                      help="Privacy and utility protocols on feature stores; each writes a JSON result and prints a "
-                           "table.")
-
-    @app.callback()
-    def evaluate() -> None:
-        # typer makes a group only of registered commands or a callback; the group adds the commands
-        pass
-
-    return app
+    # tool_app's callback makes it a group (typer makes one only of registered commands or a callback); the group
+    # adds the commands, which inherit its -h
+    return tool_app("evaluate", cls=group,
+                    help="Privacy and utility protocols on feature stores; each writes a JSON result and prints a "
+                         "table.")
 
 
 app = evaluate_app(ProtocolGroup)

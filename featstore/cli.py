@@ -13,7 +13,39 @@ from rich.table import Table
 
 from data_manifests.errors import FeatstoreError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Frozen video encoders -> Zarr feature stores.")
+# pyproject.toml's [project] name: every console script's --version reads this distribution's installed metadata
+DISTRIBUTION = "latent-anonymization"
+
+
+def tool_app(tool: str, help: str, cls: type | None = None) -> typer.Typer:
+    """A console script's app: ``-h`` as well as ``--help`` on it and on every subcommand, and ``--version``.
+
+    Shared by the four tools (featstore, anonymize, evaluate, pipelines); ``cls`` is a custom click group.
+    """
+    app = typer.Typer(cls=cls, add_completion=False, no_args_is_help=True, help=help,
+                      context_settings={"help_option_names": ["-h", "--help"]})  # subcommands inherit them
+
+    def print_version(wanted: bool) -> None:
+        if not wanted:
+            return
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"{tool} {version(DISTRIBUTION)}")
+        except PackageNotFoundError:
+            raise FeatstoreError(f"{DISTRIBUTION} is not installed (pip install -e .): no version to show") from None
+        raise typer.Exit()
+
+    # the callback also makes the app a group whatever its number of commands
+    @app.callback()
+    def tool_options(show_version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version,
+                                                       help="Print the version and exit.")) -> None:
+        pass
+
+    return app
+
+
+app = tool_app("featstore", help="Frozen video encoders -> Zarr feature stores.")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -172,7 +204,9 @@ PRIVATE_LABELS_SHOWN = {
 def print_summary(summary: dict) -> None:
     from featstore.sampling import read_sampling_record
 
-    table = Table(title=f"featstore {summary['path']}", show_header=False, title_justify="left")
+    anonymizer = summary["anonymizer"]
+    kind = "anonymized store" if anonymizer else "raw store"
+    table = Table(title=f"featstore {summary['path']} ({kind})", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     sampling = read_sampling_record(summary["sampling"]) if summary["sampling"] else {}
@@ -192,6 +226,10 @@ def print_summary(summary: dict) -> None:
         ("versions", ", ".join(f"{k} {v}" for k, v in (summary["versions"] or {}).items())),
         ("finished", str(summary["finished"])),
     ]
+    if anonymizer:
+        rows[:0] = [("ANONYMIZED by", f"{anonymizer['label'] or 'anonymizer'} of run {anonymizer['run']} "
+                                      f"(epoch {anonymizer['epoch']}, sha256 {str(anonymizer['aam_sha256'])[:12]})"),
+                    ("source store", str(anonymizer["source_store"]))]
     if summary["private_labels"]:
         rows.append(("private labels", PRIVATE_LABELS_SHOWN.get(summary["private_labels"], summary["private_labels"])))
     for key, value in rows:
@@ -221,11 +259,13 @@ def verify(
 @app.command()
 def export(
     store: Path = typer.Argument(..., help="Store path."),
-    format: str = typer.Option("h5", "--format", help="Export format: h5 (one file), opentad (one (T, C) .npy per "
-                                                      "video + annotations.json, category_idx.txt, config_hint.yaml "
-                                                      "for OpenTAD / ActionFormer / TriDet) or mgfn ((T, crops, C) "
-                                                      ".npy + lists for MGFN / RTFM)."),
-    out: Path = typer.Option(..., help="Output file (h5) or an empty/new folder (opentad, mgfn)."),
+    format: str = typer.Option("h5", "--format", help="Export format: h5 (one file), h5-per-video (one file, "
+                                                      "f\\[video_id] = (T, C) float32 clip embeddings), opentad "
+                                                      "(one (T, C) .npy per video + annotations.json, "
+                                                      "category_idx.txt, config_hint.yaml for OpenTAD / "
+                                                      "ActionFormer / TriDet) or mgfn ((T, crops, C) .npy + lists "
+                                                      "for MGFN / RTFM)."),
+    out: Path = typer.Option(..., help="Output file (h5, h5-per-video) or an empty/new folder (opentad, mgfn)."),
     crops: Optional[int] = typer.Option(
         None, help="mgfn only: crop axis size (default 1: the store's one view; more repeats that view, as "
                    "MGFN's training code expects 10)."),
@@ -245,14 +285,48 @@ def export(
 
 @app.command("import")
 def import_(
-    source: Path = typer.Argument(..., help="An .h5 file in the featstore HDF5 layout."),
+    source: Path = typer.Argument(..., help="An .h5 in the featstore HDF5 layout; with --dataset, a per-video .h5 "
+                                            "(f\\[video_id] -> (T, C)) or a folder of per-video (T, C) .npy files."),
     out: Path = typer.Option(..., help="Store path to create."),
     overwrite: bool = typer.Option(False, help="Replace an existing store at --out."),
+    dataset: Optional[str] = typer.Option(
+        None, help="Per-video features: the dataset name or manifest .jsonl naming the videos, splits, labels, "
+                   "segments (manifest videos without features are recorded as failures)."),
+    data_root: Optional[Path] = typer.Option(None, help="Per-video features: where a named dataset's files are."),
+    fold: int = typer.Option(1, help="Per-video features: official split number of a named dataset."),
+    clip_len: Optional[int] = typer.Option(None, help="Per-video features: frames per feature row (default 16)."),
+    stride: Optional[int] = typer.Option(None, help="Per-video features: frames between rows (default: the clip "
+                                                    "length)."),
+    fps: Optional[float] = typer.Option(None, help="Per-video features: frame rate of videos whose manifest record "
+                                                   "has none."),
+    feature: Optional[str] = typer.Option(None, help="Per-video .npy: read <stem>_FEATURE.npy (video_features "
+                                                     "naming, e.g. rgb) and ignore other files."),
 ) -> None:
-    """Import an HDF5 export (ours, or another tool's in the same layout) into a store."""
-    from featstore.h5io import import_h5
+    """Import features into a store: our HDF5 export, or per-video features from other extractors."""
+    per_video = {"--clip-len": clip_len, "--stride": stride, "--fps": fps, "--feature": feature,
+                 "--data-root": data_root}
+    if dataset is None:
+        given = [name for name, value in per_video.items() if value is not None]
+        if source.is_dir() or given:
+            raise FeatstoreError(f"{given[0] if given else 'a folder of per-video .npy files'} needs --dataset "
+                                 "(the manifest naming the videos)")
+        from featstore.h5io import import_h5
 
-    console.print(f"wrote {import_h5(source, out, overwrite=overwrite)}")
+        console.print(f"wrote {import_h5(source, out, overwrite=overwrite)}")
+        return
+    from featstore.per_video import import_per_video, load_import_manifest
+    from featstore.sampling import SamplingConfig
+    from featstore.store import Store
+
+    manifest = load_import_manifest(dataset, data_root, fold)
+    clips = {"clip_len": clip_len, "stride": stride}
+    sampling = SamplingConfig(**{k: v for k, v in clips.items() if v is not None}, static_per_video=0)
+    store = import_per_video(source, manifest, out, sampling, fps=fps, feature=feature, overwrite=overwrite)
+    console.print(f"wrote {store}")
+    failures = Store.open(store).failures
+    if failures:
+        err_console.print(f"[yellow]{len(failures)} manifest videos have no features[/] (recorded as failures; "
+                          f"first: {failures[0]['video_id']})")
 
 
 @app.command()
@@ -277,6 +351,24 @@ def datasets() -> None:
     for entry in list_datasets():
         table.add_row(entry.name, str(entry.default_root or "--data-root"), entry.description)
     console.print(table)
+
+
+@app.command()
+def manifest(
+    dataset: str = typer.Argument(..., help="Dataset name (see `featstore datasets`) or a manifest .jsonl path."),
+    out: Path = typer.Option(..., help="Manifest file to write (.jsonl); refused if it exists, unless --overwrite."),
+    data_root: Optional[Path] = typer.Option(None, help="Where the dataset's files are."),
+    fold: int = typer.Option(1, help="Official split number for datasets that have several (a manifest is one)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out file."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root",
+                                            help="Accept record paths that resolve (symlinks followed) outside "
+                                                 "the manifest's root."),
+) -> None:
+    """Write the manifest a registered dataset's builder produces (the one `extract --dataset` reads)."""
+    from data_manifests.registry import write_manifest
+
+    path = write_manifest(dataset, out, data_root, fold, overwrite=overwrite, allow_outside_root=allow_outside_root)
+    console.print(f"wrote {path}")
 
 
 def run_app(typer_app: typer.Typer) -> None:

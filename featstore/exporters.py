@@ -48,7 +48,7 @@ import numpy as np
 from data_manifests.errors import FeatstoreError
 from featstore.store import CLIP_FRAMES, CLIP_TIMES, STAGING_DIR, Location, Store, has_staged_run
 
-EXPORT_FORMATS = ("h5", "opentad", "mgfn")
+EXPORT_FORMATS = ("h5", "h5-per-video", "opentad", "mgfn")
 MGFN_DEFAULT_CROPS = 1
 # OpenTAD's THUMOS annotation calls the THUMOS validation videos (our train split) "training" and the test
 # videos (our test split) "validation"; its THUMOS configs train on "training" and evaluate on "validation".
@@ -170,6 +170,23 @@ def interrupted_writer(path: str | Path) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- exports
+# What an export repeats of an anonymized store's provenance.anonymizer (``anonymize export`` writes it)
+ANONYMIZER_SHOWN = ("run", "aam_sha256", "epoch", "label", "source_store", "private_labels")
+
+
+def anonymizer_record(store: Store) -> dict | None:
+    """An anonymized store's anonymizer (run, AAM sha256, epoch, source store, private labels); None for a raw one."""
+    if not store.anonymizer:
+        return None
+    return {key: store.anonymizer.get(key) for key in ANONYMIZER_SHOWN}
+
+
+def write_export_info(folder: Path, store: Store, info: dict) -> None:
+    """Write ``folder/export_info.json``: ``info`` plus the anonymizer record, so an anonymized export says so."""
+    record = dict(info, anonymizer=anonymizer_record(store))
+    (folder / "export_info.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
 def _check_out_folder(out: Path) -> Path:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -330,7 +347,7 @@ def _write_opentad(store: Store, staging: Path, out: Path, subset_names: dict[st
             "feature_dtype": "float32", "subsets": subsets, "splits": sorted(subsets),
             **grid, "feature_stride": opentad["feature_stride"], "offset_frames": opentad["offset_frames"],
             "opentad": opentad, "actionformer": actionformer, "warnings": warnings}
-    (staging / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_export_info(staging, store, info)
 
 
 def frame_ground_truth(clip_times: np.ndarray, intervals: np.ndarray, frames_per_snippet: int = 16) -> np.ndarray:
@@ -412,13 +429,13 @@ def _write_mgfn(store: Store, staging: Path, out: Path, crops: int, train_split:
             "n_anomalous_train": int(sum(labels[v] == 1 for v in train)),
             "n_normal_train": int(sum(labels[v] == 0 for v in train)),
             "n_test": len(test), "frames_per_snippet": grid["num_frames"], "gt_frames": int(sum(len(t) for t in truth))}
-    (staging / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_export_info(staging, store, info)
 
 
 def export(store_path: str | Path, out: str | Path, format: str, crops: int | None = None,
            subset_names: dict[str, str] | None = None) -> Path:
-    """Dispatch on ``format`` (``h5`` writes one file; the others a folder). ``crops`` is for ``mgfn`` only,
-    ``subset_names`` for ``opentad`` only."""
+    """Dispatch on ``format`` (``h5`` and ``h5-per-video`` write one file; the others a folder). ``crops`` is
+    for ``mgfn`` only, ``subset_names`` for ``opentad`` only."""
     if crops is not None and format != "mgfn":
         raise FeatstoreError(f"--crops is for --format mgfn, not {format}")
     if subset_names is not None and format != "opentad":
@@ -427,6 +444,10 @@ def export(store_path: str | Path, out: str | Path, format: str, crops: int | No
         from featstore.h5io import export_h5
 
         return export_h5(store_path, out)
+    if format == "h5-per-video":
+        from featstore.per_video import export_h5_per_video
+
+        return export_h5_per_video(store_path, out)
     if format == "opentad":
         return export_opentad(store_path, out, subset_names=subset_names)
     if format == "mgfn":

@@ -2,7 +2,8 @@
 names (docs/store-format.md); ``import_h5`` reads such a file back into a store, bit for bit.
 
 Other tools bring features in by writing that layout: the arrays under clips/, static/ and videos/
-and a root attribute ``featstore_attrs`` holding the store attributes as JSON.
+and a root attribute ``featstore_attrs`` holding the store attributes as JSON (or as per-video arrays plus
+a manifest: featstore/per_video.py).
 """
 
 from __future__ import annotations
@@ -87,11 +88,7 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
     h5_path, out = Path(h5_path), Path(out)
     if not h5_path.is_file():
         raise FeatstoreError(f"no such file: {h5_path}")
-    if out.exists() and interrupted_writer(out) != "featstore import":
-        if not overwrite:
-            raise FeatstoreError(f"{out} already exists; use --overwrite to replace it")
-        if not Store.is_store(out):
-            raise FeatstoreError(f"{out} exists and is not a featstore store; refusing to touch it")
+    check_import_target(out, overwrite)
     try:
         handle = h5py.File(h5_path, "r")
     except OSError as exc:
@@ -144,6 +141,15 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
         staging.remove()
         _refuse_problems(h5_path, verify_store(building))  # what was written, by verify's rules
     return out
+
+
+def check_import_target(out: Path, overwrite: bool) -> None:
+    """An import replaces an existing store only with ``overwrite`` (what an interrupted import left: always)."""
+    if out.exists() and interrupted_writer(out) != "featstore import":
+        if not overwrite:
+            raise FeatstoreError(f"{out} already exists; use --overwrite to replace it")
+        if not Store.is_store(out):
+            raise FeatstoreError(f"{out} exists and is not a featstore store; refusing to touch it")
 
 
 def _h5_problems(handle: h5py.File, attrs: dict) -> list[str]:

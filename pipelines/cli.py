@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from featstore.cli import run_app
+from featstore.cli import run_app, tool_app
 from data_manifests.errors import FeatstoreError
 from pipelines.demo_config import DEMO_BASELINES, DemoConfig
 
@@ -15,7 +15,7 @@ from pipelines.demo_config import DEMO_BASELINES, DemoConfig
 DEFAULTS = {spec.name: spec.default_factory() if spec.default is MISSING else spec.default
             for spec in fields(DemoConfig)}
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="End-to-end recipes.")
+app = tool_app("pipelines", help="End-to-end recipes.")
 RECIPES = ("demo",)
 
 
