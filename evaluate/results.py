@@ -59,9 +59,8 @@ def store_summary(store: Store) -> dict:
         "n_videos": store.n_videos,
         "finalized": store.finalized,
     }
-    anonymizer = store.anonymizer
-    if anonymizer:  # an exported store records what made it inside its provenance, not at the top level
-        summary["anonymizer"] = {key: anonymizer.get(key) for key in ("run", "aam_sha256", "epoch", "source_store")}
+    if store.anonymizer:  # an exported store records what made it inside its provenance, not at the top level
+        summary["anonymizer"] = store.anonymizer_record(("run", "aam_sha256", "epoch", "source_store"))
     # anything else at the top level (for example what made an anonymized copy) is kept as it is
     for key, value in store.attrs.items():
         if key not in STANDARD_STORE_ATTRS:

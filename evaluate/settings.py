@@ -22,6 +22,7 @@ ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn")
 ATTACKER_GROUPS = {"all": ATTACKERS, "both": ("standard", "authors")}
 ATTACKER_CHOICES = (*ATTACKER_GROUPS, *ATTACKERS)
 PROBE_EPOCHS = 250  # the official linear-probe preset (the authors' code)
+ATTACKER_EPOCHS = 100  # the official attribute-attacker preset
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -130,7 +131,7 @@ class AttackerSettings:
 
     attacker: str = setting("all", "all (every attacker; cmap = the worst case), both (standard + authors), standard, "
                                    "authors, mlp, logreg or knn (see docs/evaluate.md).")
-    epochs: int = setting(100, "Training epochs.")
+    epochs: int = setting(ATTACKER_EPOCHS, "Training epochs.")
     lr: float = setting(1e-3, "AdamW learning rate.")
     batch_size: int = setting(512, "Samples per step.")
     # standard and mlp; the authors' attacker keeps its code's (AUTHORS_WEIGHT_DECAY)

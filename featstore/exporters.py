@@ -171,19 +171,9 @@ def interrupted_writer(path: str | Path) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- exports
 # What an export repeats of an anonymized store's provenance.anonymizer (``anonymize export`` writes it)
-ANONYMIZER_SHOWN = ("run", "aam_sha256", "epoch", "label", "source_store", "private_labels")
-
-
-def anonymizer_record(store: Store) -> dict | None:
-    """An anonymized store's anonymizer (run, AAM sha256, epoch, source store, private labels); None for a raw one."""
-    if not store.anonymizer:
-        return None
-    return {key: store.anonymizer.get(key) for key in ANONYMIZER_SHOWN}
-
-
 def write_export_info(folder: Path, store: Store, info: dict) -> None:
     """Write ``folder/export_info.json``: ``info`` plus the anonymizer record, so an anonymized export says so."""
-    record = dict(info, anonymizer=anonymizer_record(store))
+    record = dict(info, anonymizer=store.anonymizer_record())
     (folder / "export_info.json").write_text(json.dumps(record, indent=2) + "\n")
 
 

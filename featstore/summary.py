@@ -12,7 +12,7 @@ import numpy as np
 import zarr
 
 from data_manifests.errors import FeatstoreError
-from featstore.exporters import anonymizer_record, interrupted_writer, staging_target
+from featstore.exporters import interrupted_writer, staging_target
 from featstore.store import (
     CLIP_EMBEDDINGS,
     CLIP_FRAMES,
@@ -93,7 +93,7 @@ def summarize(store: Store) -> dict:
         "finished": store.finalized,
         "failures": store.failures,
         "private_labels": store.anonymizer.get("private_labels"),  # an export's: "dropped" or "kept"
-        "anonymizer": anonymizer_record(store),  # None for a raw store
+        "anonymizer": store.anonymizer_record(),  # None for a raw store
     }
 
 

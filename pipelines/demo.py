@@ -107,9 +107,10 @@ def run_demo(config: DemoConfig, console: Console | None = None, show_progress: 
     report_config = report_protocol.ReportConfig(
         raw=[str(config.store_path(p)) for p in SYNTH_PARTS], anon=[str(config.anon_path(p)) for p in SYNTH_PARTS],
         run=str(config.run_path(config.train_w_budget)), sweep=sweep,
-        ar_epochs=epochs or 250, privacy_epochs=epochs or 100, vp_epochs=epochs or 100,
-        attack_inverter_epochs=epochs or 100, tad_epochs=epochs, ad_steps=epochs, seed=config.seed,
-        device=config.device)
+        seed=config.seed, device=config.device,
+        # --eval-epochs overrides every protocol's epochs; without it each keeps the report's default (its preset)
+        **({} if epochs is None else dict(ar_epochs=epochs, privacy_epochs=epochs, vp_epochs=epochs,
+                                          attack_inverter_epochs=epochs, tad_epochs=epochs, ad_steps=epochs)))
     report_dir = out / "report"
     report = report_protocol.run(report_config, report_dir, show_progress=show_progress)
     report_protocol.print_table1(report)

@@ -39,7 +39,7 @@ import typer
 from evaluate.data import open_store
 from evaluate.options import config_option, progress_option
 from evaluate.results import json_safe, save_result
-from evaluate.settings import check, device_setting, seed_setting
+from evaluate.settings import ATTACKER_EPOCHS, PROBE_EPOCHS, check, device_setting, seed_setting
 from evaluate.tables import console, print_columns
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import ad, ar, privacy, retrieval, tad, vp
@@ -55,9 +55,9 @@ CONFIG_FILE = "report_config.json"
 
 @dataclass
 class ReportConfig:
-    ar_epochs: int = 250
-    privacy_epochs: int = 100
-    vp_epochs: int = 100
+    ar_epochs: int = PROBE_EPOCHS
+    privacy_epochs: int = ATTACKER_EPOCHS
+    vp_epochs: int = ATTACKER_EPOCHS
     tad_epochs: Optional[int] = None  # None: the tad protocol's preset
     ad_steps: Optional[int] = None  # None: the ad protocol's preset
     attack_inverter_epochs: int = 100
@@ -532,12 +532,14 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("report"), help="Output folder (report.md, results.json, figures)."),
         run_dir: Optional[str] = typer.Option(None, "--run", help="The anonymizer run: adds the inversion attacks."),
         sweep: list[str] = typer.Option([], "--sweep", help="Sweep run folders: adds the trade-off (repeat)."),
-        ar_epochs: int = typer.Option(250, help="AR probe epochs (official: 250)."),
-        privacy_epochs: int = typer.Option(100, help="Attribute attacker epochs (official: 100)."),
-        vp_epochs: int = typer.Option(100, help="Temporal attribute attacker epochs."),
+        ar_epochs: int = typer.Option(PROBE_EPOCHS, help=f"AR probe epochs (official: {PROBE_EPOCHS})."),
+        privacy_epochs: int = typer.Option(ATTACKER_EPOCHS,
+                                           help=f"Attribute attacker epochs (official: {ATTACKER_EPOCHS})."),
+        vp_epochs: int = typer.Option(ATTACKER_EPOCHS, help="Temporal attribute attacker epochs."),
         tad_epochs: Optional[int] = typer.Option(None, help="TAD head epochs (default: the protocol's preset)."),
         ad_steps: Optional[int] = typer.Option(None, help="AD head steps (default: the protocol's preset)."),
-        attack_inverter_epochs: int = typer.Option(100, help="Black-box inverter epochs."),
+        attack_inverter_epochs: int = typer.Option(ReportConfig.attack_inverter_epochs,
+                                                   help="Black-box inverter epochs."),
         attack_whitebox_steps: int = typer.Option(500, help="White-box optimization steps."),
         seed: int = config_option(ReportConfig, "seed"),
         device: str = config_option(ReportConfig, "device"),

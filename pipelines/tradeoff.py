@@ -52,7 +52,8 @@ from anonymize.export import export_store, store_fingerprint
 from anonymize.resume import RESUMABLE_CHANGES
 from evaluate.options import DEFAULT_OUT_ROOT, config_option, progress_option
 from evaluate.results import finish, json_safe, load_result, save_result, store_summary
-from evaluate.settings import ATTACKER_CHOICES, ATTACKER_GROUPS, check, check_choice, device_setting, seed_setting
+from evaluate.settings import (ATTACKER_CHOICES, ATTACKER_EPOCHS, ATTACKER_GROUPS, PROBE_EPOCHS, check, check_choice,
+                               device_setting, seed_setting)
 from evaluate.tables import console, err_console, print_columns
 from evaluate.metrics import normalized_hypervolume, pareto_front
 from evaluate.protocols import ar, privacy, vp
@@ -504,8 +505,10 @@ def register(app: typer.Typer) -> None:
                                                              if a not in ATTACKER_GROUPS) + "."),
         privacy_kind: str = typer.Option("clips", help="Privacy samples: clips (full clips, the vp protocol) or "
                                                        "static (static clips, the privacy protocol)."),
-        ar_epochs: int = typer.Option(250, help="Epochs of the AR linear probe (official preset: 250)."),
-        privacy_epochs: int = typer.Option(100, help="Epochs of the privacy attacker (official preset: 100)."),
+        ar_epochs: int = typer.Option(PROBE_EPOCHS,
+                                      help=f"Epochs of the AR linear probe (official preset: {PROBE_EPOCHS})."),
+        privacy_epochs: int = typer.Option(ATTACKER_EPOCHS, help="Epochs of the privacy attacker (official preset: "
+                                                                 f"{ATTACKER_EPOCHS})."),
         reference_utility: float = typer.Option(0.0, help="Hypervolume reference point: top-1, in [0, 1)."),
         reference_privacy: float = typer.Option(1.0, help="Hypervolume reference point: cMAP, in (0, 1]."),
         export: str = typer.Option("auto", help="RUN/anon.zarr: auto (reuse when current, else export), "

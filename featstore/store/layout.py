@@ -86,6 +86,8 @@ REQUIRED_ARRAYS = (CLIP_EMBEDDINGS, CLIP_FRAMES, CLIP_TIMES, CLIP_OFFSETS, STATI
 # raw store by video id. The export records "dropped" or "kept" as provenance.anonymizer.private_labels.
 PRIVATE_COLUMNS = ("attributes", "subject", "path")
 PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT = "dropped", "kept"
+# what info, exports and results show of an anonymized store's ``provenance.anonymizer``
+ANONYMIZER_SHOWN = ("run", "aam_sha256", "epoch", "label", "source_store", "private_labels")
 
 
 def table_array(column: str) -> str:

@@ -14,6 +14,7 @@ import zarr
 from data_manifests.errors import FeatstoreError
 from featstore.sampling import evenly_spaced_positions
 from featstore.store.layout import (
+    ANONYMIZER_SHOWN,
     CLIP_EMBEDDINGS,
     CLIP_OFFSETS,
     EMBEDDINGS,
@@ -156,6 +157,10 @@ class Store:
     def anonymizer(self) -> dict:
         """What an anonymized export records of its anonymizer (run, aam_sha256, private_labels); {} for a raw store."""
         return self.provenance.get("anonymizer", {})
+
+    def anonymizer_record(self, keys: tuple[str, ...] = ANONYMIZER_SHOWN) -> dict | None:
+        """The anonymizer's fields ``keys`` (what info, exports and results show); None for a raw store."""
+        return {key: self.anonymizer.get(key) for key in keys} if self.anonymizer else None
 
     @property
     def private_labels_dropped(self) -> bool:
