@@ -1,7 +1,7 @@
 """Latent baselines: closed-form or fitted transforms of the embeddings, written as run folders that
 ``anonymize export``, ``anonymize info`` and ``evaluate attack`` / ``tradeoff`` / ``report`` accept.
 
-``anonymize baseline --method M --store S --out RUN`` fits a transform on the store's *train* split
+``anonymize baseline --method M --store S --run RUN`` fits a transform on the store's *train* split
 (its clips; static clips only where a method's ``--fit-rows`` says so) and writes RUN. Every method
 maps a D-dim embedding to a D-dim embedding, so every protocol runs unchanged on the exported store:
 
@@ -19,6 +19,13 @@ maps a D-dim embedding to a D-dim embedding, so every protocol runs unchanged on
   (pseudo-inverse square root), P the orthogonal projector onto the column space of W Sigma_xz, z the
   binary private attributes. Afterwards the cross-covariance of the output with z is 0: no linear
   predictor of z does better than a constant (on the fitted rows). The map is a projection.
+- ``static-cca`` (self-supervised: no attribute label): x -> x - W^+ U_k U_k^T W (x - mu), W = Sigma_xx^{-1/2}
+  and U_k the top ``--components`` left singular vectors of W Sigma_xs Sigma_ss^{-1/2}: the clip directions most
+  canonically correlated with the video's raw static clips (s: the mean of its static embeddings), i.e.
+  what a single frame (appearance, skin tone, clothing, scene) predicts linearly. LEACE's oblique form, with
+  the static clip in place of attribute labels; both covariances get a ridge of ``STATIC_CCA_RIDGE`` x their
+  mean variance (a video's static mean repeats for each of its clips, so Sigma_ss has at most one rank per
+  training video, often fewer than D).
 - ``inlp`` (supervised): INLP (Ravfogel et al. 2020): ``--iterations`` times, a logistic regression per
   attribute on the current projected rows; the rows are projected onto the nullspace of every weight
   vector so far; x -> mu + P (x - mu) with P that final orthogonal nullspace projector.
@@ -40,7 +47,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +59,8 @@ from torch import nn
 from anonymize import checkpoint as ckpt
 from featstore.hashing import file_sha256
 from data_manifests.errors import FeatstoreError
-from featstore.store import Store, utc_now
+from featstore.exporters import local_output
+from featstore.store import Location, Store, utc_now
 
 BASELINE_FILE = ckpt.BASELINE_FILE
 FIT_ROWS = ("clips", "clips+static")
@@ -61,6 +70,7 @@ METHODS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "pca": (False, ("components",)),
     "gaussian-noise": (False, ("noise_fraction",)),
     "random-projection": (False, ("components",)),
+    "static-cca": (False, ("components",)),
     "leace": (True, ("fit_rows",)),
     "inlp": (True, ("iterations", "fit_rows", "max_rows")),
 }
@@ -69,6 +79,7 @@ REQUIRED = ("components",)
 OPTION_FLAGS = {"components": "--components", "noise_fraction": "--noise-fraction", "iterations": "--iterations",
                 "shrinkage": "--shrinkage", "fit_rows": "--fit-rows", "max_rows": "--max-rows"}
 EIGEN_RTOL = 1e-10  # eigen/singular values below this share of the largest count as zero
+STATIC_CCA_RIDGE = 0.05  # static-cca: ridge on both covariances, x their mean variance
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -489,8 +500,55 @@ def fit_inlp(data: FitRows, config: BaselineConfig, dim: int) -> tuple[dict, dic
     return affine_tensors(mean, projector), fitted
 
 
+def _static_means(store: Store, train: np.ndarray, dim: int) -> np.ndarray:
+    """(V, D) float32: the mean static embedding of each training video (zeros elsewhere), streamed."""
+    offsets = store.static_offsets()
+    sums, counts = np.zeros((store.n_videos, dim), dtype=np.float64), np.diff(offsets)
+    for start, block in Store.iter_blocks(store.embeddings("static")):
+        owner = np.searchsorted(offsets, np.arange(start, start + len(block)), side="right") - 1
+        keep = train[owner]
+        np.add.at(sums, owner[keep], np.asarray(block[keep], dtype=np.float64))
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+
+
+def _ridge_inverse_sqrt(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C + r I)^{-1/2} and (C + r I)^{1/2}, r = STATIC_CCA_RIDGE x the mean variance."""
+    ridge = STATIC_CCA_RIDGE * max(float(np.trace(covariance)) / len(covariance), np.finfo(float).tiny)
+    values, vectors = np.linalg.eigh(covariance + ridge * np.eye(len(covariance)))
+    values = values.clip(min=ridge)
+    return vectors @ np.diag(values ** -0.5) @ vectors.T, vectors @ np.diag(values ** 0.5) @ vectors.T
+
+
+def fit_static_cca(data: FitRows, config: BaselineConfig, dim: int) -> tuple[dict, dict]:
+    k = _check_components(config, dim)
+    has_static = np.diff(data.store.static_offsets()) > 0
+    if not (data.train & has_static).any():
+        raise FeatstoreError(f"{data.store.path} has no static clips in its {config.split!r} videos: the "
+                             "'static-cca' baseline pairs each clip with its video's static clips")
+    static = _static_means(data.store, data.train & has_static, dim)
+    clips, statics = Moments(dim), Moments(dim)
+    cross = np.zeros((dim, dim))
+    for rows, owner in data.blocks():
+        keep = has_static[owner]
+        if keep.any():
+            shifted_x = clips.add(rows[keep])
+            shifted_s = statics.add(static[owner[keep]])
+            cross += shifted_x.T @ shifted_s
+    mean_x, mean_s = clips.sum / clips.n, statics.sum / statics.n  # of the shifted rows
+    cross = cross / clips.n - np.outer(mean_x, mean_s)
+    whiten_x, unwhiten_x = _ridge_inverse_sqrt(clips.covariance())
+    whiten_s, _ = _ridge_inverse_sqrt(statics.covariance())
+    directions, correlations, _ = np.linalg.svd(whiten_x @ cross @ whiten_s)
+    basis = directions[:, :k]
+    eraser = unwhiten_x @ basis @ basis.T @ whiten_x
+    fitted = {"rows": clips.n, "dims": dim - k, "erased_dims": k,
+              "canonical_correlations": [float(c) for c in correlations[:k]]}
+    return affine_tensors(clips.mean, np.eye(dim) - eraser), fitted
+
+
 FITTERS = {"lda-action": fit_lda_action, "pca": fit_pca, "gaussian-noise": fit_gaussian_noise,
-           "random-projection": fit_random_projection, "leace": fit_leace, "inlp": fit_inlp}
+           "random-projection": fit_random_projection, "static-cca": fit_static_cca, "leace": fit_leace,
+           "inlp": fit_inlp}
 
 
 # ---------------------------------------------------------------------------------------------- run folders
@@ -498,16 +556,21 @@ def is_baseline_run(run: Path) -> bool:
     return (Path(run) / BASELINE_FILE).is_file()
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise FeatstoreError(f"--out {out} is a file, not a run folder")
-    if is_baseline_run(out):
+def _check_out(out: str | Path, overwrite: bool) -> None:
+    """``out`` (a local folder or an fsspec URL) may take a baseline run: none there, or one to overwrite."""
+    location = Location(out)
+    if not location.is_url and location.path.is_file():
+        raise FeatstoreError(f"--run {out} is a file, not a run folder")
+    if location.is_file(BASELINE_FILE):
         if not overwrite:
             raise FeatstoreError(f"{out} already holds a baseline run (pass --overwrite to replace it)")
         return
-    held = [name for name in (ckpt.CONFIG_FILE, ckpt.CHECKPOINT_JSON, ckpt.AAM_FILE) if (out / name).exists()]
+    held = [name for name in (ckpt.CONFIG_FILE, ckpt.CHECKPOINT_JSON, ckpt.AAM_FILE) if location.is_file(name)]
     if held:
-        raise FeatstoreError(f"{out} already holds an `anonymize train` run ({held[0]}); choose another --out")
+        raise FeatstoreError(f"{out} already holds an `anonymize train` run ({held[0]}); choose another --run")
+    if location.is_url and location.exists() and not location.is_empty_folder():
+        # the finished folder replaces what is at the URL: only an earlier baseline run may be replaced
+        raise FeatstoreError(f"{out} exists and is not a baseline run; choose another --run")
 
 
 def _compat_train_config(config: BaselineConfig) -> dict:
@@ -525,15 +588,29 @@ def _compat_train_config(config: BaselineConfig) -> dict:
 
 @dataclass
 class BaselineResult:
-    run: Path
+    run: Path | str
     config: BaselineConfig
     sha256: str
 
 
 def fit_baseline(config: BaselineConfig, overwrite: bool = False) -> BaselineResult:
-    """Fit ``config.method`` on the store's train split and write the run folder ``config.out``."""
-    out = Path(config.out)
-    _check_out(out, overwrite)
+    """Fit ``config.method`` on the store's train split and write the run folder ``config.out``: a local
+    folder, or an fsspec URL that the finished folder is copied to (``baseline.json``, which marks it, last)."""
+    _check_out(config.out, overwrite)
+    local = local_output(config.out)
+    if local is not None:
+        return _fit(config, local)
+    location = Location(config.out)
+    with tempfile.TemporaryDirectory(prefix="anonymize-baseline-") as folder:
+        result = _fit(config, Path(folder))
+        if location.is_file(BASELINE_FILE):  # an earlier baseline run, which --overwrite allows replacing
+            location.remove_tree()
+        ckpt.upload_folder(Path(folder), config.out, last=BASELINE_FILE)
+    return replace(result, run=config.out)
+
+
+def _fit(config: BaselineConfig, out: Path) -> BaselineResult:
+    """The fit, written to the local folder ``out``."""
     store = Store.open(config.store)
     if store.anonymizer:
         raise FeatstoreError(f"{config.store} is already anonymized: fit baselines on a raw store")

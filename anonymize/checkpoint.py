@@ -14,6 +14,12 @@ tensor file under a new name before it and deletes the old one only after it. A 
 point therefore leaves either the old checkpoint or the new one, never a mix; ``aam.safetensors`` (written
 after the pointer) is checked against the recorded hash and rebuilt from the checkpoint on resume.
 Run folders written before this layout (one ``checkpoint.safetensors``, no recorded hash) still load.
+
+Where a run folder lives: a local path or a ``file://`` URL. A run is read (``export``, ``info``) from any
+fsspec URL too, by copying the files a reader needs (``READ_FILES``) to a temporary folder first
+(``readable_run``); a fitted baseline is written to one by copying its finished folder there
+(``upload_folder``). A training run writes a checkpoint every epoch: at a remote URL it trains in a local
+temporary folder that is copied there when training ends (``writable_run``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -28,13 +37,74 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
 from data_manifests.errors import FeatstoreError
+from featstore.exporters import local_output
 from featstore.hashing import file_sha256
+from featstore.store import Location
 
 CHECKPOINT_TENSORS = "checkpoint.safetensors"  # the tensor file of run folders written before per-epoch names
 CHECKPOINT_JSON = "checkpoint.json"
 AAM_FILE = "aam.safetensors"
 CONFIG_FILE = "config.json"
 BASELINE_FILE = "baseline.json"  # marks a folder of `anonymize baseline` (anonymize.baselines), not a training run
+READ_FILES = (CONFIG_FILE, CHECKPOINT_JSON, AAM_FILE, BASELINE_FILE)  # what export and info read of a run
+
+
+@contextmanager
+def writable_run(run: str | Path, resume: bool) -> Iterator[Path]:
+    """The folder a training run writes as it goes: a local path (or a ``file://`` URL's) as it is. A run at
+    another fsspec URL is trained in a temporary local folder (the run copied into it first when it is
+    resumed) and copied to the URL, ``config.json`` last, when the block ends without an error: a run
+    interrupted before then leaves the URL as it was (train long runs in a local folder to resume them)."""
+    local = local_output(run)
+    if local is not None:
+        yield local
+        return
+    location = Location(str(run))
+    if resume and not location.is_file(CONFIG_FILE):
+        raise FeatstoreError(f"nothing to resume at {run} (no {CONFIG_FILE}); drop --resume to start a run")
+    if not resume and location.exists() and not location.is_empty_folder():
+        raise FeatstoreError(f"{run} already holds files: pass --resume to continue a run there, or choose another "
+                             "--run")
+    with tempfile.TemporaryDirectory(prefix="anonymize-train-") as folder:
+        if resume:
+            for name in location.file_names():
+                target = Path(folder) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(location.read_bytes(name))
+        yield Path(folder)
+        saved = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        atomic_write_text(Path(folder) / CONFIG_FILE, json.dumps({**saved, "out": str(run)}, indent=2) + "\n")
+        upload_folder(Path(folder), str(run), last=CONFIG_FILE)
+
+
+@contextmanager
+def readable_run(run: str | Path) -> Iterator[Path]:
+    """The run folder ``run`` to read from: a local path (or ``file://`` URL) as it is; the ``READ_FILES``
+    of a run at another fsspec URL, copied into a temporary folder that lasts as long as the block."""
+    local = local_output(run)
+    if local is not None:
+        yield local
+        return
+    location = Location(str(run))
+    if not location.exists():
+        raise FeatstoreError(f"no run folder at {run}")
+    with tempfile.TemporaryDirectory(prefix="anonymize-run-") as folder:
+        for name in READ_FILES:
+            if location.is_file(name):
+                (Path(folder) / name).write_bytes(location.read_bytes(name))
+        yield Path(folder)
+
+
+def upload_folder(local: Path, url: str, last: str) -> None:
+    """Copy the folder ``local`` to the fsspec ``url``, file by file (each whole: ``Location.write_atomic``),
+    its file ``last`` (what marks the folder complete) after all the others."""
+    location = Location(url)
+    names = sorted(path.relative_to(local).as_posix() for path in local.rglob("*") if path.is_file())
+    for name in sorted(names, key=lambda name: name == last):
+        folder = name.rpartition("/")[0]
+        if folder:
+            location.makedirs(folder)
+        location.write_atomic(name, lambda handle, name=name: handle.write((local / name).read_bytes()))
 
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -1,4 +1,8 @@
-"""Training configuration: one dataclass tree, validated on construction, saved as JSON in every run."""
+"""Training configuration: one dataclass tree, validated on construction, saved as JSON in every run.
+
+This module imports no torch (``anonymize train --help`` reads the defaults here): the registries it validates
+against (budget modes, distances, row sources) are imported when a config is built.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from anonymize.budgets import budget_modes
-from anonymize.budgets.independence import INDEPENDENCE_MIN_ROWS
-from anonymize.checkpoint import atomic_write_text
-from anonymize.data import ROW_SOURCES
-from anonymize.losses import LC_DISTANCES
-from anonymize.model import AAMConfig
 from data_manifests.errors import FeatstoreError
 
-BUDGET_MODES = tuple(budget_modes())  # every registered mode (anonymize/budgets/)
 SUPERVISED_OBJECTIVES = ("maximize", "confusion")
 CRITIC_OBJECTIVES = ("confusion", "maximize")
 INDEPENDENCE_KERNELS = ("gaussian", "gaussian+linear")
@@ -30,6 +27,63 @@ IDENTITY_PRESETS = {
 IDENTITY_CHOICES = (*IDENTITY_PRESETS, "zero", "none")
 # Where a run is written, what it shows, and how it reads rows: not part of what it trains.
 RUN_SETTINGS = ("out", "progress", "device", "row_source", "validate_every")
+# none: ``lr`` is the learning rate used; linear: the paper's rule, ``lr`` at ``lr_reference_batch`` x batch_size
+LR_SCALINGS = ("none", "linear")
+# A config record saved before ``lr_scaling`` existed trained at lr x batch_size / lr_reference_batch.
+LEGACY_LR_SCALING = "linear"
+# Written into every saved config for its reader; derived from the other settings, so ignored when read.
+LR_USED = "lr_used"
+LR_SETTINGS = ("lr", "lr_scaling", "lr_reference_batch")  # what lr_used is derived from (with batch_size)
+
+
+# the AAM architecture (anonymize.model builds it): a config of its own, torch-free
+ARCHITECTURES = ("attention", "mlp")
+BLOCKS = ("transformer", "attention-only")
+MODES = ("clip", "temporal")
+
+
+@dataclass
+class AAMConfig:
+    architecture: str = "attention"
+    layers: int = 3
+    heads: int = 8
+    block: str = "transformer"
+    ffn_ratio: float = 2.0
+    dropout: float = 0.1  # MLP variant only (paper); the attention blocks use none, like the authors' code
+    mode: str = "clip"
+    window: int = 2  # temporal mode: attend to clips within +-window positions
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise FeatstoreError(f"AAM architecture must be one of {list(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.block not in BLOCKS:
+            raise FeatstoreError(f"AAM block must be one of {list(BLOCKS)}, got {self.block!r}")
+        if self.mode not in MODES:
+            raise FeatstoreError(f"AAM mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.layers < 1:
+            raise FeatstoreError(f"AAM layers must be >= 1, got {self.layers}")
+        if self.heads < 1:
+            raise FeatstoreError(f"AAM heads must be >= 1, got {self.heads}")
+        if self.ffn_ratio < 0:
+            raise FeatstoreError(f"AAM ffn_ratio must be >= 0, got {self.ffn_ratio}")
+        if not 0 <= self.dropout < 1:
+            raise FeatstoreError(f"AAM dropout must be in [0, 1), got {self.dropout}")
+        if self.window < 1:
+            raise FeatstoreError(f"AAM temporal window must be >= 1, got {self.window}")
+        if self.mode == "temporal" and self.architecture != "attention":
+            raise FeatstoreError("the temporal mode needs the attention AAM (the MLP has no sequence axis)")
+
+    @property
+    def context_window(self) -> int:
+        """Neighbouring clips each side that determine a clip's output (0 in the clip mode).
+
+        Each of the ``layers`` blocks widens the receptive field by ``window``, so a window of
+        ``layers * window`` clips each side gives exactly the output the clip has inside its whole video.
+        """
+        return self.window * self.layers if self.mode == "temporal" else 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -63,6 +117,8 @@ class IdentityInit:
     batch_size: int = 512
 
     def __post_init__(self):
+        from anonymize.losses import LC_DISTANCES
+
         if self.preset not in IDENTITY_CHOICES:
             raise FeatstoreError(f"identity init preset must be one of {list(IDENTITY_CHOICES)}, got {self.preset!r}")
         if self.loss is not None and self.loss not in LC_DISTANCES:
@@ -129,7 +185,8 @@ class TrainConfig:
     # optimization
     epochs: int = 100
     batch_size: int = 512
-    lr: float = 1e-4  # at lr_reference_batch; scaled linearly with batch_size
+    lr: float = 1e-4  # the learning rate of the AAM and the task heads (with lr_scaling linear: at lr_reference_batch)
+    lr_scaling: str = "none"  # none, or linear (the paper's rule: lr x batch_size / lr_reference_batch)
     lr_reference_batch: int = 512
     weight_decay: float = 0.01
     seed: int = 0
@@ -140,6 +197,12 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        from anonymize.budgets import budget_modes
+        from anonymize.budgets.independence import INDEPENDENCE_MIN_ROWS
+        from anonymize.data import ROW_SOURCES
+        from anonymize.losses import LC_DISTANCES
+
+        budget_names = budget_modes()  # every registered mode (anonymize/budgets/)
         if isinstance(self.aam, dict):
             self.aam = AAMConfig(**self.aam)
         if isinstance(self.identity, dict):
@@ -151,7 +214,7 @@ class TrainConfig:
         if len(set(names)) != len(names):
             raise FeatstoreError(f"each utility task may appear once, got {names}")
         checks = [
-            (self.budget_mode in BUDGET_MODES, f"budget mode must be one of {list(BUDGET_MODES)}, got {self.budget_mode!r}"),
+            (self.budget_mode in budget_names, f"budget mode must be one of {list(budget_names)}, got {self.budget_mode!r}"),
             (self.budget_inputs in BUDGET_INPUTS, f"budget inputs must be one of {list(BUDGET_INPUTS)}, got {self.budget_inputs!r}"),
             (self.ntxent_objective in NTXENT_OBJECTIVES,
              f"NT-Xent objective must be one of {list(NTXENT_OBJECTIVES)}, got {self.ntxent_objective!r}"),
@@ -166,6 +229,7 @@ class TrainConfig:
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
             (self.batch_size >= 2, f"batch size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}"),
             (self.lr > 0 and self.lr_reference_batch > 0, "learning rate and its reference batch must be > 0"),
+            (self.lr_scaling in LR_SCALINGS, f"lr scaling must be one of {list(LR_SCALINGS)}, got {self.lr_scaling!r}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.head_init_epochs >= 0 and self.head_init_lr > 0, "head init epochs must be >= 0 and its lr > 0"),
             (self.budget_hidden >= 1 and self.budget_proj >= 1, "budget head sizes must be >= 1"),
@@ -201,21 +265,29 @@ class TrainConfig:
 
     @property
     def scaled_lr(self) -> float:
-        """The AAM/head learning rate after the linear scaling rule."""
-        return self.lr * self.batch_size / self.lr_reference_batch
+        """The AAM/head learning rate used: ``lr``, or with ``lr_scaling`` linear lr x batch / reference batch."""
+        if self.lr_scaling == "linear":
+            return self.lr * self.batch_size / self.lr_reference_batch
+        return self.lr
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), LR_USED: self.scaled_lr}
+
+    @classmethod
+    def from_settings(cls, data: dict) -> TrainConfig:
+        """Settings a person wrote (``anonymize train --config FILE`` with the command line on top): keys of
+        the saved config.json, any of them left out for its default (``checked_train_settings``)."""
+        return cls(**checked_train_settings(data))
 
     @classmethod
     def from_json(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FeatstoreError(f"unknown training config keys {unknown}")
-        return cls(**data)
+        """A config a run saved (config.json, an export's training_config). One saved before ``lr_scaling``
+        existed keeps the meaning it was trained with: its lr was scaled linearly."""
+        return cls.from_settings({"lr_scaling": LEGACY_LR_SCALING, **data})
 
     def save(self, path: Path) -> None:
+        from anonymize.checkpoint import atomic_write_text
+
         # atomic: a run killed while saving its config leaves none or the whole (tests/anonymize/test_checkpoint_kill.py)
         atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
@@ -235,3 +307,97 @@ class TrainConfig:
         for key in RUN_SETTINGS:
             data.pop(key)
         return data
+
+
+def read_settings_file(path: str | Path) -> dict:
+    """The settings in a JSON or YAML file (``.json``; ``.yaml``/``.yml``), as written: a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatstoreError(f"no config file at {path}")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml  # only this reader needs it
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise FeatstoreError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    elif path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FeatstoreError(f"{path} is not valid JSON: {exc}") from exc
+    else:
+        raise FeatstoreError(f"{path}: a config file is .json, .yaml or .yml")
+    if not isinstance(data, dict):
+        raise FeatstoreError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The settings of an ``anonymize train --config`` file. A run's config.json saved before ``lr_scaling``
+    existed (``lr_reference_batch`` without ``lr_scaling`` or ``lr_used``) keeps its meaning, as
+    ``TrainConfig.from_json`` reads it: its lr was scaled linearly."""
+    data = read_settings_file(path)
+    if "lr_reference_batch" in data and "lr_scaling" not in data and LR_USED not in data:
+        data = {"lr_scaling": LEGACY_LR_SCALING, **data}
+    return data
+
+
+def checked_train_settings(data: dict) -> dict:
+    """TrainConfig settings as written, checked: an unknown key (also in the ``aam``, ``identity`` and
+    ``tasks`` sections) or a value of the wrong type is a one-line error naming it; ``lr_used`` (derived,
+    in every saved config.json) is dropped."""
+    data = checked_settings(TrainConfig, {key: value for key, value in data.items() if key != LR_USED}, "")
+    for section, cls in (("aam", AAMConfig), ("identity", IdentityInit)):
+        if section in data and not isinstance(data[section], (dict, cls)):
+            raise FeatstoreError(f"training config {section}: expected a mapping, got {data[section]!r}")
+        if isinstance(data.get(section), dict):
+            data[section] = checked_settings(cls, data[section], f"{section}.")
+    if "tasks" in data:
+        if not isinstance(data["tasks"], list):
+            raise FeatstoreError(f"training config tasks: expected a list, got {data['tasks']!r}")
+        tasks = []
+        for index, task in enumerate(data["tasks"]):
+            if not isinstance(task, (dict, TaskSpec)):
+                raise FeatstoreError(f"training config tasks[{index}]: expected a mapping, got {task!r}")
+            missing = [key for key in ("name", "store") if isinstance(task, dict) and key not in task]
+            if missing:
+                raise FeatstoreError(f"training config tasks[{index}]: needs {missing[0]!r}")
+            tasks.append(checked_settings(TaskSpec, task, f"tasks[{index}].") if isinstance(task, dict) else task)
+        data["tasks"] = tasks
+    return data
+
+
+def checked_settings(cls, data: dict, prefix: str) -> dict:
+    """``data`` for ``cls(**data)``: every key a field of the dataclass ``cls``, every scalar value of its
+    field's type (a number written as text, such as YAML's ``1e-4``, becomes that number)."""
+    types = {f.name: str(f.type) for f in fields(cls)}
+    unknown = [f"{prefix}{key}" for key in data if key not in types]  # YAML keys may be numbers
+    if unknown:
+        raise FeatstoreError(f"unknown training config key {unknown[0]!r}" if len(unknown) == 1 else
+                             f"unknown training config keys {unknown}")
+    return {key: _typed(f"{prefix}{key}", types[key], value) for key, value in data.items()}
+
+
+def _typed(key: str, annotation: str, value):
+    """``value`` as the type ``annotation`` names (float, int, bool, str, optionally ``| None``); other
+    annotations (nested configs, lists) are checked by their own classes."""
+    kinds = [part.strip() for part in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return value
+    kind = kinds[0]
+    if kind not in ("float", "int", "bool", "str"):
+        return value
+    if kind == "float" and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif kind in ("bool", "str") and type(value).__name__ == kind:
+        return value
+    raise FeatstoreError(f"training config {key}: expected {annotation}, got {value!r}")

@@ -15,12 +15,18 @@ subject ids, source paths; they hold -1 and "") and records ``private_labels: "d
 ``anonymizer`` entry: whoever receives the store gets no private label. Video ids stay, so the
 protocols join the labels from the raw store (``evaluate ... --labels-from RAW``). ``keep_private_labels``
 keeps them (``"kept"``), for in-house evaluation.
+
+Where: the run, the source store and ``out`` may each be a local path or an fsspec URL. A run at a URL is
+read from a temporary copy (``checkpoint.readable_run``); an ``out`` at a URL other than ``file://`` is
+written to a local temporary folder and then copied there, its root ``zarr.json`` (which marks the store
+complete) last, so a reader never takes a half-copied store for a whole one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,9 +40,11 @@ from anonymize.config import TrainConfig
 from anonymize.model import build_aam
 from featstore.device import resolve_device
 from data_manifests.errors import FeatstoreError
-from featstore.exporters import interrupted_writer, staged_output
-from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Store, first_nonfinite_row, utc_now,
-                             write_transformed_store)
+from featstore.exporters import interrupted_writer, local_output, staged_output
+from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Location, Store, first_nonfinite_row,
+                             utc_now, write_transformed_store)
+
+ROOT_METADATA = "zarr.json"  # the store group's attributes, whose format state says the store is complete
 
 
 def store_fingerprint(store: Store) -> str:
@@ -74,6 +82,7 @@ class LoadedAAM:
 
 
 def load_trained_aam(run: Path, device: str = "auto") -> LoadedAAM:
+    """The anonymizer of the local run folder ``run`` (for a URL: ``checkpoint.readable_run`` first)."""
     run = Path(run)
     if baselines.is_baseline_run(run):
         module, baseline, sha, info = baselines.load_baseline(run)
@@ -173,44 +182,71 @@ class TemporalTransform:
 
 @dataclass
 class ExportResult:
-    out: Path
+    out: Path | str
     rows: int
     seconds: float
     aam_sha256: str
 
 
-def export_store(run: Path, store: Path, out: Path, device: str = "auto", batch_rows: int = 4096,
+def where(location: str | Path) -> str:
+    """How a store or run is named in records: a local folder by its absolute path, a URL as given."""
+    local = local_output(location)
+    return str(local.resolve()) if local is not None else str(location)
+
+
+def export_store(run: str | Path, store: str | Path, out: str | Path, device: str = "auto", batch_rows: int = 4096,
                  overwrite: bool = False, keep_private_labels: bool = False) -> ExportResult:
     """Write ``out``: ``store`` with every clip and static embedding replaced by AAM(embedding), without the
     private labels unless ``keep_private_labels`` (see the module docs).
 
-    ``out`` is built in ``<out>.partial-<pid>`` and renamed when complete (``staged_output``), so an
+    A local ``out`` is built in ``<out>.partial-<pid>`` and renamed when complete (``staged_output``), so an
     interrupted export leaves no ``out`` and its rerun needs no ``overwrite``; with ``overwrite`` an
     existing ``out`` is replaced only by a whole new store. An ``out`` that an interrupted export of an
-    earlier version left in place is replaced without ``overwrite``.
+    earlier version left in place is replaced without ``overwrite``. An ``out`` at another fsspec URL is
+    copied there once whole (with ``overwrite``, after the old one is removed).
     """
-    run, store, out = Path(run), Path(store), Path(out)
     if batch_rows < 1:
         raise FeatstoreError(f"batch rows must be >= 1, got {batch_rows}")
-    if out.resolve() == store.resolve():
+    if where(out) == where(store):
         raise FeatstoreError("--out must differ from --store (the source store is read while writing)")
-    if out.exists() and not out.is_dir():
+    local = local_output(out)
+    if local is None:
+        return _export_to_url(run, store, str(out), device, batch_rows, overwrite, keep_private_labels)
+    if local.exists() and not local.is_dir():
         raise FeatstoreError(f"{out} is a file; --out names the store folder to write")
-    if out.exists() and not overwrite and interrupted_writer(out) != "anonymize export":
+    if local.exists() and not overwrite and interrupted_writer(local) != "anonymize export":
         raise FeatstoreError(f"{out} already exists (pass --overwrite to replace it)")
-    with staged_output(out) as staging:
+    with staged_output(local) as staging:
         result = _export(run, store, staging, device, batch_rows, keep_private_labels)
-    return replace(result, out=out)
+    return replace(result, out=local)
 
 
-def _export(run: Path, store: Path, out: Path, device: str, batch_rows: int, keep_private_labels: bool) -> ExportResult:
-    """The export itself, written to ``out`` (the staging folder)."""
-    aam = load_trained_aam(run, device)
+def _export_to_url(run: str | Path, store: str | Path, url: str, device: str, batch_rows: int, overwrite: bool,
+                   keep_private_labels: bool) -> ExportResult:
+    location = Location(url)
+    if location.exists() and not overwrite:
+        raise FeatstoreError(f"{url} already exists (pass --overwrite to replace it)")
+    with tempfile.TemporaryDirectory(prefix="anonymize-export-") as folder:
+        result = _export(run, store, Path(folder) / "store.zarr", device, batch_rows, keep_private_labels)
+        if location.exists():
+            location.remove_tree()
+        ckpt.upload_folder(result.out, url, last=ROOT_METADATA)
+    return replace(result, out=url)
+
+
+def _export(run: str | Path, store: str | Path, out: Path, device: str, batch_rows: int,
+            keep_private_labels: bool) -> ExportResult:
+    """The export itself, written to the local folder ``out`` (the staging folder)."""
+    with ckpt.readable_run(run) as local_run:
+        aam = load_trained_aam(local_run, device)
     source = Store.open(store)
     if source.dim != int(aam.info["dim"]):
         raise FeatstoreError(f"{store} has {source.dim}-d embeddings; the anonymizer in {run} was trained on "
                              f"{aam.info['dim']}-d ones")
-    trained_on = Store.open(aam.config.store) if Path(aam.config.store).exists() else None
+    try:
+        trained_on = Store.open(aam.config.store) if Location(aam.config.store).exists() else None
+    except FeatstoreError:  # not reachable from here (e.g. no s3fs): the encoder check is skipped, as for a moved store
+        trained_on = None
     if trained_on is not None and trained_on.identity.get("weights_sha256") != source.identity.get("weights_sha256"):
         raise FeatstoreError(f"{store} was extracted with another encoder ({source.provenance.get('encoder')}) than "
                              f"the anonymizer's training store ({trained_on.provenance.get('encoder')})")
@@ -219,12 +255,12 @@ def _export(run: Path, store: Path, out: Path, device: str, batch_rows: int, kee
     transform = (TemporalTransform(aam, source, batch_rows) if aam.config.aam.context_window
                  else ClipTransform(aam, batch_rows))
     anonymizer = {
-        "run": str(run.resolve()),
+        "run": where(run),
         "aam_sha256": aam.sha256,
         "epoch": aam.info["epoch"],
         "parameters": aam.info.get("parameters"),
         "training_config": aam.config.to_json(),
-        "source_store": str(store.resolve()),
+        "source_store": where(store),
         "source_fingerprint": store_fingerprint(source),
         "created": utc_now(),
         "kind": aam.kind,

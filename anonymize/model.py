@@ -26,60 +26,11 @@ evaluation) every variant is batch-independent.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from anonymize.config import AAMConfig
 from data_manifests.errors import FeatstoreError
-
-ARCHITECTURES = ("attention", "mlp")
-BLOCKS = ("transformer", "attention-only")
-MODES = ("clip", "temporal")
-
-
-@dataclass
-class AAMConfig:
-    architecture: str = "attention"
-    layers: int = 3
-    heads: int = 8
-    block: str = "transformer"
-    ffn_ratio: float = 2.0
-    dropout: float = 0.1  # MLP variant only (paper); the attention blocks use none, like the authors' code
-    mode: str = "clip"
-    window: int = 2  # temporal mode: attend to clips within +-window positions
-
-    def __post_init__(self):
-        if self.architecture not in ARCHITECTURES:
-            raise FeatstoreError(f"AAM architecture must be one of {list(ARCHITECTURES)}, got {self.architecture!r}")
-        if self.block not in BLOCKS:
-            raise FeatstoreError(f"AAM block must be one of {list(BLOCKS)}, got {self.block!r}")
-        if self.mode not in MODES:
-            raise FeatstoreError(f"AAM mode must be one of {list(MODES)}, got {self.mode!r}")
-        if self.layers < 1:
-            raise FeatstoreError(f"AAM layers must be >= 1, got {self.layers}")
-        if self.heads < 1:
-            raise FeatstoreError(f"AAM heads must be >= 1, got {self.heads}")
-        if self.ffn_ratio < 0:
-            raise FeatstoreError(f"AAM ffn_ratio must be >= 0, got {self.ffn_ratio}")
-        if not 0 <= self.dropout < 1:
-            raise FeatstoreError(f"AAM dropout must be in [0, 1), got {self.dropout}")
-        if self.window < 1:
-            raise FeatstoreError(f"AAM temporal window must be >= 1, got {self.window}")
-        if self.mode == "temporal" and self.architecture != "attention":
-            raise FeatstoreError("the temporal mode needs the attention AAM (the MLP has no sequence axis)")
-
-    @property
-    def context_window(self) -> int:
-        """Neighbouring clips each side that determine a clip's output (0 in the clip mode).
-
-        Each of the ``layers`` blocks widens the receptive field by ``window``, so a window of
-        ``layers * window`` clips each side gives exactly the output the clip has inside its whole video.
-        """
-        return self.window * self.layers if self.mode == "temporal" else 0
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 class AttentionBlock(nn.Module):

@@ -33,8 +33,10 @@ def run_summary(run: Path) -> dict:
                      f"{config.budget_inputs}, T={config.temperature}) + {config.w_lc} * LC({config.lc_distance}, "
                      f"{config.lc_inputs})" + (f" + {config.w_within_video} * within-video consistency"
                                                  if config.w_within_video else ""),
-        "optimization": f"AdamW lr {config.scaled_lr:.3g} (= {config.lr:g} x {config.batch_size}/"
-                        f"{config.lr_reference_batch}), batch {config.batch_size}, wd {config.weight_decay}, seed {config.seed}",
+        "optimization": f"AdamW lr {config.scaled_lr:.3g}" + (
+            f" (= {config.lr:g} x {config.batch_size}/{config.lr_reference_batch}, linear scaling)"
+            if config.lr_scaling == "linear" else "") + f", batch {config.batch_size}, wd {config.weight_decay}, "
+                        f"seed {config.seed}",
         "epochs": f"{info['epoch']} of {config.epochs}",
         "identity init": init.get("identity_init", "-"),
         "head init": init.get("head_init", "-"),

@@ -64,6 +64,7 @@ from anonymize.utility_tasks import build_task
 from featstore.device import resolve_device
 from data_manifests.errors import FeatstoreError
 from featstore.store import EMBEDDINGS, ROW_KINDS, VIDEO_ATTRIBUTES, VIDEO_IDS, VIDEO_LABELS, Store
+from featstore.store.location import is_url
 from featstore.summary import attribute_problems, label_problems, nonfinite_problem
 
 console = Console(stderr=True)
@@ -102,7 +103,7 @@ class Trainer:
         self.aam = build_aam(self.dim, config.aam).to(self.device)
         self.tasks: list[UtilityTask] = []
         for spec in config.tasks:
-            task_store = self.store if Path(spec.store) == Path(config.store) else Store.open(spec.store)
+            task_store = self.store if same_location(spec.store, config.store) else Store.open(spec.store)
             if task_store is not self.store:
                 refuse_unsound_rows(task_store)
             if task_store.dim != self.dim:
@@ -446,6 +447,13 @@ class Trainer:
         return TrainResult(self.run_dir, self.epochs_done, self.history, ckpt.read_checkpoint_info(self.run_dir)["aam_sha256"])
 
 
+def same_location(first: str, second: str) -> bool:
+    """Whether two stores are one: the same URL, or local paths to the same folder."""
+    if is_url(first) or is_url(second):
+        return first.rstrip("/") == second.rstrip("/")
+    return Path(first) == Path(second)
+
+
 def refuse_unsound_rows(store: Store) -> None:
     """Labels and attributes in range of the names and every embedding finite, or one line naming the
     store and the first problem (a NaN row would make every loss NaN; a label past the class names
@@ -481,7 +489,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool | None 
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise FeatstoreError(f"cannot create --out {run}: {error.strerror}") from None
+        raise FeatstoreError(f"cannot create --run {run}: {error.strerror}") from None
     if resume and (run / ckpt.CHECKPOINT_JSON).is_file():
         trainer.load()
     config.save(run / ckpt.CONFIG_FILE)

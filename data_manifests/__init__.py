@@ -1,22 +1,5 @@
-"""Dataset manifests: one versioned JSONL schema, validation, builders for public datasets, the synthetic
-dataset generator (``synth``) and the error type every stage raises (``errors``)."""
+"""Dataset manifests: one versioned JSONL schema (``schema``), validation, builders for public datasets, the
+synthetic dataset generator (``synth``) and the error type every stage raises (``errors``).
 
-from data_manifests.schema import (
-    MANIFEST_FORMAT,
-    MANIFEST_VERSION,
-    Manifest,
-    ManifestError,
-    ManifestHeader,
-    Segment,
-    VideoRecord,
-)
-
-__all__ = [
-    "MANIFEST_FORMAT",
-    "MANIFEST_VERSION",
-    "Manifest",
-    "ManifestError",
-    "ManifestHeader",
-    "Segment",
-    "VideoRecord",
-]
+Nothing is imported here: every command line imports ``data_manifests.errors``, and its ``--help`` should not pay
+for the schema (numpy-free, but a dozen milliseconds)."""

@@ -14,8 +14,13 @@ from data_manifests.builders._common import check_fold
 from data_manifests.schema import Manifest, ManifestError
 
 DEFAULT_SYNTH_ROOT = Path("data/synth")
-# The same four parts in the "variant" style (data_manifests.synth.STYLES): other colours, textures, sizes, speeds.
+# The same four parts in the other styles (data_manifests.synth.STYLES): other colours, textures, sizes, speeds;
+# style -> (default root, what the data is for)
 VARIANT_SYNTH_ROOT = Path("data/synth-variant")
+OTHER_SYNTH_STYLES = {
+    "variant": (VARIANT_SYNTH_ROOT, "other colours, textures, sizes, speeds; seed 7; nothing is tuned on it"),
+    "dev": (Path("data/synth-dev"), "a third look, seed 23: for tuning next to the default style"),
+}
 DEFAULT_FOLD = 1  # the official split used when --fold is not given; a manifest file holds exactly one
 
 
@@ -174,11 +179,11 @@ def _register_builtins() -> None:
     }
     for name, description in synthetic_parts.items():
         register_dataset(DatasetEntry(name, description, _synthetic_builder(name), DEFAULT_SYNTH_ROOT))
-    for part, description in synthetic_parts.items():
-        variant = part.replace("synthetic", "synthetic-variant", 1)
-        register_dataset(DatasetEntry(variant, f"{part} in the 'variant' style (other colours, textures, sizes, "
-                                      "speeds; seed 7), generated on first use", _synthetic_builder(part, "variant"),
-                                      VARIANT_SYNTH_ROOT))
+    for style, (root, role) in OTHER_SYNTH_STYLES.items():
+        for part in synthetic_parts:
+            register_dataset(DatasetEntry(part.replace("synthetic", f"synthetic-{style}", 1),
+                                          f"{part} in the '{style}' style ({role}), generated on first use",
+                                          _synthetic_builder(part, style), root))
     register_dataset(DatasetEntry("ucf101", "UCF101 (classInd.txt + trainlist/testlist 01-03); --fold 1..3", _ucf101))
     register_dataset(DatasetEntry("hmdb51", "HMDB51 (official split files); --fold 1..3", _hmdb51))
     for name, (module, function, description) in _PUBLIC_DATASETS.items():

@@ -76,8 +76,8 @@ def evaluate_app(group: type[ProtocolGroup]) -> typer.Typer:
     # tool_app's callback makes it a group (typer makes one only of registered commands or a callback); the group
     # adds the commands, which inherit its -h
     return tool_app("evaluate", cls=group,
-                    help="Privacy and utility protocols on feature stores; each writes a JSON result and prints a "
-                         "table.")
+                    help="Privacy and utility protocols on feature stores (paths or fsspec URLs); each writes a JSON "
+                         "result and prints a table, or with --json that JSON.")
 
 
 app = evaluate_app(ProtocolGroup)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from data_manifests.errors import FeatstoreError
 from evaluate.options import default_out_dir
-from evaluate.tables import console, print_metrics
+from evaluate.tables import console, err_console, print_metrics
 from featstore.store import Store, utc_now
 
 # attributes every store has; anything else at the top level (e.g. an anonymizer's record) is shown in results
@@ -68,17 +69,11 @@ def store_summary(store: Store) -> dict:
     return summary
 
 
-def save_result(out_dir: Path, name: str, config, metrics: dict,
-                store: Store | Mapping[str, Store] | None = None) -> Path:
-    """Write ``<out_dir>/<name>.json``: protocol, config, metrics, store(s) and their provenance.
+def result_document(name: str, config, metrics: dict, store: Store | Mapping[str, Store] | None = None) -> dict:
+    """The result of a run: protocol, config, metrics, store(s) and their provenance, in plain JSON types.
 
-    ``store`` is one store or ``{role: store}`` for protocols that read several (e.g. raw and
-    anonymized). Written to a temporary file and renamed, so a result file is always whole.
+    ``store`` is one store or ``{role: store}`` for protocols that read several (e.g. raw and anonymized).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FeatstoreError(f"--out {out_dir} exists and is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(store, Store):
         store_path, provenance = str(store.path), store_summary(store)
     elif store is None:
@@ -86,7 +81,7 @@ def save_result(out_dir: Path, name: str, config, metrics: dict,
     else:
         store_path = {role: str(s.path) for role, s in store.items()}
         provenance = {role: store_summary(s) for role, s in store.items()}
-    document = {
+    return {
         "protocol": name,
         "config": json_safe(config),
         "metrics": json_safe(metrics),
@@ -94,11 +89,30 @@ def save_result(out_dir: Path, name: str, config, metrics: dict,
         "store_provenance": json_safe(provenance),
         "finished": utc_now(),
     }
+
+
+def as_json_text(document: dict) -> str:
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def write_result(out_dir: Path, name: str, document: dict) -> Path:
+    """Write ``document`` to ``<out_dir>/<name>.json``, through a temporary file renamed, so a result file is
+    always whole."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FeatstoreError(f"--out {out_dir} exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    tmp.write_text(as_json_text(document))
     tmp.replace(path)
     return path
+
+
+def save_result(out_dir: Path, name: str, config, metrics: dict,
+                store: Store | Mapping[str, Store] | None = None) -> Path:
+    """Write ``<out_dir>/<name>.json`` (``result_document``)."""
+    return write_result(out_dir, name, result_document(name, config, metrics, store))
 
 
 def load_result(path: Path) -> dict:
@@ -109,13 +123,19 @@ def load_result(path: Path) -> dict:
 
 
 def finish(name: str, config, metrics: dict, store: Store | Mapping[str, Store], out: Optional[Path],
-           printer: Callable[[], None] | None = None) -> Path:
+           printer: Callable[[], None] | None = None, as_json: bool = False) -> Path:
     """The end of every subcommand: write the JSON result, print the metrics table and the path.
 
-    ``printer`` replaces the default flattened metrics table (e.g. an attributes x attackers table).
+    ``printer`` replaces the default flattened metrics table (e.g. an attributes x attackers table). ``as_json``
+    prints the result document written instead, and nothing else on stdout (the path goes to stderr), for scripts.
     """
     first = store if isinstance(store, Store) else next(iter(store.values()))
-    path = save_result(out if out is not None else default_out_dir(first.path), name, config, metrics, store)
+    document = result_document(name, config, metrics, store)
+    path = write_result(out if out is not None else default_out_dir(first.path), name, document)
+    if as_json:
+        sys.stdout.write(as_json_text(document))
+        err_console.print(f"wrote {path}")
+        return path
     if printer is None:
         print_metrics(f"{name}: {first.path}", metrics)
     else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_manifests.errors import FeatstoreError
+from featstore.cli import DATA_PANEL, OUTPUT_PANEL, PROTOCOL_PANEL  # the evaluation commands' help panels
 
 CLIP_SAMPLING = ("random", "all")
 ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn")
@@ -53,11 +54,12 @@ def check_head_files(config) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- fields
-def setting(default, help: str, *, required: bool = False, path: bool = False):  # noqa: A002  (typer's name)
-    """A config field that is also a command-line option: its default and its help, in one place. ``required``:
-    the command line asks for it although the config has a default (which the config then refuses); ``path``: a
-    file the command line reads as a path (the config keeps it as a string)."""
-    metadata = {"help": help, "required": required, "path": path}
+def setting(default, help: str, *, required: bool = False, path: bool = False,  # noqa: A002  (typer's name)
+            panel: str = PROTOCOL_PANEL):
+    """A config field that is also a command-line option: its default, its help and its help panel, in one place.
+    ``required``: the command line asks for it although the config has a default (which the config then refuses);
+    ``path``: a file the command line reads as a path (the config keeps it as a string)."""
+    metadata = {"help": help, "required": required, "path": path, "panel": panel}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -72,8 +74,9 @@ def device_setting():
 
 
 def labels_from_setting():
-    return setting(None, "The raw store an anonymized --store was exported from: its private labels (attributes, "
-                         "subjects) are joined by video id (an export drops them).")
+    return setting(None, "The raw store (path or fsspec URL) an anonymized --store was exported from: its private "
+                         "labels (attributes, subjects) are joined by video id (an export drops them).",
+                   panel=DATA_PANEL)
 
 
 def head_checkpoint_setting():
@@ -81,7 +84,8 @@ def head_checkpoint_setting():
 
 
 def save_head_setting(file_name: str):
-    return setting(None, f"Where to save the trained head (default: OUT/{file_name}).", path=True)
+    return setting(None, f"Where to save the trained head; not given: OUT/{file_name}.", path=True,
+                   panel=OUTPUT_PANEL)
 
 
 def clip_sampling_setting():

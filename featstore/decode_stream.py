@@ -66,12 +66,14 @@ class VideoPlan:
 
 @dataclass
 class DecodedChunk:
-    """Decoded frames of some clips of one video; ``index`` (n_clips, clip_len) points into ``frames``."""
+    """Decoded frames of some clips of one video; ``index`` (n_clips, clip_len) points into ``frames``, whose
+    source frame numbers are ``frame_numbers`` (what a pixel transform's person boxes are keyed by)."""
 
     position: int
     kind: str  # "clip" | "static"
     frames: np.ndarray | torch.Tensor  # uint8 (n_frames, H, W, 3)
     index: np.ndarray
+    frame_numbers: np.ndarray  # (n_frames,) int64
 
     def pin_memory(self) -> DecodedChunk:
         """Page-locked frames, which copy to the GPU asynchronously (the DataLoader's pinning thread calls this)."""
@@ -159,7 +161,8 @@ def decode_video(job: DecodeJob, settings: DecodeSettings) -> Iterator:
             for i, at in zip(due, inverse[clip_sources.size :]):
                 stills[int(i)] = frames[at]
             static_pending[due] = False
-            yield DecodedChunk(position, "clip", frames, inverse[: clip_sources.size].reshape(clip_sources.shape))
+            index = inverse[: clip_sources.size].reshape(clip_sources.shape)
+            yield DecodedChunk(position, "clip", frames, index, unique)
         remaining = np.flatnonzero(static_pending)
         if len(remaining):
             unique, inverse = np.unique(static_sources[remaining], return_inverse=True)
@@ -169,7 +172,7 @@ def decode_video(job: DecodeJob, settings: DecodeSettings) -> Iterator:
         if len(static_sources):
             frames = np.stack([stills[i] for i in range(len(static_sources))])
             index = np.repeat(np.arange(len(static_sources))[:, None], sampling.clip_len, axis=1)
-            yield DecodedChunk(position, "static", frames, index)  # each still tiled to a clip
+            yield DecodedChunk(position, "static", frames, index, static_sources)  # each still tiled to a clip
     except VideoDecodeError as exc:
         plan.failed_reason = str(exc)
     finally:

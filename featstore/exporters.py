@@ -27,6 +27,10 @@
     OUT/export_info.json           n_anomalous_train (MGFN's dataset.py hard-codes 810), feature size, crops,
                                    the edits MGFN's model needs for this export
 
+``h5`` and ``h5-per-video`` write one file: a local path, or any fsspec URL (``export`` writes it to a local
+temporary file and copies it there whole). ``opentad`` and ``mgfn`` write folders whose lists and configs
+name their files by local path, so their OUT is local (a path or a ``file://`` URL).
+
 An existing non-empty OUT is refused. Every writer of an output here (and ``featstore import``,
 ``anonymize export``) builds it in a staging sibling ``<OUT>.partial-<pid>`` and renames it to OUT
 only when it is whole (``staged_output``): a failure removes the staging, and what a killed run left
@@ -40,19 +44,20 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fsspec
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 
 from data_manifests.errors import FeatstoreError
+from featstore.export_defaults import MGFN_DEFAULT_CROPS, OPENTAD_SUBSET_NAMES
 from featstore.store import CLIP_FRAMES, CLIP_TIMES, STAGING_DIR, Location, Store, has_staged_run
+from featstore.store.location import is_url
 
 EXPORT_FORMATS = ("h5", "h5-per-video", "opentad", "mgfn")
-MGFN_DEFAULT_CROPS = 1
-# OpenTAD's THUMOS annotation calls the THUMOS validation videos (our train split) "training" and the test
-# videos (our test split) "validation"; its THUMOS configs train on "training" and evaluate on "validation".
-OPENTAD_SUBSET_NAMES = {"train": "training", "test": "validation"}
 # ActionFormer's / TriDet's THUMOS dataset drops this label_id from training and predicts nothing for it
 # (THUMOS's CliffDiving, which is also annotated as Diving).
 ACTIONFORMER_SKIPPED_LABEL_ID = 4
@@ -146,6 +151,51 @@ def staged_output(out: Path, single_file: bool = False) -> Iterator[Path]:
         os.replace(out, aside)
         os.replace(staging, out)
         _remove(aside)
+
+
+# ---------------------------------------------------------------------------------------------- where outputs go
+def _url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:  # e.g. s3:// without s3fs installed
+        raise FeatstoreError(f"cannot open {url}: {exc}") from exc
+
+
+def local_output(out: str | Path) -> Path | None:
+    """``out`` as a local path: a plain path, or a ``file://`` URL's path; None for any other fsspec URL."""
+    if not is_url(out):
+        return Path(out)
+    fs, path = _url_to_fs(str(out))
+    return Path(path) if isinstance(fs, LocalFileSystem) else None
+
+
+def require_local_output(out: str | Path, why_local: str) -> Path:
+    """``local_output``, refusing a remote URL with a one-line error that says ``why_local`` it must be local."""
+    local = local_output(out)
+    if local is None:
+        raise FeatstoreError(f"{why_local}: give a local path or a file:// URL, not {out}")
+    return local
+
+
+def upload_one_file(url: str, write: Callable[[Path], object]) -> str:
+    """Write a one-file output with ``write(local_path)`` into a temporary folder (``TMPDIR``), then copy it to
+    the fsspec ``url``: to a temporary name first, moved to ``url`` once whole, so nobody reads half a file."""
+    fs, key = _url_to_fs(url)
+    if fs.isdir(key):
+        raise FeatstoreError(f"{url} is a folder; this export writes one file")
+    partial = f"{key}{STAGING_MARK}{os.getpid()}"
+    with tempfile.TemporaryDirectory(prefix="featstore-export-") as folder:
+        local = Path(folder) / key.rstrip("/").rsplit("/", 1)[-1]
+        write(local)
+        try:
+            fs.put_file(str(local), partial)
+            fs.mv(partial, key)
+        except OSError as exc:
+            raise FeatstoreError(f"cannot write {url}: {exc}") from exc
+        finally:
+            if fs.exists(partial):
+                fs.rm_file(partial)
+    return url
 
 
 def interrupted_writer(path: str | Path) -> str | None:
@@ -264,7 +314,8 @@ def _yaml_lines(values: dict) -> str:
 
 
 def export_opentad(store_path: str | Path, out: str | Path, subset_names: dict[str, str] | None = None) -> Path:
-    out = _check_out_folder(out)
+    out = _check_out_folder(require_local_output(
+        out, "the opentad export (a folder its configs name by path) is written on this machine"))
     with staged_output(out) as staging:
         _write_opentad(Store.open(store_path), staging, out.resolve(),
                        OPENTAD_SUBSET_NAMES if subset_names is None else subset_names)
@@ -377,7 +428,8 @@ def export_mgfn(store_path: str | Path, out: str | Path, crops: int = MGFN_DEFAU
                 train_split: str = "train", test_split: str = "test") -> Path:
     if crops < 1:
         raise FeatstoreError(f"crops must be >= 1, got {crops}")
-    out = _check_out_folder(out)
+    out = _check_out_folder(require_local_output(
+        out, "the mgfn export (a folder its lists name by path) is written on this machine"))
     with staged_output(out) as staging:
         _write_mgfn(Store.open(store_path), staging, out.resolve(), crops, train_split, test_split)
     return out
@@ -423,23 +475,25 @@ def _write_mgfn(store: Store, staging: Path, out: Path, crops: int, train_split:
 
 
 def export(store_path: str | Path, out: str | Path, format: str, crops: int | None = None,
-           subset_names: dict[str, str] | None = None) -> Path:
+           subset_names: dict[str, str] | None = None) -> Path | str:
     """Dispatch on ``format`` (``h5`` and ``h5-per-video`` write one file; the others a folder). ``crops`` is
-    for ``mgfn`` only, ``subset_names`` for ``opentad`` only."""
+    for ``mgfn`` only, ``subset_names`` for ``opentad`` only. Returns where the export is: a local path, or
+    the URL a one-file export was copied to."""
+    if format not in EXPORT_FORMATS:
+        raise FeatstoreError(f"unknown export format {format!r} (available: {', '.join(EXPORT_FORMATS)})")
     if crops is not None and format != "mgfn":
         raise FeatstoreError(f"--crops is for --format mgfn, not {format}")
     if subset_names is not None and format != "opentad":
         raise FeatstoreError(f"--subset-names is for --format opentad, not {format}")
-    if format == "h5":
-        from featstore.h5io import export_h5
-
-        return export_h5(store_path, out)
-    if format == "h5-per-video":
-        from featstore.per_video import export_h5_per_video
-
-        return export_h5_per_video(store_path, out)
     if format == "opentad":
         return export_opentad(store_path, out, subset_names=subset_names)
     if format == "mgfn":
         return export_mgfn(store_path, out, crops=MGFN_DEFAULT_CROPS if crops is None else crops)
-    raise FeatstoreError(f"unknown export format {format!r} (available: {', '.join(EXPORT_FORMATS)})")
+    if format == "h5":
+        from featstore.h5io import export_h5 as export_one_file
+    else:
+        from featstore.per_video import export_h5_per_video as export_one_file
+    local = local_output(out)
+    if local is None:
+        return upload_one_file(str(out), lambda path: export_one_file(store_path, path))
+    return export_one_file(store_path, local)

@@ -42,6 +42,8 @@ from featstore.distributed import Ranks, assign_parts, ranks_from_environment, v
 from featstore.encoders import LoadedEncoder, create_encoder, get_encoder_entry
 from data_manifests.errors import FeatstoreError
 from featstore.part_encoder import PartEncoder
+from featstore.pixel_transform_config import PixelTransformConfig
+from featstore.pixel_transforms import PixelTransform
 from featstore.progress import ExtractProgress
 from featstore.sampling import SamplingConfig, read_sampling_record
 from featstore.store import (
@@ -79,6 +81,7 @@ class ExtractConfig:
     weights: str | None = None
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    pixel_transform: PixelTransformConfig = field(default_factory=PixelTransformConfig)
     dtype: str = "float16"
     batch_size: int = 32
     videos_per_part: int = 8
@@ -143,6 +146,7 @@ def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
     entry = get_encoder_entry(config.model)  # cheap checks first: unknown model, missing weights
     manifest = resolve_dataset(config.dataset, config.data_root, config.fold,
                                allow_outside_root=config.allow_outside_root)
+    pixel_transform = PixelTransform(config.pixel_transform, {record.video_id for record in manifest.records})
     encoder = create_encoder(entry.name, config.weights, config.seed, torch_compile=config.compile)
     spec = encoder.spec
     if config.sampling.clip_len != spec.num_frames:
@@ -166,6 +170,8 @@ def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
             "batch_size": config.batch_size,
             "precision": str(precision).replace("torch.", ""),
         }
+        if config.pixel_transform.active:  # absent = none, so stores made before pixel transforms stay current
+            identity["pixel_transform"] = config.pixel_transform.identity()
         identity = json.loads(json.dumps(identity))  # the form it has when read back (tuples -> lists)
         attrs = {
             "identity": identity,
@@ -200,7 +206,7 @@ def extract(config: ExtractConfig, show_progress: bool = True) -> ExtractResult:
                 for position, record in enumerate(units[index])
             ]
             settings = DecodeSettings(config.sampling, config.decoder)
-            part_encoder = PartEncoder(encoder, device, precision, config.batch_size)
+            part_encoder = PartEncoder(encoder, device, precision, config.batch_size, pixel_transform)
             meta = {"device": str(device), "rank": ranks.rank, "world_size": ranks.world_size, "workers": workers}
             with contextlib.closing(decode_stream(jobs, settings, device, workers)) as stream, ExtractProgress(
                 len(jobs), enabled=show_progress and ranks.is_main
@@ -514,9 +520,11 @@ def _provenance(encoder: LoadedEncoder, device: torch.device, precision: torch.d
         "encoder": encoder.spec.name,
         "weights": encoder.weights,
         "weights_sha256": encoder.weights_sha256,
+        "weights_hub_model": encoder.hub_model,  # the Hugging Face id and commit --weights named, if it did
         "spec": encoder.spec.to_json(),
         "preprocess": encoder.spec.preprocess().to_json(),
         "sampling": config.sampling.to_json(),
+        "pixel_transform": config.pixel_transform.to_json(),
         "device": str(device),
         "precision": str(precision).replace("torch.", ""),
         "decoder_preference": config.decoder,

@@ -17,7 +17,7 @@ import numpy as np
 
 from data_manifests.schema import Segment, VideoRecord
 from data_manifests.errors import FeatstoreError
-from featstore.exporters import interrupted_writer, staged_output
+from featstore.exporters import interrupted_writer, require_local_output, staged_output
 from featstore.store import (
     CLIP_EMBEDDINGS,
     CLIP_FRAMES,
@@ -51,7 +51,9 @@ IMPORT_VIDEOS_PER_PART = 256
 
 
 def export_h5(store_path: str | Path, out: str | Path) -> Path:
-    out = Path(out)
+    """Write the store (a path or an fsspec URL) to the local file ``out`` (``exporters.export`` also
+    copies it to a URL)."""
+    out = require_local_output(out, "export_h5's file is written on this machine")
     if out.is_dir():
         raise FeatstoreError(f"{out} is a folder; the h5 export writes one file")
     with staged_output(out, single_file=True) as staging:
@@ -85,7 +87,7 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
     with ``overwrite`` an existing store is replaced only then. What an interrupted import of an earlier
     version left at ``out`` is replaced without ``overwrite``.
     """
-    h5_path, out = Path(h5_path), Path(out)
+    h5_path, out = Path(h5_path), require_local_output(out, "an imported store is written on this machine")
     if not h5_path.is_file():
         raise FeatstoreError(f"no such file: {h5_path}")
     check_import_target(out, overwrite)

@@ -16,6 +16,7 @@ from data_manifests.schema import VideoRecord
 from featstore.decode_stream import DecodedChunk, VideoPlan
 from featstore.device import autocast
 from featstore.encoders import LoadedEncoder
+from featstore.pixel_transforms import PixelTransform
 from featstore.preprocess import preprocess_frames
 from featstore.progress import ExtractProgress
 from featstore.store import VideoResult
@@ -28,8 +29,10 @@ class PartEncoder:
     GPU is not made to wait for the host after every batch.
     """
 
-    def __init__(self, encoder: LoadedEncoder, device: torch.device, precision: torch.dtype, batch_size: int):
+    def __init__(self, encoder: LoadedEncoder, device: torch.device, precision: torch.dtype, batch_size: int,
+                 pixel_transform: PixelTransform):
         self.encoder, self.device, self.precision, self.batch_size = encoder, device, precision, batch_size
+        self.pixel_transform = pixel_transform
         self.preprocess = encoder.spec.preprocess()
         self.forward_seconds = 0.0
         self._cuda_timings: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
@@ -67,7 +70,7 @@ class PartEncoder:
             if isinstance(item, VideoPlan):
                 plans[item.position] = item
             elif isinstance(item, DecodedChunk):
-                clips = self._clips(item)
+                clips = self._clips(item, records[item.position].video_id)
                 pending.append((item.position, item.kind, clips))
                 pending_rows += len(clips)
                 flush(self.batch_size)
@@ -102,9 +105,10 @@ class PartEncoder:
             progress.video_done(len(clips) + len(static), self.forward_seconds)
         return results
 
-    def _clips(self, chunk: DecodedChunk) -> torch.Tensor:
-        """uint8 frames -> preprocessed (n, 3, T, H, W) clips on the encoder's device."""
+    def _clips(self, chunk: DecodedChunk, video_id: str) -> torch.Tensor:
+        """uint8 frames -> pixel transform -> preprocessed (n, 3, T, H, W) clips on the encoder's device."""
         frames = torch.as_tensor(chunk.frames).to(self.device, non_blocking=True)  # async when pinned
+        frames = self.pixel_transform(frames, video_id, chunk.frame_numbers)
         frames = preprocess_frames(frames, self.preprocess)
         return frames[torch.from_numpy(chunk.index).to(self.device)].permute(0, 2, 1, 3, 4)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from data_manifests.errors import FeatstoreError
 from data_manifests.schema import Manifest, VideoRecord
-from featstore.exporters import staged_output
+from featstore.exporters import require_local_output, staged_output
 from featstore.h5io import check_import_target
 from featstore.sampling import SamplingConfig
 from featstore.store import (
@@ -57,7 +57,7 @@ def import_per_video(source: str | Path, manifest: Manifest, out: str | Path, sa
                      fps: float | None = None, feature: str | None = None, overwrite: bool = False) -> Path:
     """Build a store from per-video arrays (a .npy folder or a per-video .h5) through the store's writer,
     verified by ``verify``'s rules; ``fps`` is used for manifest videos that record none."""
-    source, out = Path(source), Path(out)
+    source, out = Path(source), require_local_output(out, "an imported store is written on this machine")
     if source.is_dir():
         arrays, source_format = _npy_folder(source, manifest.records, feature), "npy-per-video"
     elif source.is_file():
@@ -190,8 +190,9 @@ def _h5_per_video(path: Path) -> dict[str, np.ndarray]:
 
 
 def export_h5_per_video(store_path: str | Path, out: str | Path) -> Path:
-    """``f[video_id]`` = that video's clip embeddings (float32), for the videos that have clips."""
-    out = Path(out)
+    """``f[video_id]`` = that video's clip embeddings (float32), for the videos that have clips; ``out`` is a
+    local file (``exporters.export`` also copies it to a URL)."""
+    out = require_local_output(out, "export_h5_per_video's file is written on this machine")
     if out.is_dir():
         raise FeatstoreError(f"{out} is a folder; the h5-per-video export writes one file")
     store = Store.open(store_path)

@@ -72,6 +72,8 @@ def summarize(store: Store) -> dict:
         "model": prov.get("encoder"),
         "weights": prov.get("weights"),
         "weights_sha256": prov.get("weights_sha256"),
+        "weights_hub_model": prov.get("weights_hub_model"),  # {repo_id, revision, commit} when --weights named one
+        "pixel_transform": store.identity.get("pixel_transform"),  # absent: none
         "dim": store.dim,
         "dtype": str(store.clip_embeddings.dtype),
         "dataset": store.dataset_name,

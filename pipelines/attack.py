@@ -35,24 +35,18 @@ with the anonymized rows themselves as the do-nothing reference.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import torch
-import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from torch import nn
 
+from anonymize.checkpoint import readable_run
 from anonymize.export import LoadedAAM, load_trained_aam, store_fingerprint
-from evaluate.data import StoreData, open_store
-from evaluate.options import config_option, default_out_dir, progress_option
-from evaluate.results import finish
-from evaluate.settings import (
-    LinearProbeSettings, TrainSettings, check, check_choice, check_training, device_setting, seed_setting,
-)
+from evaluate.data import StoreData
 from evaluate.tables import console, err_console, format_value
 from evaluate.training import (
     AllRows,
@@ -70,85 +64,31 @@ from evaluate.training import (
 from evaluate.metrics import mean_defined, per_attribute_ap, positive_rates, topk_accuracy, video_probabilities
 from evaluate.protocols._attribute_attack import named, position_aggregates
 from evaluate.protocols._classifier import train_linear_classifier
-from evaluate.protocols.privacy import PrivacyConfig
 from data_manifests.errors import FeatstoreError
 from featstore.store import CLIP_OFFSETS, STATIC_OFFSETS, VIDEO_IDS, VIDEO_SPLITS, Store
+from pipelines.attack_command import AttackConfig
 
-ATTRIBUTE_KINDS = ("static", "clips")
 VARIANTS = ("raw", "anonymized", "blackbox", "whitebox")
 ROW_TITLES = {"raw": "raw", "anonymized": "anonymized", "blackbox": "black-box inversion",
               "whitebox": "white-box inversion", "chance": "chance"}
 
 
-@dataclass
-class AttackConfig:
-    # black-box inversion network
-    inverter_hidden: Optional[int] = None  # None: twice the embedding dim
-    inverter_layers: int = 2  # hidden layers of the MLP path (0: the affine path alone)
-    inverter_epochs: int = 100
-    inverter_lr: float = 1e-3
-    inverter_batch_size: int = 512
-    inverter_weight_decay: float = 0.0
-    inverter_val_fraction: float = 0.1  # share of the attacker's training videos held out for epoch selection
-    # white-box inversion
-    whitebox_steps: int = 500
-    whitebox_lr: float = 0.1  # Adam step, in units of the observed embeddings' RMS coordinate
-    whitebox_batch_rows: int = 16384  # rows (temporal mode: clip slots) optimized together
-    # scoring heads, trained on raw features (ar and privacy presets)
-    action_epochs: int = 250
-    attribute_epochs: int = 100
-    attribute_kind: str = "static"  # static (privacy protocol) | clips (vp protocol, the paper's Table 8)
-    eval_clips: int = 5
-    seed: int = seed_setting()
-    train_split: str = "train"
-    test_split: str = "test"
-    device: str = device_setting()
-
-    def __post_init__(self):
-        check(self.inverter_hidden is None or self.inverter_hidden >= 1,
-              f"inverter_hidden must be >= 1, got {self.inverter_hidden}")
-        check(self.inverter_layers >= 0, f"inverter_layers must be >= 0, got {self.inverter_layers}")
-        check_training(self.inverter_epochs, self.inverter_lr, self.inverter_batch_size, self.inverter_weight_decay)
-        check(0 < self.inverter_val_fraction < 1,
-              f"inverter_val_fraction must be in (0, 1), got {self.inverter_val_fraction}")
-        check(self.whitebox_steps >= 0, f"whitebox_steps must be >= 0, got {self.whitebox_steps}")
-        check(self.whitebox_lr > 0 and math.isfinite(self.whitebox_lr),
-              f"whitebox_lr must be a positive number, got {self.whitebox_lr}")
-        check(self.whitebox_batch_rows >= 1, f"whitebox_batch_rows must be >= 1, got {self.whitebox_batch_rows}")
-        check(self.action_epochs >= 1, f"action_epochs must be >= 1, got {self.action_epochs}")
-        check(self.attribute_epochs >= 1, f"attribute_epochs must be >= 1, got {self.attribute_epochs}")
-        check_choice("attribute_kind", self.attribute_kind, ATTRIBUTE_KINDS)
-        check(self.eval_clips >= 1, f"eval_clips must be >= 1, got {self.eval_clips}")
-        check(self.train_split != self.test_split, "train_split and test_split must differ")
-
-    def inverter_settings(self) -> TrainSettings:
-        return TrainSettings(epochs=self.inverter_epochs, lr=self.inverter_lr, batch_size=self.inverter_batch_size,
-                             weight_decay=self.inverter_weight_decay, seed=self.seed)
-
-    def action_settings(self) -> LinearProbeSettings:
-        """The ``ar`` preset (AdamW lr 1e-3, batch 1024, one random clip per video per epoch)."""
-        return LinearProbeSettings(epochs=self.action_epochs, eval_clips=self.eval_clips, seed=self.seed)
-
-    def attribute_preset(self) -> PrivacyConfig:
-        """The ``privacy`` standard attacker's preset (AdamW lr 1e-3, batch 512, plateau 1/5, 10% validation)."""
-        return PrivacyConfig(attacker="standard", epochs=self.attribute_epochs, seed=self.seed, device=self.device)
-
-
 # ---------------------------------------------------------------------------------------------- inputs
-def check_attack_inputs(raw: Store, anon: Store, aam: LoadedAAM, run: Path) -> None:
+def check_attack_inputs(raw: Store, anon: Store, aam: LoadedAAM, run: str | Path) -> None:
     """One-line errors unless ``anon`` is ``raw`` exported by the AAM of ``run``, row for row."""
     record = anon.anonymizer
     if not record:
         raise FeatstoreError(f"{anon.path} is not an anonymized store (its provenance names no anonymizer): "
-                             "--anon takes the output of `anonymize export`")
+                             "--store takes the output of `anonymize export`")
     if raw.anonymizer:
-        raise FeatstoreError(f"--raw {raw.path} is itself an anonymized store: pass the raw store it was exported from")
+        raise FeatstoreError(f"--raw-store {raw.path} is itself an anonymized store: pass the raw store it was "
+                             "exported from")
     if record.get("aam_sha256") != aam.sha256:
         raise FeatstoreError(f"{anon.path} was made by another anonymizer (aam sha256 "
                              f"{str(record.get('aam_sha256'))[:12]}) than the one in {run} ({aam.sha256[:12]})")
     if record.get("source_fingerprint") != store_fingerprint(raw):
-        raise FeatstoreError(f"{anon.path} was exported from {record.get('source_store')}, not from --raw {raw.path} "
-                             "(store fingerprints differ)")
+        raise FeatstoreError(f"{anon.path} was exported from {record.get('source_store')}, not from --raw-store "
+                             f"{raw.path} (store fingerprints differ)")
     dim = int(aam.info["dim"])
     if raw.dim != dim or anon.dim != dim:
         raise FeatstoreError(f"embedding dims differ: raw {raw.dim}, anonymized {anon.dim}, anonymizer {dim}")
@@ -473,13 +413,14 @@ def attribute_note(data: StoreData, config: AttackConfig) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- protocol
-def run(raw_store: Store, anon_store: Store, run_dir: Path, config: AttackConfig, *,
+def run(raw_store: Store, anon_store: Store, run_dir: str | Path, config: AttackConfig, *,
         show_progress: bool = False) -> dict:
-    """Both inversion attacks and the Table 8 scores (see the module docs)."""
+    """Both inversion attacks and the Table 8 scores (see the module docs). ``run_dir``: a local folder or an
+    fsspec URL."""
     watch = Stopwatch(device_of(config.device))
     device = watch.device
-    run_dir = Path(run_dir)
-    aam = load_trained_aam(run_dir, str(device))
+    with readable_run(run_dir) as local_run:
+        aam = load_trained_aam(local_run, str(device))
     check_attack_inputs(raw_store, anon_store, aam, run_dir)
     aam.module.eval()
     for parameter in aam.module.parameters():  # the white-box attacker optimizes inputs, never the AAM
@@ -595,38 +536,3 @@ def print_attack_table(title: str, metrics: dict) -> None:
                   f"{format_value(metrics['blackbox']['val_mse'])} (epoch {metrics['blackbox']['selected_epoch']})")
     for note in metrics["notes"]:
         console.print(f"[yellow]note:[/] {note}")
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("attack")
-    def attack_command(
-        raw: str = typer.Option(..., "--raw", help="The raw store the anonymized store was exported from."),
-        anon: str = typer.Option(..., "--anon", help="The anonymized store (`anonymize export` output)."),
-        run_dir: Path = typer.Option(..., "--run", help="The run folder of the anonymizer that made --anon."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Folder for the JSON result [default: runs/eval/<anon-stem>/]."),
-        attribute_kind: str = typer.Option("static", help="static (static clips, privacy) or clips (5 clips, vp; the paper's Table 8)."),
-        inverter_epochs: int = typer.Option(100, help="Black-box inverter training epochs."),
-        inverter_hidden: Optional[int] = typer.Option(None, help="Inverter hidden width [2 x embedding dim]."),
-        inverter_layers: int = typer.Option(2, help="Inverter hidden layers (0: affine only)."),
-        inverter_lr: float = typer.Option(1e-3, help="Inverter AdamW learning rate."),
-        inverter_batch_size: int = typer.Option(512, help="Inverter pairs per step."),
-        whitebox_steps: int = typer.Option(500, help="White-box Adam steps per row."),
-        whitebox_lr: float = typer.Option(0.1, help="White-box Adam step, in units of the embeddings' RMS coordinate."),
-        whitebox_batch_rows: int = typer.Option(16384, help="White-box rows optimized together (memory)."),
-        action_epochs: int = typer.Option(250, help="Action head (linear, raw features) epochs."),
-        attribute_epochs: int = typer.Option(100, help="Attribute head (MLP, raw features) epochs."),
-        seed: int = config_option(AttackConfig, "seed"),
-        device: str = config_option(AttackConfig, "device"),
-        progress: bool = progress_option(),
-    ) -> None:
-        """Inversion attacks (Table 8): black-box inverter and white-box preimage; action top-1 and attribute cMAP."""
-        config = AttackConfig(attribute_kind=attribute_kind, inverter_epochs=inverter_epochs,
-                              inverter_hidden=inverter_hidden, inverter_layers=inverter_layers, inverter_lr=inverter_lr,
-                              inverter_batch_size=inverter_batch_size, whitebox_steps=whitebox_steps,
-                              whitebox_lr=whitebox_lr, whitebox_batch_rows=whitebox_batch_rows, action_epochs=action_epochs,
-                              attribute_epochs=attribute_epochs, seed=seed, device=device)
-        raw_store, anon_store = open_store(raw), open_store(anon)
-        metrics = run(raw_store, anon_store, run_dir, config, show_progress=progress)
-        finish("attack", config, metrics, {"anon": anon_store, "raw": raw_store},
-               out if out is not None else default_out_dir(anon_store.path),
-               printer=lambda: print_attack_table(f"attack: {anon_store.path} (anonymizer {run_dir})", metrics))

@@ -1,8 +1,9 @@
-"""``pipelines`` command line: run a named end-to-end recipe."""
+"""``pipelines`` command line: run a named end-to-end recipe (pipelines/recipes/*.yaml; ``pipelines list``)."""
 
 from __future__ import annotations
 
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -16,21 +17,37 @@ DEFAULTS = {spec.name: spec.default_factory() if spec.default is MISSING else sp
             for spec in fields(DemoConfig)}
 
 app = tool_app("pipelines", help="End-to-end recipes.")
-RECIPES = ("demo",)
+DEMO_MODEL = "demo-c3d"
+# the options only the demo reads; a table recipe refuses them when given
+DEMO_ONLY = ("style", "budget_mode", "train_epochs", "batch_size", "lr", "w_lc", "w_within_video", "w_budget", "sweep",
+             "paper_objective", "baseline", "no_baselines")
+TABLE_ONLY = ("weights", "root", "set_")
 
 
 @app.command()
 def run(
-    recipe: str = typer.Argument("demo", help="Recipe name: demo."),
-    out: str = typer.Option("runs/demo", help="Output folder for stores and reports."),
-    data_root: Optional[str] = typer.Option(None, help="Where the synthetic dataset is (generated if absent) "
-                                                       "[data/synth; data/synth-variant for --style variant]."),
-    model: str = typer.Option("demo-c3d", help="Encoder (demo-c3d: pretrained on separate synthetic data)."),
+    ctx: typer.Context,
+    recipe: str = typer.Argument("demo", help="Recipe name (see `pipelines list`) or a recipe .yaml file."),
+    out: Optional[str] = typer.Option(None, help="Output folder for stores, runs and tables.",
+                                      show_default="runs/RECIPE"),
+    data_root: Optional[str] = typer.Option(None, help="demo: where the synthetic dataset is (generated if absent). "
+                                                       "Other recipes: one folder holding each dataset under its "
+                                                       "official folder name (UCF101/, HMDB51/, ...).",
+                                            show_default="demo: data/synth, data/synth-STYLE for another --style"),
+    model: Optional[str] = typer.Option(None, "--encoder", "--model",
+                                        help="Encoder (demo-c3d: pretrained on separate synthetic data).",
+                                        show_default="demo: demo-c3d; other recipes: the recipe's encoder"),
+    weights: Optional[str] = typer.Option(None, help="The encoder's checkpoint (table recipes)."),
+    root: list[str] = typer.Option([], "--root", help="NAME=PATH: one dataset's root, NAME a store or dataset name "
+                                                      "of the recipe (repeat; table recipes)."),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE: a training setting over the recipe's, e.g. "
+                                                     "epochs=2 (repeat; table recipes; see anonymize train)."),
     seed: int = typer.Option(0, help="Seed for the dataset, training and evaluation."),
-    style: str = typer.Option("default", help="Synthetic dataset style: default (the defaults are chosen on it) or "
-                                              "variant (other colours, textures, sizes, speeds; nothing tuned on it)."),
-    budget_mode: str = typer.Option(DEFAULTS["budget_mode"], help="The anonymizer's budget mode (default: "
-                                                                 "independence, self-supervised; see docs/anonymize.md)."),
+    style: str = typer.Option("default", help="Synthetic dataset style: default (the defaults are chosen on it), "
+                                              "variant (other colours, textures, sizes, speeds; nothing tuned on it) "
+                                              "or dev (a third look, to tune on next to default)."),
+    budget_mode: str = typer.Option(DEFAULTS["budget_mode"], help="The anonymizer's budget mode (the default "
+                                                                 "is self-supervised; see docs/anonymize.md)."),
     train_epochs: int = typer.Option(DEFAULTS["train_epochs"], help="Anonymizer training epochs."),
     batch_size: int = typer.Option(DEFAULTS["train_batch_size"], help="Anonymizer batch size (paper: 512)."),
     lr: float = typer.Option(DEFAULTS["train_lr"],
@@ -47,19 +64,33 @@ def run(
                                        help="Unsupervised latent baselines for the trade-off (repeat): "
                                             + ", ".join(DEMO_BASELINES) + "."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Fit no baseline."),
-    eval_epochs: Optional[int] = typer.Option(None, help="Probe/attacker epochs in the report "
-                                                         "(default: each protocol's official preset)."),
+    eval_epochs: Optional[int] = typer.Option(None, help="Probe/attacker epochs in the report.",
+                                              show_default="each protocol's official preset"),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Run a recipe end to end (the demo needs no data and no GPU)."""
+    """Run a recipe end to end: check its inputs, print the plan, run (or resume) every step, write its table.
+
+    The demo needs no data and no GPU."""
+    from pipelines.recipes.loader import load_recipe
+
+    loaded = load_recipe(recipe)
+    # typer carries its own click: the source enum is compared by name
+    given = [name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+    refused = [name for name in given if name in (TABLE_ONLY if loaded.runner == "demo" else DEMO_ONLY)]
+    if refused:
+        option = "--" + refused[0].rstrip("_").replace("_", "-")
+        raise FeatstoreError(f"{option} does not apply to recipe {loaded.name!r} "
+                             f"(see `pipelines list` and docs/recipes.md)")
+    if loaded.runner == "table":
+        run_table_recipe(loaded, out, data_root, model, weights, root, set_, eval_epochs, seed, device, progress)
+        return
     from featstore.device import resolve_device
     from pipelines.demo import run_demo
 
-    if recipe not in RECIPES:
-        raise FeatstoreError(f"unknown recipe {recipe!r} (available: {', '.join(RECIPES)})")
     resolve_device(device)  # an unusable device is refused before any work
-    config = DemoConfig(out=out, data_root=data_root, model=model, seed=seed, style=style, budget_mode=budget_mode,
+    config = DemoConfig(out=out or "runs/demo", data_root=data_root, model=model or DEMO_MODEL, seed=seed, style=style,
+                        budget_mode=budget_mode,
                         train_epochs=train_epochs, train_batch_size=batch_size, train_lr=lr, train_w_lc=w_lc,
                         train_w_within_video=w_within_video,
                         train_w_budget=w_budget, sweep_budgets=list(sweep), paper_objective=paper_objective,
@@ -67,11 +98,51 @@ def run(
     run_demo(config, show_progress=progress)
 
 
+def run_table_recipe(recipe, out: Optional[str], data_root: Optional[str], encoder: Optional[str],
+                     weights: Optional[str], roots: list[str], settings: list[str], eval_epochs: Optional[int],
+                     seed: int, device: str, progress: bool) -> None:
+    from featstore.device import resolve_device
+    from pipelines.recipes.plan import parse_roots
+    from pipelines.recipes.runner import RecipeRun, run_recipe
+
+    resolve_device(device)  # an unusable device is refused before any work
+    run_recipe(RecipeRun(recipe=recipe, out=Path(out or f"runs/{recipe.name}"), encoder=encoder or recipe.encoder,
+                         weights=weights, data_root=None if data_root is None else Path(data_root),
+                         roots=parse_roots(roots), train_overrides=parse_settings(settings), eval_epochs=eval_epochs,
+                         seed=seed, device=device, show_progress=progress))
+
+
+def parse_settings(values: list[str]) -> dict:
+    """``--set KEY=VALUE`` values -> {KEY: value}, the value read as YAML (2 -> int, 1e-4 -> float, true -> bool)."""
+    import yaml
+
+    settings = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise FeatstoreError(f"--set takes KEY=VALUE (e.g. epochs=2), got {value!r}")
+        try:
+            settings[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise FeatstoreError(f"--set {key}: cannot read the value {text!r}") from None
+    return settings
+
+
 @app.command("list")
-def list_recipes() -> None:
-    """List the recipes."""
-    for recipe in RECIPES:
-        typer.echo(recipe)
+def list_recipes(as_json: bool = typer.Option(False, "--json", help="Print JSON: [{name, description, source}].")) -> None:
+    """List the recipes with a one-line description."""
+    import json
+
+    from pipelines.recipes.loader import load_recipe, recipe_names
+
+    recipes = [load_recipe(name) for name in recipe_names()]
+    if as_json:
+        typer.echo(json.dumps([{"name": r.name, "description": r.description, "source": r.source} for r in recipes],
+                              indent=2))
+        return
+    width = max(len(r.name) for r in recipes)
+    for r in recipes:
+        typer.echo(f"{r.name:<{width}}  {r.description}")
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ class DemoConfig:
     # the demo store's 140 training videos in one batch: the independence term is a kernel statistic of
     # the batch, estimated best on the largest one
     train_batch_size: int = 140
-    train_lr: float = 1e-3  # at train_batch_size (no linear scaling)
+    train_lr: float = 1e-3  # the learning rate used (TrainConfig.lr_scaling none)
     train_w_lc: float = 0.1
     # the within-video consistency (beyond the paper) stays off: 10 helped every measure on this store but hurt
     # every measure on the untuned variant (docs/anonymize.md, "Does it anonymize?")
@@ -138,7 +138,7 @@ class DemoConfig:
                            budget_mode=self.budget_mode, w_budget=w_budget, w_lc=self.train_w_lc,
                            w_within_video=self.train_w_within_video,
                            epochs=self.train_epochs, batch_size=self.train_batch_size, lr=self.train_lr,
-                           lr_reference_batch=self.train_batch_size, seed=self.seed, device=self.device,
+                           seed=self.seed, device=self.device,
                            progress=show_progress)
 
     def paper_config(self, show_progress: bool = False) -> TrainConfig:
@@ -147,8 +147,7 @@ class DemoConfig:
 
         return TrainConfig(store=str(self.store_path(SYNTH_PARTS[0])), out=str(self.paper_run_path),
                            budget_mode="direct", w_budget=1.0, w_lc=self.paper_w_lc, epochs=self.paper_epochs,
-                           batch_size=self.paper_batch_size, lr=self.paper_lr,
-                           lr_reference_batch=self.paper_batch_size, seed=self.seed, device=self.device,
+                           batch_size=self.paper_batch_size, lr=self.paper_lr, seed=self.seed, device=self.device,
                            progress=show_progress)
 
     def training_runs(self, show_progress: bool = False) -> list[TrainConfig]:

@@ -2,7 +2,9 @@
 
 Those three train or export anonymizers (anonymize), so they live in pipelines, above both evaluate and
 anonymize; the protocols stay in ``evaluate.cli``. As there, each command's module is imported only when the
-command runs or shows its own help, so ``evaluate --help`` loads no heavy library.
+command runs or shows its own help, so ``evaluate --help`` loads no heavy library; and as a protocol's module
+does, a command's module (``pipelines/<name>_command.py``: its settings and its options) imports what runs it
+(``pipelines/<name>.py``: torch, numpy, matplotlib) only when it runs, so its own ``--help`` loads none either.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from featstore.cli import run_app
 # paragraph); tests/pipelines/test_evaluate_cli.py checks both agree with the modules and with
 # evaluate.cli.PIPELINES_COMMANDS
 ORCHESTRATION = {
-    "attack": ("pipelines.attack", "Inversion attacks (Table 8): black-box inverter and white-box preimage; action "
-                                   "top-1 and attribute cMAP."),
-    "tradeoff": ("pipelines.tradeoff", "Privacy-utility trade-off of a sweep of runs: points, Pareto front, "
-                                       "normalized hypervolume, PNG."),
-    "report": ("pipelines.report", "Run every protocol the stores support, raw vs anonymized; write report.md, "
-                                   "results.json and figures."),
+    "attack": ("pipelines.attack_command", "Inversion attacks (Table 8): black-box inverter and white-box preimage; "
+                                           "action top-1 and attribute cMAP."),
+    "tradeoff": ("pipelines.tradeoff_command", "Privacy-utility trade-off of a sweep of runs: points, Pareto front, "
+                                               "normalized hypervolume, PNG."),
+    "report": ("pipelines.report_command", "Run every protocol the stores support, raw vs anonymized; write "
+                                           "report.md, results.json and figures."),
 }
 
 

@@ -1,6 +1,7 @@
 """The evaluation report: every protocol a pair of stores supports, raw against anonymized, in one folder.
 
-``evaluate report --raw R --anon A [--raw R2 --anon A2 ...] [--run RUN] [--sweep RUN ...] --out report/``
+``evaluate report --raw-store R --store A [--raw-store R2 --store A2 ...] [--run RUN] [--sweep RUN ...]
+--out report/`` (old names ``--raw`` / ``--anon``); stores and ``--run`` are paths or fsspec URLs.
 
 For each (raw, anonymized) pair the suite is chosen from what the raw store holds (its dataset task,
 labels, attributes and static rows):
@@ -11,7 +12,8 @@ labels, attributes and static rows):
   attacker: the headline, the embeddings users consume);
 - a ``tad`` dataset: ``tad`` (average mAP); an ``ad`` dataset: ``ad`` (frame ROC AUC).
 
-Table 1 rows of a cMAP carry the leakage removed, (raw - anon) / (raw - chance); pairs with static and
+Table 1 rows of a cMAP carry the leakage removed, (raw - anon) / (raw - chance), and the full-clip row also the
+null floor of the anonymized store (``vp --null-permutations``) and the share removed above it; pairs with static and
 full clips get the shortcut diagnostics (``evaluate.shortcut``). ``--run`` adds the inversion ``attack``
 on the first pair with action labels; ``--sweep`` adds the ``tradeoff`` of those runs (AAM or baseline
 run folders, each method with its own front). The folder then holds ``report.md`` (the paper's Table 1 form, raw ->
@@ -29,56 +31,22 @@ import json
 import math
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
-import typer
 
 from evaluate.data import open_store
-from evaluate.options import config_option, progress_option
 from evaluate.results import json_safe, save_result
-from evaluate.settings import ATTACKER_EPOCHS, PROBE_EPOCHS, check, device_setting, seed_setting
-from evaluate.tables import console, print_columns
+from evaluate.tables import err_console, print_columns
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import ad, ar, privacy, retrieval, tad, vp
 from evaluate.shortcut import shortcut_diagnostics
 from pipelines import attack, report_plots, tradeoff
 from data_manifests.errors import FeatstoreError
+from featstore.exporters import local_output
 from featstore.store import Store, utc_now
-
-RESULTS_FILE = "results.json"
-REPORT_FILE = "report.md"
-CONFIG_FILE = "report_config.json"
-
-
-@dataclass
-class ReportConfig:
-    ar_epochs: int = PROBE_EPOCHS
-    privacy_epochs: int = ATTACKER_EPOCHS
-    vp_epochs: int = ATTACKER_EPOCHS
-    tad_epochs: Optional[int] = None  # None: the tad protocol's preset
-    ad_steps: Optional[int] = None  # None: the ad protocol's preset
-    attack_inverter_epochs: int = 100
-    attack_whitebox_steps: int = 500
-    seed: int = seed_setting()
-    device: str = device_setting()
-    raw: list[str] = field(default_factory=list)
-    anon: list[str] = field(default_factory=list)
-    run: Optional[str] = None
-    sweep: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
-        check(len(self.raw) >= 1, "give at least one --raw store and its --anon store")
-        check(len(self.raw) == len(self.anon),
-              f"--raw and --anon pair up in order: got {len(self.raw)} --raw and {len(self.anon)} --anon")
-        for name in ("ar_epochs", "privacy_epochs", "vp_epochs", "attack_inverter_epochs", "attack_whitebox_steps"):
-            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        check(self.tad_epochs is None or self.tad_epochs >= 1, f"tad_epochs must be >= 1, got {self.tad_epochs}")
-        check(self.ad_steps is None or self.ad_steps >= 1, f"ad_steps must be >= 1, got {self.ad_steps}")
-        if self.run is not None:
-            check(Path(self.run).is_dir(), f"--run {self.run} is not a run folder")
+from pipelines.report_command import CONFIG_FILE, REPORT_FILE, RESULTS_FILE, ReportConfig
 
 
 @dataclass(frozen=True)
@@ -106,7 +74,8 @@ COLUMNS = [
 ]
 
 
-def _lookup(metrics: dict, path: tuple[str, ...]):
+def lookup(metrics: dict, path: tuple[str, ...]) -> float | None:
+    """The number at ``path`` in a protocol's metrics; None when it is missing or not a number."""
     value = metrics
     for key in path:
         if not isinstance(value, dict) or key not in value:
@@ -160,9 +129,10 @@ def suite_of(store: Store) -> list[str]:
     return protocols
 
 
-def protocol_config(name: str, config: ReportConfig, save_head: Path | None = None, labels_from: str | None = None):
+def protocol_config(name: str, config: ReportConfig, save_head: Path | None = None, labels_from: str | None = None,
+                    null_floor: bool = False):
     """The settings of one protocol run; ``labels_from`` (the raw store, for an anonymized one) is where the
-    private-attribute protocols read the labels an export drops."""
+    private-attribute protocols read the labels an export drops; ``null_floor``: vp also measures its null floor."""
     if name == "ar":
         return ar.ARConfig(epochs=config.ar_epochs, seed=config.seed, device=config.device)
     if name == "retrieval":
@@ -172,12 +142,12 @@ def protocol_config(name: str, config: ReportConfig, save_head: Path | None = No
                                      labels_from=labels_from)
     if name == "vp":
         return vp.VPConfig(attacker="all", epochs=config.vp_epochs, seed=config.seed, device=config.device,
-                           labels_from=labels_from)
+                           labels_from=labels_from, null_permutations=config.vp_null_permutations if null_floor else 0)
     if name == "tad":
         return tad.TADConfig(epochs=config.tad_epochs, seed=config.seed, device=config.device,
                              save_head=None if save_head is None else str(save_head))
     if name == "ad":
-        return ad.ADConfig(steps=config.ad_steps, seed=config.seed, device=config.device,
+        return ad.ADConfig(steps=config.ad_steps, seed=config.seed, seeds=config.ad_seeds, device=config.device,
                            save_head=None if save_head is None else str(save_head))
     raise ValueError(f"no report settings for protocol {name!r}")
 
@@ -190,7 +160,7 @@ def check_pair(raw: Store, anon: Store) -> None:
     raw_ids, anon_ids = raw.videos().video_id, anon.videos().video_id
     if len(raw_ids) != len(anon_ids) or not np.array_equal(raw_ids, anon_ids):
         raise FeatstoreError(f"{anon.path} does not hold the videos of {raw.path} ({len(anon_ids)} vs {len(raw_ids)} "
-                             f"videos): pair each --raw with the store exported from it")
+                             f"videos): pair each --raw-store with the store exported from it")
     if not np.array_equal(raw.clip_offsets(), anon.clip_offsets()) or \
             not np.array_equal(raw.static_offsets(), anon.static_offsets()):
         raise FeatstoreError(f"{anon.path} and {raw.path} have different rows per video: not an export of it")
@@ -224,7 +194,7 @@ def run(config: ReportConfig, out: Path, *, show_progress: bool = False) -> dict
         name = pair_name(raw_store, index, taken)
         folder = out / name
         protocols = suite_of(raw_store)
-        console.rule(f"report: {name} ({', '.join(protocols) or 'nothing to evaluate'})")
+        err_console.rule(f"report: {name} ({', '.join(protocols) or 'nothing to evaluate'})")
         results = {}
         for protocol in protocols:
             module = PROTOCOL_MODULES[protocol]
@@ -232,11 +202,11 @@ def run(config: ReportConfig, out: Path, *, show_progress: bool = False) -> dict
             for role, store in (("raw", raw_store), ("anon", anon_store)):
                 head = folder / f"{protocol}-head-{role}.safetensors" if protocol in ("tad", "ad") else None
                 labels_from = str(raw_store.path) if role == "anon" else None
-                protocol_settings = protocol_config(protocol, config, head, labels_from)
+                protocol_settings = protocol_config(protocol, config, head, labels_from, null_floor=role == "anon")
                 metrics = module.run(store, protocol_settings, show_progress=show_progress)
                 save_result(folder, f"{protocol}-{role}", protocol_settings, metrics, store)
                 results[protocol][role] = metrics
-                console.print(f"  {protocol:<9} {role:<4} done")
+                err_console.print(f"  {protocol:<9} {role:<4} done")
         pairs.append({"name": name, "raw": str(raw_store.path), "anon": str(anon_store.path),
                       "protocols": protocols, "results": results})
 
@@ -255,17 +225,17 @@ def run(config: ReportConfig, out: Path, *, show_progress: bool = False) -> dict
                                                 whitebox_steps=config.attack_whitebox_steps,
                                                 action_epochs=config.ar_epochs, attribute_epochs=config.privacy_epochs,
                                                 seed=config.seed, device=config.device)
-            console.rule("report: inversion attacks")
-            metrics = attack.run(stores[index][0], stores[index][1], Path(config.run), attack_config,
+            err_console.rule("report: inversion attacks")
+            metrics = attack.run(stores[index][0], stores[index][1], config.run, attack_config,
                                  show_progress=show_progress)
             save_result(out / action_pair["name"], "attack", attack_config,
                         metrics, {"raw": stores[index][0], "anon": stores[index][1]})
             report["attack"] = metrics
     if config.sweep:
-        console.rule("report: privacy-utility trade-off")
+        err_console.rule("report: privacy-utility trade-off")
         tradeoff_config = tradeoff.TradeoffConfig(ar_epochs=config.ar_epochs, privacy_epochs=config.privacy_epochs,
                                                   raw_store=config.raw[0], seed=config.seed, device=config.device)
-        metrics = tradeoff.run([Path(p) for p in config.sweep], tradeoff_config, out=out / "tradeoff",
+        metrics = tradeoff.run(config.sweep, tradeoff_config, out=out / "tradeoff",
                                show_progress=show_progress)
         save_result(out / "tradeoff", "tradeoff", tradeoff_config, metrics)
         report["tradeoff"] = metrics
@@ -288,7 +258,7 @@ def static_vs_clip_drops(pairs: list[dict], stores: list[tuple[Store, Store]]) -
         static, clips = pair["results"].get("privacy"), pair["results"].get("vp")
         if static is None or clips is None:
             continue
-        values = [_lookup(result[role], ("worst_case", "cmap")) for result in (static, clips) for role in ("raw", "anon")]
+        values = [lookup(result[role], ("worst_case", "cmap")) for result in (static, clips) for role in ("raw", "anon")]
         if None in values:
             continue
         static_raw, static_anon, clips_raw, clips_anon = values
@@ -305,16 +275,21 @@ def table1_rows(pairs: list[dict]) -> list[dict]:
             result = pair["results"].get(column.protocol)
             if result is None:
                 continue
-            raw_value, anon_value = _lookup(result["raw"], column.path), _lookup(result["anon"], column.path)
+            raw_value, anon_value = lookup(result["raw"], column.path), lookup(result["anon"], column.path)
             if raw_value is None and anon_value is None:
                 continue
-            chance = _lookup(result["raw"], column.chance_path) if column.chance_path else None
-            removed = None
+            chance = lookup(result["raw"], column.chance_path) if column.chance_path else None
+            removed = floor = removed_above_floor = None
             if column.kind == "privacy" and None not in (raw_value, anon_value, chance):
                 removed = _finite(leakage_removed(raw_value, anon_value, chance))
+                # the same share measured down to what the attackers read on shuffled labels (vp --null-permutations)
+                floor = lookup(result["anon"], ("null_floor", "cmap")) if column.protocol == "vp" else None
+                if floor is not None:
+                    removed_above_floor = _finite(leakage_removed(raw_value, anon_value, floor))
             rows.append({"pair": pair["name"], "metric": column.label, "kind": column.kind, "raw": raw_value,
                          "anonymized": anon_value, "relative_change": relative_change(raw_value, anon_value),
-                         "chance": chance, "leakage_removed": removed, "cell": table1_cell(raw_value, anon_value)})
+                         "chance": chance, "leakage_removed": removed, "null_floor": floor,
+                         "removed_above_floor": removed_above_floor, "cell": table1_cell(raw_value, anon_value)})
     return rows
 
 
@@ -362,7 +337,11 @@ def write_report_plots(report: dict, config: ReportConfig, stores: list[tuple[St
     """Training curves of the report's runs, utility before/after, each pair's embedding projections and the
     spread over seeds; each PNG with its data as ``<figure>.json``. Notes on what was left out go in the report."""
     figures, notes = {}, []
-    runs = list(dict.fromkeys(Path(r) for r in ([config.run] if config.run else []) + config.sweep))
+    # the runs' histories are read from local folders (a file:// URL is one); a run at another URL has no curve here
+    named = ([config.run] if config.run else []) + config.sweep
+    notes += [f"training curves: {run} skipped (read from local run folders only)" for run in named
+              if local_output(run) is None]
+    runs = list(dict.fromkeys(local_output(run) for run in named if local_output(run) is not None))
     if runs:
         curves, skipped = report_plots.training_curves_data(runs)
         notes += [f"training curves: {name} skipped ({why})" for name, why in skipped.items()]
@@ -424,12 +403,17 @@ def render_markdown(report: dict, out: Path) -> str:
               "paper's Table 1. For attribute cMAP (leakage) lower is better; for every other column higher is better. "
               "*Worst case*: per attribute, the highest test AP of every attacker we run (docs/evaluate.md); the "
               "full-clip row is the headline (the embeddings users consume). *Leakage removed* = (raw - anonymized) "
-              "/ (raw - chance) of a cMAP.",
-              "", "| pair | metric | raw | anonymized | chance | leakage removed |", "|---|---|---:|---:|---:|---:|"]
+              "/ (raw - chance) of a cMAP. *Null floor*: the worst case the same attackers read on the anonymized "
+              "store with its attribute labels shuffled among the videos (the mean over the shuffles): a maximum "
+              "over attackers sits above chance even on labels that say nothing, so leakage can only come down to "
+              "about this; *removed above the floor* = (raw - anonymized) / (raw - floor).",
+              "", "| pair | metric | raw | anonymized | chance | leakage removed | null floor | removed above the floor |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in report["table1"]:
-        removed = "" if row.get("leakage_removed") is None else f"{row['leakage_removed'] * 100:.1f}%"
         lines.append(f"| {row['pair']} | {row['metric']} | {percent(row['raw'])} | {row['cell']} | "
-                     f"{percent(row['chance'])} | {removed} |")
+                     f"{percent(row['chance'])} | {share(row.get('leakage_removed'))} | "
+                     f"{'' if row.get('null_floor') is None else percent(row['null_floor'])} | "
+                     f"{share(row.get('removed_above_floor'))} |")
     lines.append("")
     for drop in report.get("static_vs_clips", []):
         separability = drop.get("static_vs_clip_separability")
@@ -516,40 +500,16 @@ def render_markdown(report: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
+def share(value: float | None) -> str:
+    """A share in percent with one decimal; empty when there is none."""
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
 def print_table1(report: dict) -> None:
     rows = [[row["pair"], row["metric"], percent(row["raw"]), row["cell"], percent(row["chance"]),
-             "" if row.get("leakage_removed") is None else f"{row['leakage_removed'] * 100:.1f}%"]
+             share(row.get("leakage_removed")), "" if row.get("null_floor") is None else percent(row["null_floor"]),
+             share(row.get("removed_above_floor"))]
             for row in report["table1"]]
     print_columns("report: raw -> anonymized (Table 1 form, %)",
-                  ["pair", "metric", "raw", "anonymized", "chance", "leakage removed"], rows)
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("report")
-    def report_command(
-        raw: list[str] = typer.Option(..., "--raw", help="A raw store (repeat; pairs with --anon in order)."),
-        anon: list[str] = typer.Option(..., "--anon", help="The store exported from the matching --raw (repeat)."),
-        out: Path = typer.Option(Path("report"), help="Output folder (report.md, results.json, figures)."),
-        run_dir: Optional[str] = typer.Option(None, "--run", help="The anonymizer run: adds the inversion attacks."),
-        sweep: list[str] = typer.Option([], "--sweep", help="Sweep run folders: adds the trade-off (repeat)."),
-        ar_epochs: int = typer.Option(PROBE_EPOCHS, help=f"AR probe epochs (official: {PROBE_EPOCHS})."),
-        privacy_epochs: int = typer.Option(ATTACKER_EPOCHS,
-                                           help=f"Attribute attacker epochs (official: {ATTACKER_EPOCHS})."),
-        vp_epochs: int = typer.Option(ATTACKER_EPOCHS, help="Temporal attribute attacker epochs."),
-        tad_epochs: Optional[int] = typer.Option(None, help="TAD head epochs (default: the protocol's preset)."),
-        ad_steps: Optional[int] = typer.Option(None, help="AD head steps (default: the protocol's preset)."),
-        attack_inverter_epochs: int = typer.Option(ReportConfig.attack_inverter_epochs,
-                                                   help="Black-box inverter epochs."),
-        attack_whitebox_steps: int = typer.Option(500, help="White-box optimization steps."),
-        seed: int = config_option(ReportConfig, "seed"),
-        device: str = config_option(ReportConfig, "device"),
-        progress: bool = progress_option(),
-    ) -> None:
-        """Run every protocol the stores support, raw vs anonymized; write report.md, results.json and figures."""
-        config = ReportConfig(ar_epochs=ar_epochs, privacy_epochs=privacy_epochs, vp_epochs=vp_epochs,
-                              tad_epochs=tad_epochs, ad_steps=ad_steps, attack_inverter_epochs=attack_inverter_epochs,
-                              attack_whitebox_steps=attack_whitebox_steps, seed=seed, device=device, raw=list(raw),
-                              anon=list(anon), run=run_dir, sweep=list(sweep))
-        report = run(config, out, show_progress=progress)
-        print_table1(report)
-        console.print(f"wrote {Path(out) / REPORT_FILE} and {Path(out) / RESULTS_FILE}")
+                  ["pair", "metric", "raw", "anonymized", "chance", "leakage removed", "null floor",
+                   "removed above the floor"], rows)

@@ -1,7 +1,9 @@
 """Privacy-utility trade-off of a sweep of anonymizer runs (for example over w_B / w_T): one point per
 run, the Pareto front, its normalized hypervolume and a plot.
 
-For each run folder (``anonymize train --out RUN``):
+For each run folder (``anonymize train --run RUN``; a local path or a ``file://`` URL, since the caches below are
+written into it; a run at another fsspec URL is first copied, the files the trade-off reads, to
+``OUT/remote-runs/<name>-<hash>``, which then holds its caches):
 
 1. The anonymized store ``RUN/anon.zarr``: the run's anonymizer applied to its training store. An
    existing one is reused when its provenance names the SHA-256 of the run's current
@@ -35,14 +37,11 @@ reported beside the front's for comparison.
 
 from __future__ import annotations
 
-import math
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
-
-import typer
 
 from anonymize import checkpoint as ckpt
 from featstore.hashing import file_sha256
@@ -50,77 +49,22 @@ from anonymize.config import TrainConfig
 from anonymize.baselines import describe_run
 from anonymize.export import export_store, store_fingerprint
 from anonymize.resume import RESUMABLE_CHANGES
-from evaluate.options import DEFAULT_OUT_ROOT, config_option, progress_option
-from evaluate.results import finish, json_safe, load_result, save_result, store_summary
-from evaluate.settings import (ATTACKER_CHOICES, ATTACKER_EPOCHS, ATTACKER_GROUPS, PROBE_EPOCHS, check, check_choice,
-                               device_setting, seed_setting)
+from evaluate.results import json_safe, load_result, save_result, store_summary
+from evaluate.settings import ATTACKER_GROUPS
 from evaluate.tables import console, err_console, print_columns
 from evaluate.metrics import normalized_hypervolume, pareto_front
 from evaluate.protocols import ar, privacy, vp
 from pipelines.label_placement import place_labels
 from data_manifests.errors import FeatstoreError
-from featstore.store import Store
+from featstore.exporters import local_output
+from featstore.store import Location, Store
+from pipelines.tradeoff_command import DEFAULT_OUT, PLOT_FILE, TradeoffConfig
 
 ANON_STORE = "anon.zarr"
 EVAL_DIR = "eval"
+REMOTE_RUNS_DIR = "remote-runs"  # under the trade-off's folder: local copies of runs given as remote URLs
 RAW_DIR = "raw"
-PLOT_FILE = "tradeoff.png"
-DEFAULT_OUT = DEFAULT_OUT_ROOT / "tradeoff"
-EXPORT_CHOICES = ("auto", "always", "never")
 UTILITY_METRIC = "ar top1"
-PRIVACY_KINDS = ("clips", "static")
-
-
-@dataclass
-class TradeoffConfig:
-    """What makes a point: the inner protocols' settings (official presets by default), the hypervolume's
-    reference point, the optional raw store and how ``RUN/anon.zarr`` is obtained."""
-
-    attacker: str = "all"  # all: the worst case over every attacker; or one attacker's cMAP
-    privacy_kind: str = "clips"  # clips: full clips (the vp protocol; the headline) | static: static clips
-    ar_epochs: int = 250  # the ar protocol's official preset
-    privacy_epochs: int = 100  # the privacy protocol's official preset
-    reference_utility: float = 0.0  # hypervolume reference point: top-1 ...
-    reference_privacy: float = 1.0  # ... and cMAP (q = 1 - cMAP = 0): the worst corner
-    raw_store: Optional[str] = None  # the un-anonymized store, for the raw point
-    export: str = "auto"  # auto | always | never (see the module docstring)
-    seed: int = seed_setting()
-    device: str = device_setting()
-
-    def __post_init__(self):
-        check_choice("attacker", self.attacker, ATTACKER_CHOICES)
-        check_choice("privacy_kind", self.privacy_kind, PRIVACY_KINDS)
-        check_choice("export", self.export, EXPORT_CHOICES)
-        # the normalizing area (1 - u_ref) * (1 - q_ref) must be positive
-        check(math.isfinite(self.reference_utility) and 0 <= self.reference_utility < 1,
-              f"reference_utility must be in [0, 1), got {self.reference_utility}")
-        check(math.isfinite(self.reference_privacy) and 0 < self.reference_privacy <= 1,
-              f"reference_privacy must be in (0, 1], got {self.reference_privacy}")
-        self.ar_config()  # the inner protocols validate their own settings
-        self.privacy_config()
-
-    def ar_config(self) -> ar.ARConfig:
-        return ar.ARConfig(epochs=self.ar_epochs, seed=self.seed, device=self.device)
-
-    def privacy_config(self) -> privacy.PrivacyConfig | vp.VPConfig:
-        if self.privacy_kind == "clips":
-            return vp.VPConfig(attacker=self.attacker, epochs=self.privacy_epochs, seed=self.seed, device=self.device)
-        return privacy.PrivacyConfig(attacker=self.attacker, epochs=self.privacy_epochs, kind="static",
-                                     seed=self.seed, device=self.device)
-
-    @property
-    def privacy_protocol(self) -> str:
-        return "vp" if self.privacy_kind == "clips" else "privacy"
-
-    def privacy_of(self, metrics: dict) -> float:
-        """The privacy coordinate from the protocol's metrics: the worst case, or one attacker's cMAP."""
-        if self.attacker in ATTACKER_GROUPS:
-            return metrics["worst_case"]["cmap"]
-        return metrics["attackers"][self.attacker]["cmap_mean" if self.privacy_kind == "clips" else "cmap"]
-
-    def reference_point(self) -> tuple[float, float]:
-        """The reference in the (utility, q = 1 - privacy) coordinates of the hypervolume."""
-        return self.reference_utility, 1.0 - self.reference_privacy
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -134,8 +78,27 @@ class SweepRun:
     epoch: int
 
 
-def read_run(path: Path) -> SweepRun:
-    path = Path(path)
+def local_run(run: str | Path, remote_copies: Path) -> Path:
+    """A sweep run's folder on this machine, where the trade-off caches ``anon.zarr`` and ``eval/``: a path or a
+    ``file://`` URL's path as it is; for another fsspec URL, a copy of the files the trade-off reads
+    (``ckpt.READ_FILES``) in ``remote_copies/<name>-<hash of the URL>``, refreshed on every call."""
+    path = local_output(run)
+    if path is not None:
+        return path
+    location = Location(str(run))
+    if not location.is_file(ckpt.CONFIG_FILE):
+        raise FeatstoreError(f"no run folder at {run} (no {ckpt.CONFIG_FILE})")
+    url = str(run).rstrip("/")
+    copy = remote_copies / f"{url.rsplit('/', 1)[-1]}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+    copy.mkdir(parents=True, exist_ok=True)
+    for name in ckpt.READ_FILES:
+        if location.is_file(name):
+            (copy / name).write_bytes(location.read_bytes(name))
+    return copy
+
+
+def read_run(run: str | Path, remote_copies: Path) -> SweepRun:
+    path = local_run(run, remote_copies)
     if not path.is_dir():
         raise FeatstoreError(f"no run folder at {path}")
     if not (path / ckpt.AAM_FILE).is_file():
@@ -145,17 +108,19 @@ def read_run(path: Path) -> SweepRun:
     return SweepRun(path, config, file_sha256(path / ckpt.AAM_FILE), int(info.get("epoch", 0)))
 
 
-def read_runs(runs: Sequence[Path]) -> list[SweepRun]:
-    """Every run folder checked before any work starts; an error for none, a missing one or a repeat."""
+def read_runs(runs: Sequence[str | Path], remote_copies: Path) -> list[SweepRun]:
+    """Every run folder checked before any work starts; an error for none, a missing one or a repeat. Runs at
+    remote URLs are copied under ``remote_copies`` (``local_run``)."""
     if not runs:
-        raise FeatstoreError("no run folders: give --runs DIR (repeat it, or a shell glob such as --runs runs/sweep-*)")
+        raise FeatstoreError("no run folders: give --run DIR (repeat it, or a shell glob such as --run runs/sweep-*)")
     seen = set()
     for run in runs:
-        resolved = Path(run).resolve()
+        local = local_output(run)
+        resolved = str(run).rstrip("/") if local is None else local.resolve()
         if resolved in seen:
             raise FeatstoreError(f"run folder {run} is given twice")
         seen.add(resolved)
-    return [read_run(Path(run)) for run in runs]
+    return [read_run(run, remote_copies) for run in runs]
 
 
 # ---------------------------------------------------------------------------------------------- stores
@@ -164,8 +129,8 @@ def _is_current(store: Store, run: SweepRun) -> bool:
     anonymizer = store.anonymizer
     if anonymizer.get("aam_sha256") != run.aam_sha256:
         return False
-    training = Path(run.config.store)
-    if not training.exists():  # moved or deleted: the weights' hash is all there is to check
+    training = run.config.store  # a path or an fsspec URL
+    if not Location(training).exists():  # moved or deleted: the weights' hash is all there is to check
         return True
     return anonymizer.get("source_fingerprint") == store_fingerprint(Store.open(training))
 
@@ -194,8 +159,8 @@ def _check_replaceable(store: Store, run: SweepRun) -> None:
 
 
 def _export(run: SweepRun, path: Path, device: str) -> Store:
-    source = Path(run.config.store)
-    if not source.exists():
+    source = run.config.store  # a path or an fsspec URL
+    if not Location(source).exists():
         raise FeatstoreError(f"{run.path} was trained on {source}, which is not there (relative paths are read "
                              f"from the current folder): cannot export {path}")
     export_store(run.path, source, path, device=device, overwrite=True)  # staged: never a half-written store
@@ -323,7 +288,8 @@ def method_fronts(points: list[dict], reference: tuple[float, float]) -> dict[st
 
 
 # ---------------------------------------------------------------------------------------------- protocol
-def run(runs: Sequence[Path], config: TradeoffConfig, *, out: Path | None = None, show_progress: bool = False) -> dict:
+def run(runs: Sequence[str | Path], config: TradeoffConfig, *, out: Path | None = None,
+        show_progress: bool = False) -> dict:
     """One (utility, privacy) point per run, the Pareto front and its normalized hypervolume.
 
     ``out``, when given, is the folder of the plot (``tradeoff.png``) and of the raw point's cached
@@ -332,7 +298,7 @@ def run(runs: Sequence[Path], config: TradeoffConfig, *, out: Path | None = None
     started = time.perf_counter()
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise FeatstoreError(f"--out {out} exists and is not a folder")
-    sweep = read_runs(runs)
+    sweep = read_runs(runs, Path(out if out is not None else DEFAULT_OUT) / REMOTE_RUNS_DIR)
     raw = Store.open(config.raw_store) if config.raw_store else None
     first_store = raw
     points = []
@@ -486,46 +452,3 @@ def print_tradeoff_table(metrics: dict) -> None:
     console.print("front: " + ", ".join(metrics["front_runs"]))
     if metrics["plot"]:
         console.print(f"wrote {metrics['plot']}")
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("tradeoff")
-    def tradeoff_command(
-        runs: Optional[list[Path]] = typer.Option(
-            None, "--runs", help="Run folder of `anonymize train`; repeat the option. A shell glob works too "
-                                 "(`--runs runs/sweep-*`): the folders after the first are taken as arguments."),
-        more_runs: Optional[list[Path]] = typer.Argument(None, metavar="RUN", show_default=False,
-                                                         help="More run folders."),
-        raw: Optional[str] = typer.Option(None, "--raw", help="The raw (un-anonymized) store: adds the raw point."),
-        out: Optional[Path] = typer.Option(None, "--out", help=f"Folder for tradeoff.json and {PLOT_FILE} "
-                                                               f"(default: {DEFAULT_OUT}/)."),
-        attacker: str = typer.Option("all", help="Privacy coordinate: all (worst case over every attacker), both "
-                                                 "(worst of standard and authors) or one attacker: "
-                                                 + ", ".join(a for a in ATTACKER_CHOICES
-                                                             if a not in ATTACKER_GROUPS) + "."),
-        privacy_kind: str = typer.Option("clips", help="Privacy samples: clips (full clips, the vp protocol) or "
-                                                       "static (static clips, the privacy protocol)."),
-        ar_epochs: int = typer.Option(PROBE_EPOCHS,
-                                      help=f"Epochs of the AR linear probe (official preset: {PROBE_EPOCHS})."),
-        privacy_epochs: int = typer.Option(ATTACKER_EPOCHS, help="Epochs of the privacy attacker (official preset: "
-                                                                 f"{ATTACKER_EPOCHS})."),
-        reference_utility: float = typer.Option(0.0, help="Hypervolume reference point: top-1, in [0, 1)."),
-        reference_privacy: float = typer.Option(1.0, help="Hypervolume reference point: cMAP, in (0, 1]."),
-        export: str = typer.Option("auto", help="RUN/anon.zarr: auto (reuse when current, else export), "
-                                                "always (re-export) or never (reuse only)."),
-        seed: int = config_option(TradeoffConfig, "seed"),
-        device: str = config_option(TradeoffConfig, "device"),
-        progress: bool = progress_option(),
-    ) -> None:
-        """Privacy-utility trade-off of a sweep of runs: points, Pareto front, normalized hypervolume, PNG."""
-        config = TradeoffConfig(attacker=attacker, privacy_kind=privacy_kind, ar_epochs=ar_epochs,
-                                privacy_epochs=privacy_epochs, reference_utility=reference_utility,
-                                reference_privacy=reference_privacy, raw_store=raw, export=export, seed=seed,
-                                device=device)
-        out_dir = out if out is not None else DEFAULT_OUT
-        all_runs = [*(runs or []), *(more_runs or [])]
-        metrics = run(all_runs, config, out=out_dir, show_progress=progress)
-        stores = {point["run"]: Store.open(point["store"]) for point in metrics["points"]}
-        if metrics["raw"] is not None:
-            stores["raw"] = Store.open(metrics["raw"]["store"])
-        finish("tradeoff", config, metrics, stores, out_dir, printer=lambda: print_tradeoff_table(metrics))

@@ -16,6 +16,7 @@ import evaluate.protocols
 from evaluate.cli import PROTOCOLS, app, protocol_command
 from pipelines.cli import DEFAULTS
 from pipelines.demo_config import DemoConfig
+from pipelines.evaluate_cli import ORCHESTRATION
 
 HEAVY = ("torch", "sklearn", "matplotlib")  # each takes a second or more to import
 # a protocol's --help reads only its module, evaluate.options and evaluate.settings; they leave out zarr and numpy
@@ -53,6 +54,18 @@ def test_protocol_help_imports_no_heavy_library(protocol):
     assert "evaluate.cli" in modules  # the timing lines were read
     loaded = sorted({name.split(".")[0] for name in modules} & set(HEAVY_FOR_PROTOCOL_HELP))
     assert not loaded, f"evaluate {protocol} --help imported {loaded}"
+
+
+@pytest.mark.parametrize("command", list(ORCHESTRATION))
+def test_pipelines_command_help_imports_no_heavy_library(command):
+    """`evaluate attack|report|tradeoff --help` read pipelines/<command>_command.py alone, as a protocol's help does."""
+    done, modules = imported_modules("pipelines.evaluate_cli", command, "--help")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--seed" in done.stdout  # the command's own options, not the group's help
+    assert "evaluate.settings" in modules  # the timing lines were read
+    loaded = sorted({name.split(".")[0] for name in modules} & set(HEAVY_FOR_PROTOCOL_HELP))
+    assert not loaded, f"evaluate {command} --help imported {loaded}"
+    assert f"pipelines.{command}" not in modules  # what runs the command is loaded when it runs
 
 
 def test_evaluate_lists_every_protocol_module_with_its_commands_help():

@@ -212,5 +212,22 @@ STYLES["variant"] = SynthStyle(
     orbit_radius=(0.07, 0.11), orbit_period=(16.0, 28.0), orbit_aspect=0.7,
     tremor_position=0.45, tremor_angle=0.02,
 )
+# A third look for tuning only: a second dataset to choose settings on next to the default one, so that the
+# variant stays data nothing is chosen on (docs/anonymize.md, "Does it anonymize?"). Teal floors and
+# reddish ground under a blue-violet sky, clothes between the two others, stripes at -25 degrees, a mid-size
+# actor whose moves ease in, orbits slightly elliptical.
+STYLES["dev"] = SynthStyle(
+    name="dev",
+    cloth_saturation=(0.4, 0.9), cloth_value=(0.3, 0.8), stripe_mix=0.35,
+    wall_saturation=(0.1, 0.35), wall_value=(0.55, 0.9),
+    floor_hue=(0.45, 0.58), floor_saturation=(0.2, 0.45), floor_value=(0.3, 0.5), indoor_horizon=(0.58, 0.76),
+    sky_hue=(0.6, 0.7), sky_saturation=(0.35, 0.6), sky_value=(0.75, 0.95), outdoor_horizon=(0.3, 0.48),
+    ground_hue=(0.0, 0.08), ground_saturation=(0.3, 0.6), ground_value=(0.4, 0.65), ground_cells=6,
+    ground_grain=12.0, stripe_period=(0.28, 0.38), stripe_angle=-25.0,
+    actor_frac=0.15, body_size=(0.85, 1.15), scale=(0.75, 1.3),
+    move_speed=(0.5, 0.75), rotate_speed=(0.05, 0.09), scale_speed=(0.006, 0.01), ramp_power=1.25,
+    bounce_height=(0.08, 0.14), bounce_period=(12.0, 20.0), bounce_power=1.5,
+    orbit_radius=(0.08, 0.12), orbit_period=(18.0, 30.0), orbit_aspect=0.85,
+)
 # Each preset's seed when none is given (other seeds than the default's: no draw is shared with it).
-STYLE_SEEDS = {"default": 0, "variant": 7}
+STYLE_SEEDS = {"default": 0, "variant": 7, "dev": 23}

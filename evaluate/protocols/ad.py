@@ -40,6 +40,7 @@ from evaluate.heads.mgfn_config import (
 )
 from evaluate.options import (
     config_options,
+    json_option,
     out_option,
     preset_help,
     progress_option,
@@ -70,7 +71,7 @@ TRAINED_HEAD_FILE = "ad-head.safetensors"
 class ADConfig:
     preset: str = setting(AUTO_PRESET, "ucf-crime (MGFN's setup), small (narrow stages) or auto (small below "
                                        f"{SMALL_DATA_VIDEOS} training videos).")
-    steps: Optional[int] = setting(None, f"Optimizer steps ({preset_help(MGFNTrainConfig, TRAIN_PRESETS, 'steps')}).")
+    steps: Optional[int] = setting(None, f"Optimizer steps; {preset_help(MGFNTrainConfig, TRAIN_PRESETS, 'steps')}.")
     lr: float = setting(MGFNTrainConfig.lr, "Adam learning rate.")
     weight_decay: float = setting(MGFNTrainConfig.weight_decay, "Adam weight decay.")
     batch_per_class: int = setting(MGFNTrainConfig.batch_per_class, "Normal and anomalous videos per step (each).")
@@ -79,6 +80,8 @@ class ADConfig:
                                                          "authors-copy (the paper authors' MGFN copy: L2 norm and "
                                                          "differences of the anomalous scores).")
     seed: int = seed_setting()
+    seeds: int = setting(1, "Heads trained, with seeds seed, seed + 1, ...: ROC / PR AUC are their mean, each "
+                            "seed's in per_seed (a few test videos make one head's AUC swing).")
     train_split: str = "train"
     test_split: str = "test"
     head_checkpoint: Optional[str] = head_checkpoint_setting()
@@ -93,6 +96,9 @@ class ADConfig:
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(self.batch_per_class >= 1, f"batch_per_class must be >= 1, got {self.batch_per_class}")
         check(self.train_split != self.test_split, "train_split and test_split must differ")
+        check(self.seeds >= 1, f"seeds must be >= 1, got {self.seeds}")
+        check(self.seeds == 1 or self.head_checkpoint is None,
+              "--seeds trains several heads; --head-checkpoint evaluates one: give one of them")
         check_head_files(self)
 
     def head_setup(self, input_dim: int, n_train_videos: int) -> tuple[str, MGFNConfig, MGFNTrainConfig]:
@@ -138,24 +144,34 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
                                      f"{store.dim}-d")
 
         model, metrics["head"] = load_checked_head(config.head_checkpoint, "mgfn", device, check_fits)
+        models = [(config.seed, model)]
     else:
         train_videos = detector.load_ad_videos(store, config.train_split)
         preset, head_config, recipe = config.head_setup(store.dim, len(train_videos))
-        started = time.perf_counter()
-        model, losses = detector.train_mgfn(train_videos, head_config, recipe.steps, recipe.lr, recipe.weight_decay,
-                                            recipe.batch_per_class, config.seed, device, show_progress)
-        train_seconds = time.perf_counter() - started
-        metrics["head"] = {"preset": preset, "steps": recipe.steps, "final_train_loss": float(np.mean(losses[-10:])),
+        models, final_losses = [], []
+        for seed in range(config.seed, config.seed + config.seeds):
+            started = time.perf_counter()
+            model, losses = detector.train_mgfn(train_videos, head_config, recipe.steps, recipe.lr,
+                                                recipe.weight_decay, recipe.batch_per_class, seed, device,
+                                                show_progress)
+            train_seconds += time.perf_counter() - started
+            models.append((seed, model))
+            final_losses.append(float(np.mean(losses[-10:])))
+        metrics["head"] = {"preset": preset, "steps": recipe.steps, "final_train_loss": final_losses[0],
                            "n_train_normal": sum(v.label == 0 for v in train_videos),
                            "n_train_anomalous": sum(v.label == 1 for v in train_videos)}
-        save_trained_head(config.save_head, model, {"store": str(store.path)}, metrics["head"])
-    scores = detector.score_videos(model, test_videos, device)
-    result = evaluate_videos([v.video_id for v in test_videos], scores, truth, frames, unscored_truth)
+        save_trained_head(config.save_head, models[0][1], {"store": str(store.path)}, metrics["head"])
+    ids = [v.video_id for v in test_videos]
+    evaluations = [evaluate_videos(ids, detector.score_videos(model, test_videos, device), truth, frames,
+                                   unscored_truth) for _, model in models]
+    if len(models) > 1:  # the metrics are the heads' mean; the saved head and final_train_loss are the first's
+        metrics["per_seed"] = [{"seed": seed, "roc_auc": e["roc_auc"], "pr_auc": e["pr_auc"]}
+                               for (seed, _), e in zip(models, evaluations)]
     metrics.update({
-        "roc_auc": result["roc_auc"],
-        "pr_auc": result["pr_auc"],
+        "roc_auc": float(np.mean([e["roc_auc"] for e in evaluations])),
+        "pr_auc": float(np.mean([e["pr_auc"] for e in evaluations])),
         "chance_roc_auc": 0.5,
-        "chance_pr_auc": result["anomalous_frame_rate"],
+        "chance_pr_auc": evaluations[0]["anomalous_frame_rate"],
         "frames_per_snippet": frames,
         "n_test_videos": len(test_videos) + len(without_clips),
         "n_test_frames": int(sum(len(t) for t in truth + unscored_truth)),
@@ -179,10 +195,10 @@ def print_ad_result(title: str, metrics: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("ad")
     @config_options(ADConfig, "preset", "steps", "lr", "weight_decay", "batch_per_class", "loss_variant",
-                    "head_checkpoint", "save_head", "seed", "device")
-    def ad_command(*, store: Path = store_option(), out: Optional[Path] = out_option(), config: ADConfig,
-                   progress: bool = progress_option()) -> None:
+                    "head_checkpoint", "save_head", "seed", "seeds", "device")
+    def ad_command(*, store: str = store_option(), config: ADConfig, out: Optional[Path] = out_option(),
+                   progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Anomaly detection: MGFN head, frame-level ROC AUC and PR AUC."""
         out_dir, config = with_head_file(store, out, TRAINED_HEAD_FILE, config)
-        run_command("ad", run, config, store, out_dir, show_progress=progress,
+        run_command("ad", run, config, store, out_dir, show_progress=progress, as_json=as_json,
                     printer=lambda opened, metrics: print_ad_result(f"ad: {opened.path}", metrics))

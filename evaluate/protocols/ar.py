@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from evaluate.options import config_options, out_option, progress_option, run_command, store_option
+from evaluate.options import config_options, json_option, out_option, progress_option, run_command, store_option
 from evaluate.settings import LinearProbeSettings, check, device_setting
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
     @app.command("ar")
     @config_options(ARConfig, "epochs", "lr", "batch_size", "weight_decay", "clip_sampling", "eval_clips", "seed",
                     "device")
-    def ar_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: ARConfig,
-                   progress: bool = progress_option()) -> None:
+    def ar_command(*, store: str = store_option(), config: ARConfig, out: Optional[Path] = out_option(),
+                   progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Action recognition: linear probe, video-level top-1/top-5 over 5 evenly spaced clips."""
-        run_command("ar", run, config, store, out, show_progress=progress)
+        run_command("ar", run, config, store, out, show_progress=progress, as_json=as_json)

@@ -28,8 +28,16 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from data_manifests.errors import FeatstoreError
-from evaluate.options import config_options, out_option, progress_option, run_command, store_option
-from evaluate.settings import LinearProbeSettings, check, check_choice, device_setting, labels_from_setting, setting
+from evaluate.options import config_options, json_option, out_option, progress_option, run_command, store_option
+from evaluate.settings import (
+    DATA_PANEL,
+    LinearProbeSettings,
+    check,
+    check_choice,
+    device_setting,
+    labels_from_setting,
+    setting,
+)
 from evaluate.tables import print_metrics
 
 if TYPE_CHECKING:
@@ -48,9 +56,11 @@ class BiasConfig(LinearProbeSettings):
     """The ``ar`` linear probe's settings (its seed also draws the balancing subsets of the NTU protocols)."""
 
     protocol: str = setting("ntu-bias-f", "ntu-bias-f, ntu-bias-m or tsh.")
-    genders: str = setting("", "CSV with the columns subject,gender (F/M).", required=True, path=True)
+    genders: str = setting("", "CSV with the columns subject,gender (F/M).", required=True, path=True,
+                           panel=DATA_PANEL)
     # a class name (case, '_' and '-' ignored) or a class index
-    shortcut_class: str = setting("brush hair", "NTU protocols: the flipped action (name or index).")
+    shortcut_class: str = setting("brushing hair", "NTU protocols: the flipped action (name or index; the paper's "
+                                                   "'brush hair' is NTU60's A004 'brushing hair').")
     ratio: float = setting(0.95, "NTU protocols: majority-gender share of every training action.")
     device: str = device_setting()
     labels_from: Optional[str] = labels_from_setting()
@@ -213,12 +223,13 @@ def register(app: typer.Typer) -> None:
     @app.command("bias")
     @config_options(BiasConfig, ("protocol", "--protocol"), ("genders", "--genders"), "shortcut_class", "ratio",
                     "epochs", "lr", "batch_size", "seed", "device", "labels_from")
-    def bias_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: BiasConfig,
-                     progress: bool = progress_option()) -> None:
+    def bias_command(*, store: str = store_option(), config: BiasConfig, out: Optional[Path] = out_option(),
+                     progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Gender bias: per-gender accuracy, overall accuracy and their gap (NTU-Bias-F/M or Toyota Smarthome)."""
 
         def printer(opened: Store, metrics: dict) -> None:
             printed = {k: v for k, v in metrics.items() if k != "split_counts"}
             print_metrics(f"bias {config.protocol}: {opened.path}", printed)
 
-        run_command(f"bias-{config.protocol}", run, config, store, out, show_progress=progress, printer=printer)
+        run_command(f"bias-{config.protocol}", run, config, store, out, show_progress=progress, printer=printer,
+                    as_json=as_json)

@@ -36,7 +36,7 @@ import typer
 
 from data_manifests.builders.casia_b import parse_casia_path
 from data_manifests.errors import FeatstoreError
-from evaluate.options import config_options, out_option, run_command, store_option
+from evaluate.options import config_options, json_option, out_option, run_command, store_option
 from evaluate.protocols.retrieval import cosine_matrix
 from evaluate.settings import check, check_choice, device_setting, labels_from_setting, setting
 from evaluate.tables import console, format_value, print_columns, print_metrics
@@ -238,7 +238,8 @@ def print_result(title: str, metrics: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("gait")
     @config_options(GaitConfig, ("protocol", "--protocol"), "device", "labels_from")
-    def gait_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: GaitConfig) -> None:
+    def gait_command(*, store: str = store_option(), config: GaitConfig, out: Optional[Path] = out_option(),
+                     as_json: bool = json_option()) -> None:
         """Gait recognition by retrieval: CASIA-B cross-view rank-1 (NM/BG/CL), or train -> test splits."""
-        run_command("gait", run, config, store, out, printer=lambda opened, metrics: print_result(
+        run_command("gait", run, config, store, out, as_json=as_json, printer=lambda opened, metrics: print_result(
             f"gait ({metrics['protocol']}): {opened.path}", metrics))

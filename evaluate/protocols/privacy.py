@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from evaluate.options import config_options, out_option, progress_option, run_command, store_option
+from evaluate.options import config_options, json_option, out_option, progress_option, run_command, store_option
 from evaluate.settings import AttackerSettings, check, check_choice, device_setting, labels_from_setting, setting
 from evaluate.tables import print_columns
 
@@ -145,10 +145,10 @@ def register(app: typer.Typer) -> None:
     @app.command("privacy")
     @config_options(PrivacyConfig, "attacker", "kind", "epochs", "lr", "batch_size", "val_fraction", "seed", "device",
                     "labels_from")
-    def privacy_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: PrivacyConfig,
-                        progress: bool = progress_option()) -> None:
+    def privacy_command(*, store: str = store_option(), config: PrivacyConfig, out: Optional[Path] = out_option(),
+                        progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Static private-attribute attack on static-clip embeddings: worst-case cMAP over the attackers
         (lower = more private)."""
-        run_command("privacy", run, config, store, out, show_progress=progress,
+        run_command("privacy", run, config, store, out, show_progress=progress, as_json=as_json,
                     printer=lambda opened, metrics: print_attribute_table(f"privacy ({config.kind}): {opened.path}",
                                                                           metrics))

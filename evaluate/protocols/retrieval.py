@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from evaluate.options import config_options, out_option, run_command, store_option
+from evaluate.options import config_options, json_option, out_option, run_command, store_option
 from evaluate.settings import check, device_setting, setting
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def run(store: Store, config: RetrievalConfig, *, show_progress: bool = False) -
 def register(app: typer.Typer) -> None:
     @app.command("retrieval")
     @config_options(RetrievalConfig, ("ks", "--k"), "device")
-    def retrieval_command(*, store: str = store_option(), out: Optional[Path] = out_option(),
-                          config: RetrievalConfig) -> None:
+    def retrieval_command(*, store: str = store_option(), config: RetrievalConfig,
+                          out: Optional[Path] = out_option(), as_json: bool = json_option()) -> None:
         """Video retrieval: test queries vs train gallery, cosine of mean clip embeddings; R@k and mAP."""
-        run_command("retrieval", run, config, store, out)
+        run_command("retrieval", run, config, store, out, as_json=as_json)

@@ -48,6 +48,7 @@ from evaluate.heads.tridet_config import (
 )
 from evaluate.options import (
     config_options,
+    json_option,
     out_option,
     preset_help,
     progress_option,
@@ -83,11 +84,11 @@ class TADConfig:
     preset: str = setting(AUTO_PRESET, "thumos14 (TriDet's THUMOS14 setup), small (narrow head for small stores) or "
                                        f"auto (small below {SMALL_DATA_VIDEOS} training videos).")
     # the recipe: None keeps the preset's
-    epochs: Optional[int] = setting(None, f"Cosine epochs after warmup ({_recipe_help('epochs')}).")
-    warmup_epochs: Optional[int] = setting(None, f"Linear warmup epochs ({_recipe_help('warmup_epochs')}).")
-    lr: Optional[float] = setting(None, f"AdamW learning rate ({_recipe_help('lr')}).")
-    batch_size: Optional[int] = setting(None, f"Videos per step ({_recipe_help('batch_size')}).")
-    ema_decay: Optional[float] = setting(None, f"Model EMA decay ({_recipe_help('ema_decay')}).")
+    epochs: Optional[int] = setting(None, f"Cosine epochs after warmup; {_recipe_help('epochs')}.")
+    warmup_epochs: Optional[int] = setting(None, f"Linear warmup epochs; {_recipe_help('warmup_epochs')}.")
+    lr: Optional[float] = setting(None, f"AdamW learning rate; {_recipe_help('lr')}.")
+    batch_size: Optional[int] = setting(None, f"Videos per step; {_recipe_help('batch_size')}.")
+    ema_decay: Optional[float] = setting(None, f"Model EMA decay; {_recipe_help('ema_decay')}.")
     max_seq_len: int = setting(0, "Training sequence length; 0 = the longest training video rounded up to the "
                                   "pyramid divisor (capped by the preset).")
     seed: int = seed_setting()
@@ -215,9 +216,9 @@ def register(app: typer.Typer) -> None:
     @app.command("tad")
     @config_options(TADConfig, "preset", "epochs", "warmup_epochs", "lr", "batch_size", "ema_decay", "max_seq_len",
                     "head_checkpoint", "save_head", "seed", "device")
-    def tad_command(*, store: Path = store_option(), out: Optional[Path] = out_option(), config: TADConfig,
-                    progress: bool = progress_option()) -> None:
+    def tad_command(*, store: str = store_option(), config: TADConfig, out: Optional[Path] = out_option(),
+                    progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Temporal action detection: TriDet head, mAP at tIoU 0.3:0.1:0.7 and their average."""
         out_dir, config = with_head_file(store, out, TRAINED_HEAD_FILE, config)
-        run_command("tad", run, config, store, out_dir, show_progress=progress,
+        run_command("tad", run, config, store, out_dir, show_progress=progress, as_json=as_json,
                     printer=lambda opened, metrics: print_tad_table(f"tad: {opened.path}", metrics))

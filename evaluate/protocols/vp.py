@@ -27,6 +27,12 @@ the one attacker's ``cmap_mean``; ``cmap_mean`` / ``cmap_max`` / ``cmap_max_per_
 validation-selected attackers select on validation ``cmap_mean`` (per attribute: ``per_attribute_mean``);
 the authors' attacker on test ``cmap_max``. Attributes without a positive test video are excluded from
 the means (reported null).
+
+The null floor (``null_permutations`` N > 0): the whole attacker suite again on N copies of the labels,
+each split's attribute rows shuffled among its videos (the positive rates, so the chance level, stay; the
+link to the embeddings goes). The mean of their headline cMAPs is what chance alone reads with these
+attackers at this test size: a maximum over attackers and aggregates sits above 0.5 even on labels that
+say nothing, more so on small test sets, so leakage can only be removed down to this floor.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from evaluate.options import config_options, out_option, progress_option, run_command, store_option
+from evaluate.options import config_options, json_option, out_option, progress_option, run_command, store_option
 from evaluate.protocols.privacy import attacker_label, selection_summary
 from evaluate.settings import (
     CLIP_SAMPLING,
@@ -76,6 +82,9 @@ class VPConfig(AttackerSettings):
     test_split: str = "test"
     device: str = device_setting()
     labels_from: Optional[str] = labels_from_setting()
+    null_permutations: int = setting(0, "Attacker suites run again on attribute labels shuffled among each split's "
+                                        "videos: the headline cMAP that chance alone reads at this test size (the "
+                                        "null floor; 0 = none).")
 
     def __post_init__(self):
         from featstore.sampling import POSITION_RULES  # numpy: not for the command line's help
@@ -85,6 +94,7 @@ class VPConfig(AttackerSettings):
         check(self.eval_clips >= 1, f"eval_clips must be >= 1, got {self.eval_clips}")
         check_choice("positions", self.positions, POSITION_RULES)
         check(self.train_split != self.test_split, "train_split and test_split must differ")
+        check(self.null_permutations >= 0, f"null_permutations must be >= 0, got {self.null_permutations}")
 
 
 def run(store: Store, config: VPConfig, *, show_progress: bool = False) -> dict:
@@ -109,14 +119,17 @@ def run(store: Store, config: VPConfig, *, show_progress: bool = False) -> dict:
         # every video here has clips (split_videos(..., "clips")), so no row is -1
         return store.evenly_spaced_clip_rows(config.eval_clips, config.positions)[videos]
 
-    def make_evaluator(videos: np.ndarray):
-        rows = torch.from_numpy(evaluation_rows(videos)).to(device)
-        video_targets = attributes[videos]
+    def make_evaluator_of(targets: np.ndarray):
+        def make_evaluator(videos: np.ndarray):
+            rows = torch.from_numpy(evaluation_rows(videos)).to(device)
+            video_targets = targets[videos]
 
-        def evaluate(model: torch.nn.Module) -> dict:
-            return attack.position_aggregates(predict(model, features, rows).float().cpu().numpy(), video_targets)
+            def evaluate(model: torch.nn.Module) -> dict:
+                return attack.position_aggregates(predict(model, features, rows).float().cpu().numpy(), video_targets)
 
-        return evaluate
+            return evaluate
+
+        return make_evaluator
 
     rates = attack.check_test_positives(attributes[test_videos], names, store.path)
 
@@ -129,18 +142,34 @@ def run(store: Store, config: VPConfig, *, show_progress: bool = False) -> dict:
         rows = evaluation_rows(videos)
         return rows.reshape(-1), np.repeat(videos, rows.shape[1])
 
-    setup = attack.AttackSetup(features=features, targets=data.tensor(attributes), train_videos=train_videos,
-                               test_videos=test_videos, make_sampler=make_sampler, make_evaluator=make_evaluator,
-                               fit_rows=fit_rows, selection_key="cmap_mean", authors_selection_key="cmap_max",
-                               attribute_selection_key="per_attribute_mean")
-    results, outcomes = attack.run_attackers(setup, config, names, show_progress)
-    for evaluation in results.values():
-        attack.attacker_worst(evaluation, names)
-    worst = attack.worst_case([(f"{a}/{agg}", [r[f"per_attribute_{agg}"][n] for n in names])
-                               for a, r in results.items() for agg in attack.WORST_CASE_AGGREGATES], names)
+    def attack_suite(targets: np.ndarray, progress: bool) -> tuple[dict, list, dict]:
+        """Every attacker on ``targets`` (V, A): their results, training records and the worst case."""
+        setup = attack.AttackSetup(features=features, targets=data.tensor(targets), train_videos=train_videos,
+                                   test_videos=test_videos, make_sampler=make_sampler,
+                                   make_evaluator=make_evaluator_of(targets), fit_rows=fit_rows,
+                                   selection_key="cmap_mean", authors_selection_key="cmap_max",
+                                   attribute_selection_key="per_attribute_mean")
+        suite, records = attack.run_attackers(setup, config, names, progress)
+        for evaluation in suite.values():
+            attack.attacker_worst(evaluation, names)
+        return suite, records, attack.worst_case(
+            [(f"{a}/{agg}", [r[f"per_attribute_{agg}"][n] for n in names])
+             for a, r in suite.items() for agg in attack.WORST_CASE_AGGREGATES], names)
+
+    results, outcomes, worst = attack_suite(attributes, show_progress)
+    nulls = []
+    for permutation in range(config.null_permutations):
+        # each split's attribute rows shuffled among its videos: the positive rates (chance) stay, the link to
+        # the embeddings goes
+        shuffle = np.random.default_rng([config.seed, permutation])
+        shuffled = attributes.copy()
+        for videos in (train_videos, test_videos):
+            shuffled[videos] = attributes[shuffle.permutation(videos)]
+        null_results, _, null_worst = attack_suite(shuffled, show_progress)
+        nulls.append(headline(null_results, null_worst, config.attacker, names))
     primary = attack.primary_attacker(config.attacker)
     return {
-        "cmap": worst["cmap"] if len(results) > 1 else results[primary]["cmap_mean"],
+        "cmap": headline(results, worst, config.attacker, names)["cmap"],
         "headline": "worst_case" if len(results) > 1 else f"{primary}/mean",
         "cmap_mean": results[primary]["cmap_mean"],
         "cmap_max": results[primary]["cmap_max"],
@@ -156,8 +185,34 @@ def run(store: Store, config: VPConfig, *, show_progress: bool = False) -> dict:
         "eval_clips": config.eval_clips,
         "positions": config.positions,
         "attackers": results,
+        "null_floor": null_floor(nulls, names),
         "timing": timing_block(watch.seconds(), outcomes),
     }
+
+
+def headline(results: dict, worst: dict, attacker: str, names: list[str]) -> dict:
+    """The headline cMAP and its per-attribute APs: the worst case when several attackers ran, else the one
+    attacker's mean over the clip positions."""
+    from evaluate.protocols._attribute_attack import primary_attacker
+
+    if len(results) > 1:
+        return {"cmap": worst["cmap"], "per_attribute": worst["per_attribute"]}
+    primary = results[primary_attacker(attacker)]
+    return {"cmap": primary["cmap_mean"], "per_attribute": {name: primary["per_attribute_mean"][name] for name in names}}
+
+
+def null_floor(nulls: list[dict], names: list[str]) -> dict | None:
+    """The headline cMAPs read on shuffled labels: their mean (the floor), each one, and per attribute the mean."""
+    import numpy as np
+
+    from evaluate.metrics import mean_defined
+
+    if not nulls:
+        return None
+    per_attribute = {name: mean_defined(np.array([null["per_attribute"][name] for null in nulls], dtype=np.float64))
+                     for name in names}
+    return {"permutations": len(nulls), "cmap": mean_defined(np.array([null["cmap"] for null in nulls])),
+            "cmaps": [null["cmap"] for null in nulls], "per_attribute": per_attribute}
 
 
 def print_vp_table(title: str, metrics: dict) -> None:
@@ -175,6 +230,9 @@ def print_vp_table(title: str, metrics: dict) -> None:
             for name in names]
     rows.append(["[bold]cmap[/]", *(triple([attackers[a][f"cmap_{agg}"] for agg in aggregates]) for a in attackers),
                  worst["cmap"], "", metrics["chance_cmap"]])
+    floor = metrics.get("null_floor")
+    if floor:
+        rows.append([f"null floor ({floor['permutations']} shuffles)", *("" for _ in attackers), floor["cmap"], "", ""])
     rows.append(["max per attribute", *(triple([attackers[a]["cmap_max_per_attribute"]]) for a in attackers),
                  "", "", ""])
     rows.append(["selected", *(selection_summary(attackers[a], names) for a in attackers), "", "", ""])
@@ -188,10 +246,10 @@ def print_vp_table(title: str, metrics: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("vp")
     @config_options(VPConfig, "attacker", "epochs", "lr", "batch_size", "clip_sampling", "eval_clips", "positions",
-                    "val_fraction", "seed", "device", "labels_from")
-    def vp_command(*, store: str = store_option(), out: Optional[Path] = out_option(), config: VPConfig,
-                   progress: bool = progress_option()) -> None:
+                    "val_fraction", "seed", "device", "labels_from", "null_permutations")
+    def vp_command(*, store: str = store_option(), config: VPConfig, out: Optional[Path] = out_option(),
+                   progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Temporal private-attribute attack on clip embeddings: worst-case cMAP over the attackers and the
         5-clip aggregates (lower = more private)."""
-        run_command("vp", run, config, store, out, show_progress=progress,
+        run_command("vp", run, config, store, out, show_progress=progress, as_json=as_json,
                     printer=lambda opened, metrics: print_vp_table(f"vp: {opened.path}", metrics))

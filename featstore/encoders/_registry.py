@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save
 
 from data_manifests.errors import FeatstoreError
 from featstore.hashing import file_sha256
+from featstore.hf_cache import HubSnapshot, cached_snapshot, parse_model_id
 from featstore.preprocess import PreprocessSpec
 
 WEIGHTS_DIR_ENV = "FEATSTORE_WEIGHTS_DIR"
@@ -143,6 +144,8 @@ class LoadedEncoder:
     weights: str  # a path, or "random-init(seed=N)"
     weights_sha256: str
     layout: str = "random-init"  # the key layout the weights were read in
+    # {"repo_id", "revision", "commit"} when the weights were named by a Hugging Face model id
+    hub_model: dict | None = None
 
 
 _ENCODERS: dict[str, EncoderEntry] = {}
@@ -181,7 +184,7 @@ def create_encoder(
     ``torch_compile`` compiles the module in place (``nn.Module.compile``); the first batches are slower.
     """
     entry = get_encoder_entry(name)
-    weights_path = _resolve_weights(entry, weights)
+    weights_path, hub_snapshot = _resolve_weights(entry, weights)
     overrides = dict(overrides or {})
     if weights_path is None:
         torch.manual_seed(seed)
@@ -202,7 +205,8 @@ def create_encoder(
             load_strict(module, converted.state, name, converted.layout, entry.layouts)
         except FeatstoreError as exc:
             raise _another_models_checkpoint(exc, checkpoint, weights_path, entry) from exc
-        loaded = LoadedEncoder(module, spec, str(weights_path), weights_sha256(weights_path), converted.layout)
+        loaded = LoadedEncoder(module, spec, str(weights_path), weights_sha256(weights_path), converted.layout,
+                               None if hub_snapshot is None else hub_snapshot.to_json())
     if torch_compile:
         loaded.module.compile()
     return loaded
@@ -244,12 +248,16 @@ def _another_models_checkpoint(error: FeatstoreError, checkpoint: dict, source: 
     )
 
 
-def _resolve_weights(entry: EncoderEntry, weights: str | Path | None) -> Path | None:
+def _resolve_weights(entry: EncoderEntry, weights: str | Path | None) -> tuple[Path | None, HubSnapshot | None]:
+    """The weights file or folder to load (None: random init), and the cached Hugging Face snapshot it is."""
     if weights is not None:
         path = Path(weights)
-        if not path.exists():
+        if path.exists():
+            return path, None
+        if parse_model_id(str(weights)) is None:
             raise FeatstoreError(f"weights file not found: {path}")
-        return path
+        snapshot = cached_snapshot(str(weights))  # an org/name[@revision] id: its folder in the local cache
+        return snapshot.path, snapshot
     weights_dir = os.environ.get(WEIGHTS_DIR_ENV)
     if weights_dir:
         names = ([entry.default_weights_file] if entry.default_weights_file else [])
@@ -257,19 +265,19 @@ def _resolve_weights(entry: EncoderEntry, weights: str | Path | None) -> Path | 
         for candidate in names:
             path = Path(weights_dir) / candidate
             if path.is_file() or (path.is_dir() and any(path.iterdir())):
-                return path
+                return path, None
     if entry.bundled_weights is not None:
         if not entry.bundled_weights.is_file():
             raise FeatstoreError(f"model {entry.name!r}: its bundled weights {entry.bundled_weights} are missing "
                                  f"(reinstall the package, or pass --weights PATH)")
-        return entry.bundled_weights
+        return entry.bundled_weights, None
     if entry.weights_required:
         official = f"{entry.default_weights_file} or " if entry.default_weights_file else ""
         raise FeatstoreError(
             f"model {entry.name!r} needs its checkpoint: pass --weights PATH, or put {official}"
             f"{entry.name}.safetensors/.pth in ${WEIGHTS_DIR_ENV}"
         )
-    return None
+    return None, None
 
 
 def weights_files(path: Path) -> list[Path]:

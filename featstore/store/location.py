@@ -86,6 +86,13 @@ class Location:
         path = self.path / folder
         return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
+    def file_names(self) -> list[str]:
+        """Every file under the location, as paths relative to it ('/'-separated), sorted."""
+        if self.is_url:
+            root = self._root.rstrip("/") + "/"
+            return sorted(path[len(root):] for path in self.fs.find(self._root) if path.startswith(root))
+        return sorted(path.relative_to(self.path).as_posix() for path in self.path.rglob("*") if path.is_file())
+
     # ------------------------------------------------------------------ reading
     def read_bytes(self, name: str) -> bytes:
         if self.is_url:

@@ -22,7 +22,8 @@ from tests.conftest import one_torch_thread, run_in_process
 
 DIM = 16
 OPTIONS = {"lda-action": [], "pca": ["--components", "6"], "gaussian-noise": ["--noise-fraction", "0.5"],
-           "random-projection": ["--components", "5"], "leace": [], "inlp": ["--iterations", "2"]}
+           "random-projection": ["--components", "5"], "static-cca": ["--components", "2"], "leace": [],
+           "inlp": ["--iterations", "2"]}
 
 
 def planted_store(out: Path, n_videos: int = 240, seed: int = 0, attributes: bool = True, classes: int = 3) -> Path:
@@ -66,6 +67,28 @@ def rows_of(store: Store, split: str, kind: str = "clips") -> tuple[np.ndarray, 
     owner = np.concatenate([np.full(offsets[v + 1] - offsets[v], v) for v in videos])
     rows = np.concatenate([np.arange(offsets[v], offsets[v + 1]) for v in videos])
     return store.load_embeddings(kind)[rows], owner
+
+
+def assert_export_erases_attributes_and_keeps_actions(run: Path, store: Path, tmp_path: Path, margin: float) -> None:
+    """Through the export of ``run``: a logistic attacker's test AP of each planted attribute within ``margin`` of
+    its positive rate (above 0.9 on the raw rows), and the action accuracy within 5 points of raw."""
+    source = Store.open(store)
+    attributes, labels = source.videos().attributes, source.videos().label
+    train, owner = rows_of(source, "train")
+    test, test_owner = rows_of(source, "test")
+    anon = tmp_path / "anon.zarr"
+    export_store(run, store, anon, device="cpu")
+    exported = Store.open(anon)
+    anon_train, _ = rows_of(exported, "train")
+    anon_test, _ = rows_of(exported, "test")
+    for a in range(attributes.shape[1]):
+        z, test_z = attributes[owner, a], attributes[test_owner, a]
+        rate = float((test_z[test_z >= 0] > 0).mean())
+        assert _attribute_ap(train, z, test, test_z) > 0.9
+        assert _attribute_ap(anon_train, z, anon_test, test_z) < rate + margin
+    before = LogisticRegression(max_iter=2000).fit(train, labels[owner]).score(test, labels[test_owner])
+    after = LogisticRegression(max_iter=2000).fit(anon_train, labels[owner]).score(anon_test, labels[test_owner])
+    assert before > 0.9 and after >= before - 0.05
 
 
 # ---------------------------------------------------------------------------------------------- every method
@@ -193,7 +216,7 @@ def test_leace_is_a_projection_that_removes_linear_attribute_information(store, 
     run = fit(store, tmp_path / "run", "leace")
     module = load_trained_aam(run, "cpu").module
     source = Store.open(store)
-    attributes, labels = source.videos().attributes, source.videos().label
+    attributes = source.videos().attributes
     train, owner = rows_of(source, "train")
     out = module(torch.from_numpy(train))
     torch.testing.assert_close(module(out), out, rtol=0, atol=1e-4)  # idempotent
@@ -217,20 +240,29 @@ def test_leace_is_a_projection_that_removes_linear_attribute_information(store, 
         assert ((target - fitted) ** 2).mean() < 0.5 * constant  # the raw rows do predict it
 
     # Through the export: a logistic attacker on the test split is near chance, the action stays.
-    anon = tmp_path / "anon.zarr"
-    export_store(run, store, anon, device="cpu")
-    exported = Store.open(anon)
-    test, test_owner = rows_of(source, "test")
-    anon_train, _ = rows_of(exported, "train")
-    anon_test, _ = rows_of(exported, "test")
-    for a in range(attributes.shape[1]):
-        z, test_z = attributes[owner, a], attributes[test_owner, a]
-        rate = float((test_z[test_z >= 0] > 0).mean())
-        assert _attribute_ap(train, z, test, test_z) > 0.9
-        assert _attribute_ap(anon_train, z, anon_test, test_z) < rate + 0.12
-    before = LogisticRegression(max_iter=2000).fit(train, labels[owner]).score(test, labels[test_owner])
-    after = LogisticRegression(max_iter=2000).fit(anon_train, labels[owner]).score(anon_test, labels[test_owner])
-    assert before > 0.9 and after >= before - 0.05
+    assert_export_erases_attributes_and_keeps_actions(run, store, tmp_path, margin=0.12)
+
+
+def test_static_cca_erases_what_the_static_clip_predicts_without_attribute_labels(store, tmp_path):
+    # the planted store's static clips show the two attributes (appearance) and no action: the two clip
+    # directions most correlated with the static clips are the attribute directions
+    run = fit(store, tmp_path / "run", "static-cca", components=2)
+    record = json.loads((run / "baseline.json").read_text())
+    assert record["supervised"] is False and record["fitted"]["erased_dims"] == 2
+    correlations = record["fitted"]["canonical_correlations"]
+    assert len(correlations) == 2 and min(correlations) > 0.5
+    assert_export_erases_attributes_and_keeps_actions(run, store, tmp_path, margin=0.15)
+
+
+def test_static_cca_needs_static_clips_and_its_components(tmp_path):
+    rng = np.random.default_rng(0)
+    no_static = write_array_store(tmp_path / "clips-only.zarr", [rng.normal(size=(2, DIM)) for _ in range(6)],
+                                  [np.zeros((0, DIM)) for _ in range(6)], ["train", "test"] * 3, [0, 1, 0, 1, 0, 1],
+                                  np.zeros((6, 0), dtype=np.int64), ["a", "b"], [])
+    with pytest.raises(FeatstoreError, match="no static clips"):
+        fit(no_static, tmp_path / "run", "static-cca", components=2)
+    with pytest.raises(FeatstoreError, match="needs --components"):
+        BaselineConfig(method="static-cca", store="s", out="o")
 
 
 def test_leace_fitted_on_clips_and_static_clips_also_clears_the_static_rows(store, tmp_path):

@@ -66,8 +66,8 @@ MODE_SETTINGS = {"independence": {"batch_size": 40, "lr_reference_batch": 40, "w
 def planted_config(store: Path, out: Path, mode: str) -> TrainConfig:
     """Enough optimization for the AAM to move on a small store (seconds on one thread)."""
     settings = dict(identity={"preset": "zero"}, head_init_epochs=10, epochs=15, batch_size=16, lr=3e-3,
-                    lr_reference_batch=32, w_lc=1.0, w_budget=3.0, budget_steps=3, critic_hidden=64, critic_proj=16,
-                    validate_every=0, progress=False, device="cpu")
+                    lr_scaling="linear", lr_reference_batch=32, w_lc=1.0, w_budget=3.0, budget_steps=3,
+                    critic_hidden=64, critic_proj=16, validate_every=0, progress=False, device="cpu")
     settings.update(MODE_SETTINGS.get(mode, {}))
     return TrainConfig(store=str(store), out=str(out), budget_mode=mode, aam=AAMConfig(layers=1, heads=2), **settings)
 

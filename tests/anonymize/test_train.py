@@ -85,7 +85,7 @@ def test_run_folder_errors(array_store, tmp_path):
     (tmp_path / "taken").write_text("a file")
     with pytest.raises(FeatstoreError, match="is a file"):
         train(small_config(array_store, tmp_path / "taken", epochs=1))
-    with pytest.raises(FeatstoreError, match="cannot create --out"):
+    with pytest.raises(FeatstoreError, match="cannot create --run"):
         train(small_config(array_store, tmp_path / "taken" / "run", epochs=1))
 
 

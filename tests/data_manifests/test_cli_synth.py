@@ -47,7 +47,7 @@ def test_synth_command_with_the_variant_style(tmp_path):
 
 def test_synth_style_errors_are_one_line(tmp_path):
     done = run_cli("featstore", "synth", "--out", str(tmp_path / "data"), "--style", "nope")
-    assert done.returncode == 2 and "unknown synthetic style 'nope' (known: default, variant)" in done.stderr
+    assert done.returncode == 2 and "unknown synthetic style 'nope' (known: default, variant, dev)" in done.stderr
     assert "Traceback" not in done.stderr
     (tmp_path / "bad.json").write_text(json.dumps({"style": {"name": "mine", "actor_frac": 2}}))
     done = run_cli("featstore", "synth", "--out", str(tmp_path / "data"), "--config", str(tmp_path / "bad.json"))

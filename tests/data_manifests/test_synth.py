@@ -329,9 +329,25 @@ def test_variant_preset_differs_in_every_parameter_group():
     for group, names in groups.items():
         for name in names:
             assert getattr(variant, name) != getattr(default, name), (group, name)
-    assert synth.STYLE_SEEDS == {"default": 0, "variant": 7}
+    assert synth.STYLE_SEEDS == {"default": 0, "variant": 7, "dev": 23}
     config = synth.preset_config("variant")
     assert config.seed == 7 and config.style is variant and synth.preset_config("default") == SynthConfig()
+
+
+def test_dev_preset_is_a_third_look_for_tuning():
+    from data_manifests.registry import list_datasets
+
+    default, variant, dev = STYLES["default"], STYLES["variant"], STYLES["dev"]
+    config = synth.preset_config("dev")
+    assert config.seed == 23 and config.style is dev
+    # colours, textures, sizes, speeds and motion patterns of its own
+    for name in ("floor_hue", "sky_hue", "ground_hue", "stripe_angle", "stripe_period", "actor_frac", "move_speed",
+                 "ramp_power", "bounce_power", "orbit_aspect"):
+        assert getattr(dev, name) != getattr(default, name) and getattr(dev, name) != getattr(variant, name), name
+    entries = {entry.name: entry for entry in list_datasets()}
+    for part in PARTS:
+        entry = entries[synth.part_name(part, "dev")]
+        assert entry.default_root == Path("data/synth-dev") and "for tuning" in entry.description
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +426,7 @@ def test_invalid_style_values_are_one_line_errors(bad):
 
 
 @pytest.mark.parametrize("style, message", [
-    ("nope", "unknown synthetic style 'nope' (known: default, variant)"),
+    ("nope", "unknown synthetic style 'nope' (known: default, variant, dev)"),
     ({"name": "x", "bogus": 1}, "unknown SynthStyle fields ['bogus']"),
     ({"actor_frac": 0.1}, "needs a 'name'"),
     (3, "must be a preset name or an object"),

@@ -76,3 +76,22 @@ def test_overlapping_snippets_are_refused(ad_store, tmp_path):
     write_transformed_store(source, out, lambda x: x, {"config": attrs})
     with pytest.raises(FeatstoreError, match="non-overlapping"):
         run(Store.open(out), ADConfig(steps=1, device="cpu"))
+
+
+def test_several_seeds_report_the_mean_of_their_heads(ad_planted_store, tmp_path):
+    store = Store.open(ad_planted_store)
+    single = [run(store, ADConfig(steps=5, seed=seed, save_head=None, device="cpu")) for seed in (3, 4)]
+    head = tmp_path / "head.safetensors"
+    both = run(store, ADConfig(steps=5, seed=3, seeds=2, save_head=str(head), device="cpu"))
+    assert [entry["seed"] for entry in both["per_seed"]] == [3, 4]
+    for entry, alone in zip(both["per_seed"], single):
+        assert entry["roc_auc"] == alone["roc_auc"] and entry["pr_auc"] == alone["pr_auc"]
+    assert both["roc_auc"] == pytest.approx(np.mean([alone["roc_auc"] for alone in single]))
+    assert both["pr_auc"] == pytest.approx(np.mean([alone["pr_auc"] for alone in single]))
+    assert "per_seed" not in single[0]
+    # the saved head is the first seed's
+    assert run(store, ADConfig(head_checkpoint=str(head), device="cpu"))["roc_auc"] == single[0]["roc_auc"]
+    with pytest.raises(FeatstoreError, match="--seeds trains several heads"):
+        ADConfig(seeds=2, head_checkpoint=str(head))
+    with pytest.raises(FeatstoreError, match="seeds must be >= 1"):
+        ADConfig(seeds=0)

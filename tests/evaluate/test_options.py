@@ -9,7 +9,7 @@ from evaluate.cli import protocol_command
 
 CONFIGS = {"ar": "ARConfig", "privacy": "PrivacyConfig", "vp": "VPConfig", "retrieval": "RetrievalConfig",
            "gait": "GaitConfig", "bias": "BiasConfig", "tad": "TADConfig", "ad": "ADConfig"}
-COMMAND_LINE_ONLY = {"store", "out", "progress"}  # options that are not settings of the protocol
+COMMAND_LINE_ONLY = {"store", "out", "progress", "as_json"}  # options that are not settings of the protocol
 
 
 @pytest.mark.parametrize("protocol", list(CONFIGS))

@@ -28,11 +28,11 @@ def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
     assert (out / "aam" / "aam.safetensors").is_file() and (out / "sweep-wb4" / "aam.safetensors").is_file()
     # the default objective (self-supervised, on full clips) with the settings chosen on the demo store
     trained = json.loads((out / "sweep-wb4" / "config.json").read_text())
-    assert (trained["budget_mode"], trained["batch_size"], trained["lr"], trained["lr_reference_batch"],
-            trained["w_lc"], trained["w_budget"]) == ("independence", 140, 1e-3, 140, 0.1, 4.0)
+    assert (trained["budget_mode"], trained["batch_size"], trained["lr"], trained["lr_used"],
+            trained["w_lc"], trained["w_budget"]) == ("independence", 140, 1e-3, 1e-3, 0.1, 4.0)
     # the paper's objective as a trade-off point (docs/anonymize.md: the paper's schedule barely moves a 140-video store)
     paper = json.loads((out / "paper-objective" / "config.json").read_text())
-    assert (paper["budget_mode"], paper["batch_size"], paper["lr"], paper["w_lc"], paper["w_budget"]) == \
+    assert (paper["budget_mode"], paper["batch_size"], paper["lr_used"], paper["w_lc"], paper["w_budget"]) == \
         ("direct", 32, 1e-3, 10.0, 1.0)
     results = json.loads((out / "report" / "results.json").read_text())
     protocols = {pair["name"]: pair["protocols"] for pair in results["pairs"]}

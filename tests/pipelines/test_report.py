@@ -19,7 +19,8 @@ from tests.conftest import one_torch_thread, run_cli
 
 EVALUATE = "pipelines.evaluate_cli"  # the module of the `evaluate` console script (run_cli runs `python -m`)
 
-FAST = dict(ar_epochs=3, privacy_epochs=3, vp_epochs=3, attack_inverter_epochs=2, attack_whitebox_steps=5, device="cpu")
+FAST = dict(ar_epochs=3, privacy_epochs=3, vp_epochs=3, attack_inverter_epochs=2, attack_whitebox_steps=5,
+            vp_null_permutations=1, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,13 @@ def test_report_writes_markdown_json_figures_and_every_protocol_result(pair, tmp
     assert (clips["raw"], clips["anonymized"]) == (vp_results["raw"]["worst_case"]["cmap"],
                                                    vp_results["anon"]["worst_case"]["cmap"])
     assert clips["leakage_removed"] == pytest.approx(leakage_removed(clips["raw"], clips["anonymized"], clips["chance"]))
+    # the anonymized store's null floor (one label shuffle here) and the share removed down to it; the raw store
+    # is attacked once
+    assert vp_results["anon"]["null_floor"]["permutations"] == 1 and vp_results["raw"]["null_floor"] is None
+    assert clips["null_floor"] == vp_results["anon"]["null_floor"]["cmap"]
+    assert clips["removed_above_floor"] == pytest.approx(
+        leakage_removed(clips["raw"], clips["anonymized"], clips["null_floor"]), nan_ok=True)
+    assert rows["attribute cMAP, static clips, worst case"]["null_floor"] is None
     static_worst = result["pairs"][0]["results"]["privacy"]["anon"]["worst_case"]["cmap"]
     assert rows["attribute cMAP, static clips, worst case"]["anonymized"] == static_worst
     assert rows["action top-1"]["leakage_removed"] is None
@@ -128,9 +136,10 @@ def test_cli_errors_are_one_line(pair, tmp_path):
 def test_cli_end_to_end_prints_the_table1_form(pair, tmp_path):
     _, raw, anon, _ = pair
     done = run_cli(EVALUATE, "report", "--raw", str(raw), "--anon", str(anon), "--out", str(tmp_path / "r"),
-                   "--ar-epochs", "2", "--privacy-epochs", "2", "--vp-epochs", "2", "--device", "cpu", "--no-progress")
+                   "--ar-epochs", "2", "--privacy-epochs", "2", "--vp-epochs", "2", "--vp-null-permutations", "1",
+                   "--device", "cpu", "--no-progress")
     assert done.returncode == 0, done.stderr
-    assert "Table 1 form" in done.stdout and "action top-1" in done.stdout
+    assert "Table 1 form" in done.stdout and "action top-1" in done.stdout and "null floor" in done.stdout
     saved = json.loads((tmp_path / "r" / "results.json").read_text())
     assert np.isfinite([row["raw"] for row in saved["table1"]]).all()
 
@@ -145,3 +154,14 @@ def test_out_that_is_a_file_or_unwritable_is_one_line(tmp_path):
     with pytest.raises(FeatstoreError, match="cannot create the report folder .*: Not a directory"):
         report.run(ReportConfig(raw=[str(store)], anon=[str(store)], **FAST), taken / "sub")
     assert taken.read_text() == "mine"
+
+
+def test_protocol_settings_carry_the_ad_seeds_and_the_null_floor_of_anonymized_stores(pair):
+    _, raw, anon, _ = pair
+    config = ReportConfig(raw=[str(raw)], anon=[str(anon)], ad_seeds=2, vp_null_permutations=4)
+    assert report.protocol_config("ad", config).seeds == 2
+    assert report.protocol_config("vp", config, labels_from=str(raw), null_floor=True).null_permutations == 4
+    assert report.protocol_config("vp", config).null_permutations == 0
+    assert ReportConfig(raw=[str(raw)], anon=[str(anon)]).ad_seeds == 3  # the report's defaults
+    with pytest.raises(FeatstoreError, match="ad_seeds must be >= 1"):
+        ReportConfig(raw=[str(raw)], anon=[str(anon)], ad_seeds=0)

@@ -116,3 +116,10 @@ def test_bad_bias_configs(tmp_path, gender_csv):
         BiasConfig(protocol="ntu", genders=str(gender_csv))
     with pytest.raises(FeatstoreError, match="ratio"):
         BiasConfig(genders=str(gender_csv), ratio=0.4)
+
+
+def test_the_default_shortcut_action_is_ntu60s_name_for_it():
+    from data_manifests.builders.ntu60 import NTU60_CLASSES
+
+    # the paper's "brush hair" is NTU60's A004, named "brushing hair" in the builder's class list
+    assert resolve_class(BiasConfig.__dataclass_fields__["shortcut_class"].default, NTU60_CLASSES) == 3

@@ -137,3 +137,28 @@ def test_the_vp_command_records_the_positions_and_both_max_rules(linspace_store,
     assert metrics["cmap_max"] == max(metrics["attackers"]["logreg"]["per_position_cmap"])
     assert metrics["aggregate_rules"]["cmap_max"].startswith("the authors'")
     assert metrics["cmap_max_per_attribute"] >= metrics["cmap_max"]
+
+
+def test_null_floor_reads_chance_where_the_planted_attributes_read_high(planted_store):
+    config = VPConfig(attacker="standard", null_permutations=3, **FAST)
+    result = run(Store.open(planted_store), config)
+    floor = result["null_floor"]
+    assert floor["permutations"] == 3 and len(floor["cmaps"]) == 3
+    assert floor["cmap"] == pytest.approx(np.mean(floor["cmaps"]))
+    # shuffled labels keep each split's positive rates but lose their link to the embeddings
+    assert result["cmap"] > 0.9 and floor["cmap"] < result["chance_cmap"] + 0.25 < result["cmap"]
+    assert set(floor["per_attribute"]) == set(result["positive_rate"])
+    again = run(Store.open(planted_store), config)
+    assert again["null_floor"] == floor  # the shuffles follow the seed
+    assert run(Store.open(planted_store), VPConfig(attacker="standard", **FAST))["null_floor"] is None
+
+
+def test_null_floor_option_on_the_command_line(planted_store, tmp_path):
+    result = CliRunner().invoke(app, ["vp", "--store", str(planted_store), "--attacker", "standard", "--epochs", "3",
+                                      "--null-permutations", "1", "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "null floor (1 shuffles)" in result.output
+    assert json.loads((tmp_path / "vp.json").read_text())["metrics"]["null_floor"]["permutations"] == 1
+    bad = CliRunner().invoke(app, ["vp", "--store", str(planted_store), "--null-permutations", "-1"])
+    # (the console script turns this error into one line and exit code 2: tests/evaluate/test_cli.py)
+    assert isinstance(bad.exception, FeatstoreError) and "null_permutations must be >= 0" in str(bad.exception)
