@@ -605,7 +605,7 @@ def fit_baseline(config: BaselineConfig, overwrite: bool = False) -> BaselineRes
         result = _fit(config, Path(folder))
         if location.is_file(BASELINE_FILE):  # an earlier baseline run, which --overwrite allows replacing
             location.remove_tree()
-        ckpt.upload_folder(Path(folder), config.out, last=BASELINE_FILE)
+        location.upload_folder(Path(folder), last=BASELINE_FILE)
     return replace(result, run=config.out)
 
 

@@ -18,7 +18,7 @@ Run folders written before this layout (one ``checkpoint.safetensors``, no recor
 Where a run folder lives: a local path or a ``file://`` URL. A run is read (``export``, ``info``) from any
 fsspec URL too, by copying the files a reader needs (``READ_FILES``) to a temporary folder first
 (``readable_run``); a fitted baseline is written to one by copying its finished folder there
-(``upload_folder``). A training run writes a checkpoint every epoch: at a remote URL it trains in a local
+(``Location.upload_folder``). A training run writes a checkpoint every epoch: at a remote URL it trains in a local
 temporary folder that is copied there when training ends (``writable_run``).
 """
 
@@ -53,8 +53,9 @@ READ_FILES = (CONFIG_FILE, CHECKPOINT_JSON, AAM_FILE, BASELINE_FILE)  # what exp
 def writable_run(run: str | Path, resume: bool) -> Iterator[Path]:
     """The folder a training run writes as it goes: a local path (or a ``file://`` URL's) as it is. A run at
     another fsspec URL is trained in a temporary local folder (the run copied into it first when it is
-    resumed) and copied to the URL, ``config.json`` last, when the block ends without an error: a run
-    interrupted before then leaves the URL as it was (train long runs in a local folder to resume them)."""
+    resumed) and copied to the URL, ``config.json`` last, when the block ends, also early (an error, Ctrl-C): the
+    checkpoints are written whole, so what was uploaded resumes. A run killed outright (SIGKILL, power) leaves the
+    URL as it was: train long runs in a local folder."""
     local = local_output(run)
     if local is not None:
         yield local
@@ -71,10 +72,13 @@ def writable_run(run: str | Path, resume: bool) -> Iterator[Path]:
                 target = Path(folder) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(location.read_bytes(name))
-        yield Path(folder)
-        saved = json.loads((Path(folder) / CONFIG_FILE).read_text())
-        atomic_write_text(Path(folder) / CONFIG_FILE, json.dumps({**saved, "out": str(run)}, indent=2) + "\n")
-        upload_folder(Path(folder), str(run), last=CONFIG_FILE)
+        try:
+            yield Path(folder)
+        finally:  # also when training stops early (an error, Ctrl-C): its checkpoints are whole, so it resumes
+            if (Path(folder) / CONFIG_FILE).is_file():
+                saved = json.loads((Path(folder) / CONFIG_FILE).read_text())
+                atomic_write_text(Path(folder) / CONFIG_FILE, json.dumps({**saved, "out": str(run)}, indent=2) + "\n")
+                location.upload_folder(Path(folder), last=CONFIG_FILE)
 
 
 @contextmanager
@@ -93,18 +97,6 @@ def readable_run(run: str | Path) -> Iterator[Path]:
             if location.is_file(name):
                 (Path(folder) / name).write_bytes(location.read_bytes(name))
         yield Path(folder)
-
-
-def upload_folder(local: Path, url: str, last: str) -> None:
-    """Copy the folder ``local`` to the fsspec ``url``, file by file (each whole: ``Location.write_atomic``),
-    its file ``last`` (what marks the folder complete) after all the others."""
-    location = Location(url)
-    names = sorted(path.relative_to(local).as_posix() for path in local.rglob("*") if path.is_file())
-    for name in sorted(names, key=lambda name: name == last):
-        folder = name.rpartition("/")[0]
-        if folder:
-            location.makedirs(folder)
-        location.write_atomic(name, lambda handle, name=name: handle.write((local / name).read_bytes()))
 
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -41,10 +41,9 @@ from anonymize.model import build_aam
 from featstore.device import resolve_device
 from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, local_output, staged_output
-from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Location, Store, first_nonfinite_row,
-                             utc_now, write_transformed_store)
+from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, ROOT_METADATA, Location, Store,
+                             first_nonfinite_row, utc_now, write_transformed_store)
 
-ROOT_METADATA = "zarr.json"  # the store group's attributes, whose format state says the store is complete
 
 
 def store_fingerprint(store: Store) -> str:
@@ -230,7 +229,7 @@ def _export_to_url(run: str | Path, store: str | Path, url: str, device: str, ba
         result = _export(run, store, Path(folder) / "store.zarr", device, batch_rows, keep_private_labels)
         if location.exists():
             location.remove_tree()
-        ckpt.upload_folder(result.out, url, last=ROOT_METADATA)
+        location.upload_folder(result.out, last=ROOT_METADATA)
     return replace(result, out=url)
 
 

@@ -18,8 +18,8 @@ DEFAULT_SYNTH_ROOT = Path("data/synth")
 # style -> (default root, what the data is for)
 VARIANT_SYNTH_ROOT = Path("data/synth-variant")
 OTHER_SYNTH_STYLES = {
-    "variant": (VARIANT_SYNTH_ROOT, "other colours, textures, sizes, speeds; seed 7; nothing is tuned on it"),
-    "dev": (Path("data/synth-dev"), "a third look, seed 23: for tuning next to the default style"),
+    "variant": (VARIANT_SYNTH_ROOT, "other colours, textures, sizes, speeds; nothing is tuned on it"),
+    "dev": (Path("data/synth-dev"), "a third look, for tuning next to the default style"),
 }
 DEFAULT_FOLD = 1  # the official split used when --fold is not given; a manifest file holds exactly one
 

@@ -356,8 +356,8 @@ def export(
 def import_(
     source: Path = typer.Argument(..., help="An .h5 in the featstore HDF5 layout; with --dataset, a per-video .h5 "
                                             "(f\\[video_id] -> (T, C)) or a folder of per-video (T, C) .npy files."),
-    out: str = typer.Option(..., help="Store to create: a local path or a file:// URL (built here; copy it to "
-                                      "remote storage afterwards)."),
+    out: str = typer.Option(..., help="Store to create: a path or an fsspec URL (a remote store is built here and "
+                                      "copied there whole)."),
     overwrite: bool = typer.Option(False, help="Replace an existing store at --out."),
     dataset: Optional[str] = typer.Option(
         None, help="Per-video features: the dataset name or manifest .jsonl naming the videos, splits, labels, "

@@ -54,7 +54,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from data_manifests.errors import FeatstoreError
 from featstore.export_defaults import MGFN_DEFAULT_CROPS, OPENTAD_SUBSET_NAMES
-from featstore.store import CLIP_FRAMES, CLIP_TIMES, STAGING_DIR, Location, Store, has_staged_run
+from featstore.store import CLIP_FRAMES, CLIP_TIMES, ROOT_METADATA, STAGING_DIR, Location, Store, has_staged_run
 from featstore.store.location import is_url
 
 EXPORT_FORMATS = ("h5", "h5-per-video", "opentad", "mgfn")
@@ -175,6 +175,21 @@ def require_local_output(out: str | Path, why_local: str) -> Path:
     if local is None:
         raise FeatstoreError(f"{why_local}: give a local path or a file:// URL, not {out}")
     return local
+
+
+def store_to_url(url: str, overwrite: bool, build: Callable[[Path], object]) -> str:
+    """A store built by ``build(local path)`` in a temporary folder (``TMPDIR``), then copied to the fsspec ``url``,
+    its root metadata (which marks a store whole) last; a store already there is replaced only with ``overwrite``."""
+    location = Location(url)
+    if location.exists() and not location.is_empty_folder() and not overwrite:
+        raise FeatstoreError(f"{url} already exists (pass --overwrite to replace it)")
+    with tempfile.TemporaryDirectory(prefix="featstore-store-") as folder:
+        built = Path(folder) / "store.zarr"
+        build(built)
+        if location.exists():
+            location.remove_tree()
+        location.upload_folder(built, last=ROOT_METADATA)
+    return url
 
 
 def upload_one_file(url: str, write: Callable[[Path], object]) -> str:

@@ -17,7 +17,8 @@ import numpy as np
 
 from data_manifests.schema import Segment, VideoRecord
 from data_manifests.errors import FeatstoreError
-from featstore.exporters import interrupted_writer, require_local_output, staged_output
+from featstore.exporters import (interrupted_writer, local_output, require_local_output, staged_output,
+                                 store_to_url)
 from featstore.store import (
     CLIP_EMBEDDINGS,
     CLIP_FRAMES,
@@ -80,16 +81,20 @@ def _write_h5(store: Store, path: Path) -> None:
                 handle.create_dataset(name, data=values)
 
 
-def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> Path | str:
     """Build a store from an exported .h5 through the store's own writer (staged parts + finalize).
 
     The store is built in ``<out>.partial-<pid>`` and renamed to ``out`` when complete (``staged_output``);
     with ``overwrite`` an existing store is replaced only then. What an interrupted import of an earlier
-    version left at ``out`` is replaced without ``overwrite``.
+    version left at ``out`` is replaced without ``overwrite``. An ``out`` at a remote fsspec URL is built in a
+    temporary folder and copied there whole (``store_to_url``).
     """
-    h5_path, out = Path(h5_path), require_local_output(out, "an imported store is written on this machine")
+    h5_path = Path(h5_path)
     if not h5_path.is_file():
         raise FeatstoreError(f"no such file: {h5_path}")
+    if local_output(out) is None:
+        return store_to_url(str(out), overwrite, lambda local: import_h5(h5_path, local))
+    out = local_output(out)
     check_import_target(out, overwrite)
     try:
         handle = h5py.File(h5_path, "r")

@@ -25,7 +25,7 @@ import numpy as np
 
 from data_manifests.errors import FeatstoreError
 from data_manifests.schema import Manifest, VideoRecord
-from featstore.exporters import require_local_output, staged_output
+from featstore.exporters import local_output, require_local_output, staged_output, store_to_url
 from featstore.h5io import check_import_target
 from featstore.sampling import SamplingConfig
 from featstore.store import (
@@ -54,10 +54,14 @@ def load_import_manifest(dataset: str, data_root: str | Path | None = None, fold
 
 
 def import_per_video(source: str | Path, manifest: Manifest, out: str | Path, sampling: SamplingConfig,
-                     fps: float | None = None, feature: str | None = None, overwrite: bool = False) -> Path:
+                     fps: float | None = None, feature: str | None = None, overwrite: bool = False) -> Path | str:
     """Build a store from per-video arrays (a .npy folder or a per-video .h5) through the store's writer,
-    verified by ``verify``'s rules; ``fps`` is used for manifest videos that record none."""
-    source, out = Path(source), require_local_output(out, "an imported store is written on this machine")
+    verified by ``verify``'s rules; ``fps`` is used for manifest videos that record none. An ``out`` at a
+    remote fsspec URL is built in a temporary folder and copied there whole (``store_to_url``)."""
+    if local_output(out) is None:
+        return store_to_url(str(out), overwrite, lambda local: import_per_video(source, manifest, local, sampling, fps,
+                                                                               feature))
+    source, out = Path(source), local_output(out)
     if source.is_dir():
         arrays, source_format = _npy_folder(source, manifest.records, feature), "npy-per-video"
     elif source.is_file():

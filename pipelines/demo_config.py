@@ -65,10 +65,11 @@ class DemoConfig:
 
     def __post_init__(self):
         from anonymize.budgets import budget_class, budget_modes
+        from data_manifests.registry import DEFAULT_SYNTH_ROOT, OTHER_SYNTH_STYLES
         from data_manifests.synth import STYLES
 
-        if self.data_root is None:
-            self.data_root = "data/synth" if self.style == "default" else f"data/synth-{self.style}"
+        if self.data_root is None and self.style in STYLES:
+            self.data_root = str(DEFAULT_SYNTH_ROOT if self.style == "default" else OTHER_SYNTH_STYLES[self.style][0])
         checks = [
             (self.style in STYLES, f"style must be one of {list(STYLES)}, got {self.style!r}"),
             (self.budget_mode in budget_modes(), f"budget_mode must be one of {budget_modes()}, got {self.budget_mode!r}"),

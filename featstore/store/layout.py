@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 FORMAT_NAME = "featstore"
 FORMAT_VERSION = 1
 FORMAT_ATTR = "featstore"  # the attribute holding {format, format_version, state, created, finalized}
+ROOT_METADATA = "zarr.json"  # the store group's metadata and attributes: written last, it marks a copied store whole
 STAGING_DIR = "_staging"
 CHUNK_BYTES = 1 << 20
 CHUNKS_PER_SHARD = 16

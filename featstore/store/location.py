@@ -93,6 +93,18 @@ class Location:
             return sorted(path[len(root):] for path in self.fs.find(self._root) if path.startswith(root))
         return sorted(path.relative_to(self.path).as_posix() for path in self.path.rglob("*") if path.is_file())
 
+    def upload_folder(self, local: Path, last: str) -> None:
+        """Copy the local folder ``local`` here, file by file (each whole: ``write_atomic``), its file ``last`` (what
+        marks the folder complete) after all the others; then remove what is here and not in ``local``."""
+        names = sorted(path.relative_to(local).as_posix() for path in local.rglob("*") if path.is_file())
+        for name in sorted(names, key=lambda name: name == last):
+            folder = name.rpartition("/")[0]
+            if folder:
+                self.makedirs(folder)
+            self.write_atomic(name, lambda handle, name=name: handle.write((local / name).read_bytes()))
+        for stale in set(self.file_names()) - set(names):  # e.g. a resumed run's older checkpoints
+            self.remove(stale)
+
     # ------------------------------------------------------------------ reading
     def read_bytes(self, name: str) -> bytes:
         if self.is_url:

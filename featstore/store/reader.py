@@ -22,6 +22,7 @@ from featstore.store.layout import (
     FORMAT_NAME,
     FORMAT_VERSION,
     PRIVATE_LABELS_DROPPED,
+    ROOT_METADATA,
     ROW_KINDS,
     STATIC_EMBEDDINGS,
     STATIC_OFFSETS,
@@ -265,10 +266,10 @@ class Store:
 
 
 def _read_format(location: Location) -> dict | None:
-    if not location.is_file("zarr.json"):
+    if not location.is_file(ROOT_METADATA):
         return None
     try:
-        attrs = json.loads(location.read_bytes("zarr.json")).get("attributes", {})
+        attrs = json.loads(location.read_bytes(ROOT_METADATA)).get("attributes", {})
     except (json.JSONDecodeError, OSError):
         return None
     fmt = attrs.get(FORMAT_ATTR)

@@ -230,6 +230,10 @@ def _check_table_recipe(recipe: Recipe) -> None:
         raise RecipeError(f"{recipe.path}: a table recipe needs encoder, train and evaluate entries")
     task_lists = [recipe.train.tasks] + [row["tasks"] for row in (recipe.sweep.variants().values() if recipe.sweep
                                                                     else []) if "tasks" in row]
+    for tasks in task_lists:
+        if not isinstance(tasks, list) or not all(isinstance(task, dict) and "name" in task and "store" in task
+                                                  for task in tasks):
+            raise RecipeError(f"{recipe.path}: tasks are a list of mappings with a name and a store, got {tasks!r}")
     named = [recipe.train.store, *(task.get("store") for tasks in task_lists for task in tasks),
              *(evaluation.store for evaluation in recipe.evaluate)]
     for store in named:
@@ -237,6 +241,13 @@ def _check_table_recipe(recipe: Recipe) -> None:
             raise RecipeError(f"{recipe.path}: store {store!r} is not one of its datasets ({', '.join(recipe.datasets)})")
     if recipe.tradeoff and recipe.sweep is None:
         raise RecipeError(f"{recipe.path}: tradeoff needs a sweep")
+    columns = {evaluation.column for evaluation in recipe.evaluate}
+    for encoder, rows in recipe.published.items():
+        for row, values in rows.items():
+            for column, value in (values or {}).items():
+                if column not in columns or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise RecipeError(f"{recipe.path}: published {encoder} {row}: {column!r} must be one of the "
+                                      f"evaluated columns with a number, got {value!r}")
     rows = {"raw", *variant_labels(recipe)}
     for encoder, published in recipe.published.items():
         if set(published) - rows:

@@ -25,6 +25,9 @@ from pipelines.recipes.table import write_table
 
 STEPS_FILE = "steps.json"
 RECIPE_FILE = "recipe.json"
+# training settings that `pipelines run` sets itself: --set refuses them, saying where they come from
+RUN_OPTIONS = {"seed": "use --seed", "device": "use --device", "progress": "use --progress/--no-progress",
+               "store": "the recipe names its training store", "out": "use --out (runs go under OUT/runs/)"}
 
 
 @dataclass
@@ -100,6 +103,9 @@ def run_recipe(run: RecipeRun, console: Console | None = None) -> Path:
     if clash:
         raise FeatstoreError(f"--set {clash[0][0]} would overwrite the setting recipe {recipe.name!r} sweeps "
                              f"({clash[0][1]})")
+    for key in run.train_overrides:
+        if key in RUN_OPTIONS:
+            raise FeatstoreError(f"--set {key}: {RUN_OPTIONS[key]}")
     for _, overrides in variants(recipe):
         training_config(run, {}, overrides)  # wrong settings fail first: they need no data to check
     plans = check_inputs(recipe, run.encoder, run.weights, run.data_root, run.roots)
@@ -162,8 +168,11 @@ def extract_step(run: RecipeRun, plan: DatasetPlan, log: StepLog, console: Conso
 
     spec = run.recipe.datasets[plan.store]
     config = ExtractConfig(model=run.encoder, dataset=spec.dataset, data_root=str(plan.root), fold=spec.fold,
-                           out=str(run.store_path(plan.store)), weights=run.weights, seed=run.seed, device=run.device)
-    settings = {key: value for key, value in config.to_json().items() if key not in ("out", "data_root", "weights")}
+                           out=str(run.store_path(plan.store)), weights=run.weights, seed=run.seed, device=run.device,
+                           overwrite=True)  # the recipe owns --out: a store of other settings there is redone
+    # what defines the numbers (not where they are written, nor the device; the weights by their hash)
+    settings = {key: value for key, value in config.to_json().items()
+                if key not in ("out", "data_root", "weights", "device", "workers", "overwrite")}
     step, print_ = f"extract {plan.store}", fingerprint(settings, plan.manifest.fingerprint(), weights_identity(run.weights))
     if log.finished(step, print_, run.store_path(plan.store)):
         console.print(f"skip {step}: done with these inputs and settings")
@@ -184,6 +193,10 @@ def training_config(run: RecipeRun, extracted: dict[str, str], overrides: dict):
     spec = run.recipe.train
     settings = with_settings(with_settings({**spec.settings, "tasks": spec.tasks}, overrides), run.train_overrides)
     tasks = settings["tasks"]  # a sweep row may choose other tasks (paper Table 5); stores by recipe name
+    for index, task in enumerate(tasks):
+        if not isinstance(task, dict) or task.get("store") not in run.recipe.datasets:
+            raise FeatstoreError(f"tasks[{index}]: a mapping with a name and a store among "
+                                 f"{', '.join(run.recipe.datasets)}, got {task!r}")
     settings = {**settings, "seed": run.seed, "device": run.device,
                 "progress": run.show_progress, "store": str(run.store_path(spec.store)), "out": ""}
     settings["tasks"] = [{**task, "store": str(run.store_path(task["store"]))} for task in tasks]
@@ -250,8 +263,11 @@ def protocol_settings(run: RecipeRun, evaluation: EvalSpec, root: Path, path: Pa
     epochs = run.eval_epochs
     options = evaluation.settings(root)
     if evaluation.protocol == "bias":  # not in the report: the linear probe's preset, the options name the table
-        return bias.BiasConfig(seed=run.seed, device=run.device, labels_from=labels_from,
-                               **({} if epochs is None else {"epochs": epochs}), **options)
+        try:
+            return bias.BiasConfig(seed=run.seed, device=run.device, labels_from=labels_from,
+                                   **({} if epochs is None else {"epochs": epochs}), **options)
+        except TypeError:
+            raise FeatstoreError(f"recipe {run.recipe.name!r}: bias has no setting among {sorted(options)}") from None
     report_config = ReportConfig(
         raw=[str(run.store_path(evaluation.store))], anon=[str(path)], seed=run.seed, device=run.device,
         **({} if epochs is None else dict(ar_epochs=epochs, privacy_epochs=epochs, vp_epochs=epochs,
@@ -280,7 +296,7 @@ def evaluate_step(run: RecipeRun, evaluation: EvalSpec, root: Path, label: str, 
     variant = evaluation.options.get("protocol", "")  # bias: several protocols on one store
     name = protocol if not variant else f"{protocol} {variant}"
     step = step_name("evaluate", ANONYMIZED if label == "raw" else label, name, store, role)
-    print_ = fingerprint(asdict(config), input_print)
+    print_ = fingerprint({key: value for key, value in asdict(config).items() if key != "device"}, input_print)
     folder = run.out / "results" / store / ("" if label in ("raw", ANONYMIZED) else slug(label))
     out = folder / f"{slug(name.replace(' ', '-'))}-{role}.json"
     if log.finished(step, print_, out):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from data_manifests.errors import FeatstoreError
 from pipelines.recipes.loader import ANONYMIZED, Recipe, variant_labels
 from pipelines.report import lookup, percent, table1_cell
 
@@ -22,6 +23,9 @@ def table_rows(recipe: Recipe, encoder: str, results: dict[tuple[str, str], dict
     columns = []
     for evaluation in recipe.evaluate:
         result = results[evaluation.key]
+        if lookup(result["raw"], evaluation.metric_path) is None:  # a misspelled metric, not a missing number
+            raise FeatstoreError(f"recipe {recipe.name!r}, column {evaluation.column}: no number at "
+                                 f"{evaluation.metric!r} in the {evaluation.protocol} result")
         columns.append({"column": evaluation.column, "store": evaluation.store, "protocol": evaluation.protocol,
                         "metric": evaluation.metric,
                         "values": {label: lookup(result[label], evaluation.metric_path) for label in labels},

@@ -105,6 +105,8 @@ def test_every_command_on_a_memory_store_and_memory_runs(array_store, tmp_path, 
     code, out, err = anonymize(monkeypatch, capsys, "train", "--run", trained, "--resume", "--epochs", "2",
                                "--no-progress")
     assert code == 0 and "2 epochs" in out, err
+    remote = [path.rsplit("/", 1)[-1] for path in fs.find(f"/{trained[len('memory://'):]}")]
+    assert [name for name in remote if name.startswith("checkpoint-")] == ["checkpoint-000002.safetensors"]  # no stale
     code, out, err = anonymize(monkeypatch, capsys, "info", "--run", trained, "--json")
     assert code == 0 and json.loads(out)["overview"]["epochs"] == "2 of 2", out
     code, _, err = anonymize(monkeypatch, capsys, "export", "--run", trained, "--store", store, "--out",
@@ -286,3 +288,16 @@ def test_train_help_has_panels_and_shows_the_dataclass_defaults():
     done = run_cli("anonymize", "baseline", "--help")
     # a method's option left out takes the method's default, shown typer's way for a default given in words
     assert done.returncode == 0 and "[default: (50000)]" in " ".join(done.stdout.split()), done.stderr
+
+
+def test_a_remote_run_that_stops_early_is_still_uploaded(memory_folder):
+    fs, root = memory_folder
+    run = f"{root}/stopped"
+    with pytest.raises(KeyboardInterrupt):
+        with ckpt.writable_run(run, resume=False) as folder:
+            (folder / ckpt.CONFIG_FILE).write_text(json.dumps({"out": str(folder), "epochs": 5}))
+            (folder / "checkpoint-000001.safetensors").write_bytes(b"whole")
+            raise KeyboardInterrupt
+    key = run[len("memory://"):]
+    assert json.loads(fs.cat(f"/{key}/config.json"))["out"] == run  # resumable from the URL
+    assert fs.cat(f"/{key}/checkpoint-000001.safetensors") == b"whole"

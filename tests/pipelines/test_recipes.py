@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+import pipelines.recipes as pipelines_recipes
+from data_manifests.errors import FeatstoreError
 from pipelines.recipes.loader import load_recipe, recipe_names
 from pipelines.recipes.table import render, table_rows
 from tests.conftest import run_in_process
+
 
 def pipelines(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     return run_in_process(monkeypatch, capsys, "pipelines", *args)
@@ -55,6 +59,11 @@ def test_missing_inputs_are_listed_in_one_message(monkeypatch, capsys, tmp_path)
     (["table1", "--root", "ucf101"], "--root takes NAME=PATH"),
     (["table1", "--root", "kinetics=/x"], "--root kinetics=...: not a dataset of recipe 'table1'"),
     (["table1", "--set", "epochz=2", "--root", "k400=/x"], "epochz"),
+    (["table1", "--set", "seed=3"], "--set seed: use --seed"),
+    (["table1", "--set", "device=cpu"], "--set device: use --device"),
+    (["table1", "--set", "tasks=[1]"], "tasks[0]: a mapping with a name and a store among"),
+    (["table1", "--set", "tasks=[{name: action}]"], "tasks[0]: a mapping with a name and a store among"),
+    (["table1", "--set", "tasks=[{name: action, store: nowhere}]"], "tasks[0]: a mapping with a name and a store"),
     (["nosuch"], "unknown recipe 'nosuch'"),
 ])
 def test_wrong_options_are_one_line_errors(monkeypatch, capsys, tmp_path, args, message):
@@ -80,3 +89,20 @@ def test_table_form_sits_next_to_the_published_numbers():
     # the paper's VideoMAE-B row of Table 1 with its relative change; HMDB51 is not in Table 1
     assert "| Paper raw | 70.47 | 74.86 | 96.80 | - |" in markdown
     assert "| Paper anonymized | 49.92 (-29.2%) | 74.23 (-0.8%) | 96.11 (-0.7%) | - |" in markdown
+
+
+def test_recipe_file_mistakes_are_caught_when_it_loads_or_its_table_is_made(tmp_path):
+    recipe = yaml.safe_load((Path(pipelines_recipes.__file__).parent / "table1.yaml").read_text())
+    broken = {**recipe, "published": {"i3d": {"raw": {"VISPR cmap": 63.64}}}}  # a misspelled column
+    (tmp_path / "published.yaml").write_text(yaml.safe_dump(broken))
+    with pytest.raises(FeatstoreError, match="'VISPR cmap' must be one of the evaluated columns"):
+        load_recipe(str(tmp_path / "published.yaml"))
+    broken = {**recipe, "train": {**recipe["train"], "tasks": ["action"]}}
+    (tmp_path / "tasks.yaml").write_text(yaml.safe_dump(broken))
+    with pytest.raises(FeatstoreError, match="tasks are a list of mappings with a name and a store"):
+        load_recipe(str(tmp_path / "tasks.yaml"))
+    # a metric path that is not in the protocol's result is an error, not an empty cell
+    loaded = load_recipe("table1")
+    results = {e.key: {"raw": {"top1": 0.5}, "anonymized": {"top1": 0.4}} for e in loaded.evaluate}
+    with pytest.raises(FeatstoreError, match="column VISPR cMAP: no number at 'worst_case.cmap'"):
+        table_rows(loaded, "i3d", results)
