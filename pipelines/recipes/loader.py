@@ -29,6 +29,7 @@ pyyaml is imported only when a file is read (``pipelines --help`` stays light).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,9 +65,19 @@ class EvalSpec:
     options: dict = field(default_factory=dict)  # protocol settings, e.g. bias: {protocol: tsh, genders: "{root}/x.csv"}
 
     @property
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> tuple[str, str, str | None, str]:
         """Evaluations with the same key share one result (columns reading different metrics of it)."""
-        return self.store, self.protocol, json.dumps(self.options, sort_keys=True)
+        return self.store, self.protocol, self.test_split, json.dumps(self.options, sort_keys=True)
+
+    @property
+    def name(self) -> str:
+        """The evaluation's name in step names and result files, one per key: the protocol, bias's protocol
+        option, the test split when not the protocol's, and a hash of any other options."""
+        others = {name: value for name, value in self.options.items() if name != "protocol"}
+        parts = [self.protocol, self.options.get("protocol", ""), self.test_split or ""]
+        if others:
+            parts.append(hashlib.sha256(json.dumps(others, sort_keys=True).encode()).hexdigest()[:8])
+        return " ".join(part for part in parts if part)
 
     def root_files(self, root: Path) -> dict[str, Path]:
         """The options naming a file in the dataset's root, with the root filled in."""

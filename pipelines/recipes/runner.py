@@ -293,8 +293,7 @@ def evaluate_step(run: RecipeRun, evaluation: EvalSpec, root: Path, label: str, 
     # an export drops the private labels: the attribute protocols read them from the raw store
     config = protocol_settings(run, evaluation, root, path, None if label == "raw" else str(run.store_path(store)))
     role = "raw" if label == "raw" else "anon"
-    variant = evaluation.options.get("protocol", "")  # bias: several protocols on one store
-    name = protocol if not variant else f"{protocol} {variant}"
+    name = evaluation.name  # one per result: two evaluations of a protocol on one store never share a file
     step = step_name("evaluate", ANONYMIZED if label == "raw" else label, name, store, role)
     print_ = fingerprint({key: value for key, value in asdict(config).items() if key != "device"}, input_print)
     folder = run.out / "results" / store / ("" if label in ("raw", ANONYMIZED) else slug(label))

@@ -106,3 +106,15 @@ def test_recipe_file_mistakes_are_caught_when_it_loads_or_its_table_is_made(tmp_
     results = {e.key: {"raw": {"top1": 0.5}, "anonymized": {"top1": 0.4}} for e in loaded.evaluate}
     with pytest.raises(FeatstoreError, match="column VISPR cMAP: no number at 'worst_case.cmap'"):
         table_rows(loaded, "i3d", results)
+
+
+def test_evaluations_that_differ_in_split_or_options_get_their_own_result():
+    from pipelines.recipes.loader import EvalSpec
+
+    base = dict(store="k400", protocol="ar", metric="top1")
+    same = [EvalSpec(column="a", **base), EvalSpec(column="b", **base)]
+    assert same[0].key == same[1].key and same[0].name == same[1].name == "ar"  # one result, two columns
+    val = EvalSpec(column="c", test_split="val", **base)
+    other = EvalSpec(column="d", options={"eval_clips": 3}, **base)
+    assert len({same[0].key, val.key, other.key}) == 3
+    assert len({same[0].name, val.name, other.name}) == 3 and val.name == "ar val"
