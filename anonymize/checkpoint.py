@@ -68,10 +68,7 @@ def writable_run(run: str | Path, resume: bool) -> Iterator[Path]:
                              "--run")
     with tempfile.TemporaryDirectory(prefix="anonymize-train-") as folder:
         if resume:
-            for name in location.file_names():
-                target = Path(folder) / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(location.read_bytes(name))
+            location.download(Path(folder), location.file_names())
         try:
             yield Path(folder)
         finally:  # also when training stops early (an error, Ctrl-C): its checkpoints are whole, so it resumes
@@ -93,10 +90,13 @@ def readable_run(run: str | Path) -> Iterator[Path]:
     if not location.exists():
         raise FeatstoreError(f"no run folder at {run}")
     with tempfile.TemporaryDirectory(prefix="anonymize-run-") as folder:
-        for name in READ_FILES:
-            if location.is_file(name):
-                (Path(folder) / name).write_bytes(location.read_bytes(name))
+        location.download(Path(folder), read_files(location))
         yield Path(folder)
+
+
+def read_files(location: Location) -> list[str]:
+    """The ``READ_FILES`` a run folder at ``location`` holds: what export, info and the trade-off read of it."""
+    return [name for name in READ_FILES if location.is_file(name)]
 
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

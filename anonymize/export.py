@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,8 +39,8 @@ from anonymize.config import TrainConfig
 from anonymize.model import build_aam
 from featstore.device import resolve_device
 from data_manifests.errors import FeatstoreError
-from featstore.exporters import interrupted_writer, local_output, staged_output
-from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, ROOT_METADATA, Location, Store,
+from featstore.exporters import interrupted_writer, local_output, staged_output, store_to_url
+from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Location, Store,
                              first_nonfinite_row, utc_now, write_transformed_store)
 
 
@@ -222,14 +221,8 @@ def export_store(run: str | Path, store: str | Path, out: str | Path, device: st
 
 def _export_to_url(run: str | Path, store: str | Path, url: str, device: str, batch_rows: int, overwrite: bool,
                    keep_private_labels: bool) -> ExportResult:
-    location = Location(url)
-    if location.exists() and not overwrite:
-        raise FeatstoreError(f"{url} already exists (pass --overwrite to replace it)")
-    with tempfile.TemporaryDirectory(prefix="anonymize-export-") as folder:
-        result = _export(run, store, Path(folder) / "store.zarr", device, batch_rows, keep_private_labels)
-        if location.exists():
-            location.remove_tree()
-        location.upload_folder(result.out, last=ROOT_METADATA)
+    result = store_to_url(url, overwrite, lambda local: _export(run, store, local, device, batch_rows,
+                                                                keep_private_labels))
     return replace(result, out=url)
 
 

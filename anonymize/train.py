@@ -56,6 +56,7 @@ from anonymize.data import (
     open_rows,
     window_rows,
 )
+from anonymize.export import where
 from anonymize.losses import latent_consistency, within_video_consistency
 from anonymize.model import build_aam, count_parameters
 from anonymize.resume import check_run_folder
@@ -103,7 +104,7 @@ class Trainer:
         self.aam = build_aam(self.dim, config.aam).to(self.device)
         self.tasks: list[UtilityTask] = []
         for spec in config.tasks:
-            task_store = self.store if same_location(spec.store, config.store) else Store.open(spec.store)
+            task_store = self.store if where(spec.store) == where(config.store) else Store.open(spec.store)
             if task_store is not self.store:
                 refuse_unsound_rows(task_store)
             if task_store.dim != self.dim:
@@ -445,13 +446,6 @@ class Trainer:
                 self.save()
                 progress.update(bar, completed=self.epochs_done, status=format_record(record))
         return TrainResult(self.run_dir, self.epochs_done, self.history, ckpt.read_checkpoint_info(self.run_dir)["aam_sha256"])
-
-
-def same_location(first: str, second: str) -> bool:
-    """Whether two stores are one: the same URL, or local paths to the same folder."""
-    if is_url(first) or is_url(second):
-        return first.rstrip("/") == second.rstrip("/")
-    return Path(first) == Path(second)
 
 
 def refuse_unsound_rows(store: Store) -> None:

@@ -47,6 +47,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import fsspec
 import numpy as np
@@ -56,6 +57,8 @@ from data_manifests.errors import FeatstoreError
 from featstore.export_defaults import MGFN_DEFAULT_CROPS, OPENTAD_SUBSET_NAMES
 from featstore.store import CLIP_FRAMES, CLIP_TIMES, ROOT_METADATA, STAGING_DIR, Location, Store, has_staged_run
 from featstore.store.location import is_url
+
+T = TypeVar("T")
 
 EXPORT_FORMATS = ("h5", "h5-per-video", "opentad", "mgfn")
 # ActionFormer's / TriDet's THUMOS dataset drops this label_id from training and predicts nothing for it
@@ -177,19 +180,20 @@ def require_local_output(out: str | Path, why_local: str) -> Path:
     return local
 
 
-def store_to_url(url: str, overwrite: bool, build: Callable[[Path], object]) -> str:
+def store_to_url(url: str, overwrite: bool, build: Callable[[Path], T]) -> T:
     """A store built by ``build(local path)`` in a temporary folder (``TMPDIR``), then copied to the fsspec ``url``,
-    its root metadata (which marks a store whole) last; a store already there is replaced only with ``overwrite``."""
+    its root metadata (which marks a store whole) last; a store already there is replaced only with ``overwrite``.
+    Returns what ``build`` returned."""
     location = Location(url)
     if location.exists() and not location.is_empty_folder() and not overwrite:
         raise FeatstoreError(f"{url} already exists (pass --overwrite to replace it)")
     with tempfile.TemporaryDirectory(prefix="featstore-store-") as folder:
         built = Path(folder) / "store.zarr"
-        build(built)
+        result = build(built)
         if location.exists():
             location.remove_tree()
         location.upload_folder(built, last=ROOT_METADATA)
-    return url
+    return result
 
 
 def upload_one_file(url: str, write: Callable[[Path], object]) -> str:

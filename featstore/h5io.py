@@ -93,7 +93,8 @@ def import_h5(h5_path: str | Path, out: str | Path, overwrite: bool = False) -> 
     if not h5_path.is_file():
         raise FeatstoreError(f"no such file: {h5_path}")
     if local_output(out) is None:
-        return store_to_url(str(out), overwrite, lambda local: import_h5(h5_path, local))
+        store_to_url(str(out), overwrite, lambda local: import_h5(h5_path, local))
+        return str(out)
     out = local_output(out)
     check_import_target(out, overwrite)
     try:

@@ -59,8 +59,9 @@ def import_per_video(source: str | Path, manifest: Manifest, out: str | Path, sa
     verified by ``verify``'s rules; ``fps`` is used for manifest videos that record none. An ``out`` at a
     remote fsspec URL is built in a temporary folder and copied there whole (``store_to_url``)."""
     if local_output(out) is None:
-        return store_to_url(str(out), overwrite, lambda local: import_per_video(source, manifest, local, sampling, fps,
-                                                                               feature))
+        store_to_url(str(out), overwrite,
+                     lambda local: import_per_video(source, manifest, local, sampling, fps, feature))
+        return str(out)
     source, out = Path(source), local_output(out)
     if source.is_dir():
         arrays, source_format = _npy_folder(source, manifest.records, feature), "npy-per-video"

@@ -90,10 +90,7 @@ def local_run(run: str | Path, remote_copies: Path) -> Path:
         raise FeatstoreError(f"no run folder at {run} (no {ckpt.CONFIG_FILE})")
     url = str(run).rstrip("/")
     copy = remote_copies / f"{url.rsplit('/', 1)[-1]}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
-    copy.mkdir(parents=True, exist_ok=True)
-    for name in ckpt.READ_FILES:
-        if location.is_file(name):
-            (copy / name).write_bytes(location.read_bytes(name))
+    location.download(copy, ckpt.read_files(location))
     return copy
 
 

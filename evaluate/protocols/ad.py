@@ -148,7 +148,7 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
     else:
         train_videos = detector.load_ad_videos(store, config.train_split)
         preset, head_config, recipe = config.head_setup(store.dim, len(train_videos))
-        models, final_losses = [], []
+        models, first_losses = [], None
         for seed in range(config.seed, config.seed + config.seeds):
             started = time.perf_counter()
             model, losses = detector.train_mgfn(train_videos, head_config, recipe.steps, recipe.lr,
@@ -156,8 +156,9 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
                                                 show_progress)
             train_seconds += time.perf_counter() - started
             models.append((seed, model))
-            final_losses.append(float(np.mean(losses[-10:])))
-        metrics["head"] = {"preset": preset, "steps": recipe.steps, "final_train_loss": final_losses[0],
+            first_losses = losses if first_losses is None else first_losses
+        metrics["head"] = {"preset": preset, "steps": recipe.steps,
+                           "final_train_loss": float(np.mean(first_losses[-10:])),
                            "n_train_normal": sum(v.label == 0 for v in train_videos),
                            "n_train_anomalous": sum(v.label == 1 for v in train_videos)}
         save_trained_head(config.save_head, models[0][1], {"store": str(store.path)}, metrics["head"])

@@ -105,6 +105,13 @@ class Location:
         for stale in set(self.file_names()) - set(names):  # e.g. a resumed run's older checkpoints
             self.remove(stale)
 
+    def download(self, local: Path, names: list[str]) -> None:
+        """Copy the files ``names`` (relative to here) into the local folder ``local``, keeping their paths."""
+        for name in names:
+            target = local / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.read_bytes(name))
+
     # ------------------------------------------------------------------ reading
     def read_bytes(self, name: str) -> bytes:
         if self.is_url:
