@@ -15,6 +15,7 @@ from data_manifests.errors import FeatstoreError
 SUPERVISED_OBJECTIVES = ("maximize", "confusion")
 CRITIC_OBJECTIVES = ("confusion", "maximize")
 INDEPENDENCE_KERNELS = ("gaussian", "gaussian+linear")
+INDEPENDENCE_GIVEN = ("nothing", "labels")
 OWN_CLIP_MODES = ("cross-view", "supervised-clips", "independence")  # budgets that draw their own full clips, never static pairs
 NTXENT_OBJECTIVES = ("maximize", "to-uniform")
 BUDGET_INPUTS = ("static", "static+clips")
@@ -177,6 +178,9 @@ class TrainConfig:
     # cross-covariance that a linear attacker reads)
     independence_kernels: str = "gaussian+linear"
     independence_shrinkage: float = 0.05  # covariance shrinkage of the whitening, x the mean variance
+    # labels: independence given the utility labels (each batch centred per action class first), so what a frame
+    # says about the action may stay
+    independence_given: str = "nothing"
     # Latent-space augmentation of the static clips fed to the budget (extraction-time crops/flips are
     # not available on stored embeddings): Gaussian noise (std relative to each dimension's std) and
     # feature dropout.
@@ -247,6 +251,8 @@ class TrainConfig:
             (self.budget_mode != "independence" or self.batch_size >= 2 * INDEPENDENCE_MIN_ROWS,
              f"the independence budget is a kernel statistic of the batch: batch size must be >= "
              f"{2 * INDEPENDENCE_MIN_ROWS}, got {self.batch_size}"),
+            (self.independence_given in INDEPENDENCE_GIVEN,
+             f"independence given must be one of {list(INDEPENDENCE_GIVEN)}, got {self.independence_given!r}"),
             (self.independence_kernels in INDEPENDENCE_KERNELS,
              f"independence kernels must be one of {list(INDEPENDENCE_KERNELS)}, got {self.independence_kernels!r}"),
             (not (self.budget_inputs == "static+clips" and (self.budget_mode in OWN_CLIP_MODES or (

@@ -124,6 +124,7 @@ class Trainer:
         self.budget = build_budget(BudgetContext(self.dim, self.device, config, self.store))
         self.clip_source = (BudgetClipSource(self.store, config.row_source, window, config.stream_cache_chunks)
                             if self.budget.uses_clips or config.w_within_video > 0 else None)
+        self.video_labels = np.asarray(self.store.array(VIDEO_LABELS)[:], dtype=np.int64)
         lr = config.scaled_lr
         groups = [{"params": list(self.aam.parameters()), "lr": lr, "weight_decay": config.weight_decay}]
         for task in self.tasks:
@@ -303,7 +304,8 @@ class Trainer:
         positions, raw, anonymized = self._draw_clips(videos, generator)
         picked = torch.from_numpy(positions).to(self.device)
         raw_static = static_pairs[0].raw[0][picked] if static_pairs else None
-        return VideoClips(raw, anonymized, raw_static, attributes.to(self.device)[picked])
+        labels = torch.from_numpy(self.video_labels[videos][positions]).to(self.device)
+        return VideoClips(raw, anonymized, raw_static, attributes.to(self.device)[picked], labels)
 
     def _draw_clips(self, videos: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """(positions in ``videos`` of the videos that have clips, one random raw clip of each, its AAM output)."""

@@ -70,6 +70,9 @@ SETTINGS: dict[str, dict] = {
     "independence-wb20": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 20.0},
     "independence-shrinkage0.5": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                                   "independence_shrinkage": 0.5},
+    # independence given the action labels (each batch centred per class): what a frame says about the action may stay
+    "independence-given-labels": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                                  "independence_given": "labels"},
     # plus the within-video consistency (w 10: the best on the demo store of 0, 1, 10, 30, 100)
     "independence-within": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                             "w_within_video": 10.0},

@@ -21,6 +21,13 @@ OTHER_SYNTH_STYLES = {
     "variant": (VARIANT_SYNTH_ROOT, "other colours, textures, sizes, speeds; nothing is tuned on it"),
     "dev": (Path("data/synth-dev"), "a third look, for tuning next to the default style"),
 }
+def synth_preset_of_root(root: Path) -> str | None:
+    """The style preset whose default root ``root`` is (the registry reads only that preset's data there), or
+    None for any other folder."""
+    defaults = {"default": DEFAULT_SYNTH_ROOT, **{style: folder for style, (folder, _) in OTHER_SYNTH_STYLES.items()}}
+    return next((style for style, folder in defaults.items() if Path(root).resolve() == folder.resolve()), None)
+
+
 DEFAULT_FOLD = 1  # the official split used when --fold is not given; a manifest file holds exactly one
 
 
@@ -96,8 +103,13 @@ def write_manifest(name_or_path: str, out: str | Path, data_root: str | Path | N
     return manifest.save(out)
 
 
-def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int], Manifest]:
-    """A synthetic part in one style preset; generated (with the preset's seed) if its manifest is absent."""
+def _synthetic_builder(part: str, style: str, default_root: Path) -> Callable[[Path, int], Manifest]:
+    """A synthetic part in one style preset; generated (with the preset's seed) if its manifest is absent.
+
+    At the default root, which this builder fills itself, the data must have been generated with the preset
+    as it is now: a root left by a version with other settings is refused rather than read as the preset.
+    Another ``--data-root`` holds what its maker chose (``featstore synth --config``, the demo's seeds).
+    """
 
     def build(root: Path, fold: int) -> Manifest:
         from data_manifests.synth import generate_synthetic, manifest_path, part_name, preset_config
@@ -107,6 +119,8 @@ def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int
         path = manifest_path(root, part)
         if not path.is_file():
             generate_synthetic(root, preset_config(style))
+        elif root.resolve() == default_root.resolve():
+            _check_preset_root(root, style, expected, path)
         manifest = Manifest.load(path)
         if manifest.header.name != expected:
             found = manifest.header.name
@@ -116,6 +130,28 @@ def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int
         return manifest
 
     return build
+
+
+SHOWN_DIFFERENCES = 3  # differing settings a stale-root error names; the rest are counted
+
+
+def _check_preset_root(root: Path, style: str, name: str, manifest: Path) -> None:
+    """Refuse a default root whose ``synth_config.json`` is not the style preset's (or is missing)."""
+    from data_manifests.synth import preset_config, saved_config_differences
+
+    differences = saved_config_differences(root, preset_config(style))
+    if differences == []:
+        return
+    if differences is None:
+        found = "has no synth_config.json (made by an old version), so its settings are unknown"
+    else:
+        more = len(differences) - SHOWN_DIFFERENCES
+        shown = "; ".join(differences[:SHOWN_DIFFERENCES]) + (f"; {more} more" if more > 0 else "")
+        found = f"was generated with other settings than the {style!r} preset: {shown}"
+    style_option = "" if style == "default" else f" --style {style}"
+    raise ManifestError(f"{root} {found}; remove that folder ({name!r} generates it again on first use) or "
+                        f"regenerate it with `featstore synth --out {root}{style_option}`; to use such data as it is, "
+                        f"pass --dataset {manifest}")
 
 
 def _ucf101(root: Path, fold: int) -> Manifest:
@@ -178,12 +214,13 @@ def _register_builtins() -> None:
         "synthetic-images": "built-in synthetic still images with private-attribute labels (static privacy)",
     }
     for name, description in synthetic_parts.items():
-        register_dataset(DatasetEntry(name, description, _synthetic_builder(name), DEFAULT_SYNTH_ROOT))
+        register_dataset(DatasetEntry(name, description, _synthetic_builder(name, "default", DEFAULT_SYNTH_ROOT),
+                                      DEFAULT_SYNTH_ROOT))
     for style, (root, role) in OTHER_SYNTH_STYLES.items():
         for part in synthetic_parts:
             register_dataset(DatasetEntry(part.replace("synthetic", f"synthetic-{style}", 1),
                                           f"{part} in the '{style}' style ({role}), generated on first use",
-                                          _synthetic_builder(part, style), root))
+                                          _synthetic_builder(part, style, root), root))
     register_dataset(DatasetEntry("ucf101", "UCF101 (classInd.txt + trainlist/testlist 01-03); --fold 1..3", _ucf101))
     register_dataset(DatasetEntry("hmdb51", "HMDB51 (official split files); --fold 1..3", _hmdb51))
     for name, (module, function, description) in _PUBLIC_DATASETS.items():

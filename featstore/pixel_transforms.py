@@ -132,7 +132,7 @@ class PixelTransform:
         else:
             changed = (torch.zeros_like(pixels) if name == "blacken"
                        else gaussian_blur(pixels, self.config.blur_sigma * min(height, width)))
-            if self.config.boxes is None:  # blur only (blacken requires boxes): the whole frame
+            if self.config.boxes is None:  # a transform not in BOXES_REQUIRED (the config checks): the whole frame
                 mask = None
             elif video_id in self.boxes:
                 mask = box_masks(self.boxes[video_id].at(frame_numbers), height, width, frames.device)[:, None]

@@ -21,7 +21,7 @@ DEMO_MODEL = "demo-c3d"
 # the options only the demo reads; a table recipe refuses them when given
 DEMO_ONLY = ("style", "budget_mode", "train_epochs", "batch_size", "lr", "w_lc", "w_within_video", "w_budget", "sweep",
              "paper_objective", "baseline", "no_baselines")
-TABLE_ONLY = ("weights", "root", "set_")
+TABLE_ONLY = ("weights", "root", "set_", "pixel_baselines", "boxes")
 
 
 @app.command()
@@ -33,7 +33,8 @@ def run(
     data_root: Optional[str] = typer.Option(None, help="demo: where the synthetic dataset is (generated if absent). "
                                                        "Other recipes: one folder holding each dataset under its "
                                                        "official folder name (UCF101/, HMDB51/, ...).",
-                                            show_default="demo: data/synth, data/synth-STYLE for another --style"),
+                                            show_default="demo: data/synth, data/synth-STYLE for another --style, "
+                                                         "-seedN for --seed N"),
     model: Optional[str] = typer.Option(None, "--encoder", "--model",
                                         help="Encoder (demo-c3d: pretrained on separate synthetic data).",
                                         show_default="demo: demo-c3d; other recipes: the recipe's encoder"),
@@ -42,6 +43,15 @@ def run(
                                                       "of the recipe (repeat; table recipes)."),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE: a training setting over the recipe's, e.g. "
                                                      "epochs=2 (repeat; table recipes; see anonymize train)."),
+    pixel_baselines: Optional[str] = typer.Option(
+        None, help="The recipe's pixel-level baseline rows (table1: Downsample-2x, Downsample-4x, Blurring, Blackening; "
+                   "the datasets of their columns extracted again from transformed frames; table1 skips "
+                   "Kinetics-400, which the paper does not report for them): all, none, or labels "
+                   "separated by commas.", show_default="all for the encoders the recipe lists (i3d), else none"),
+    boxes: list[str] = typer.Option([], "--boxes", help="NAME=CSV: one dataset's person box file for the blur and "
+                                                        "blacken baselines (repeat; video_id,frame,x1,y1,x2,y2, see "
+                                                        "featstore extract --boxes). Blur without one blurs the whole "
+                                                        "frame; blacken needs one per dataset."),
     seed: int = typer.Option(0, help="Seed for the dataset, training and evaluation."),
     style: str = typer.Option("default", help="Synthetic dataset style: default (the defaults are chosen on it), "
                                               "variant (other colours, textures, sizes, speeds; nothing tuned on it) "
@@ -83,7 +93,8 @@ def run(
         raise FeatstoreError(f"{option} does not apply to recipe {loaded.name!r} "
                              f"(see `pipelines list` and docs/recipes.md)")
     if loaded.runner == "table":
-        run_table_recipe(loaded, out, data_root, model, weights, root, set_, eval_epochs, seed, device, progress)
+        run_table_recipe(loaded, out, data_root, model, weights, root, set_, eval_epochs, seed, device, progress,
+                         pixel_baselines, boxes)
         return
     from featstore.device import resolve_device
     from pipelines.demo import run_demo
@@ -100,16 +111,19 @@ def run(
 
 def run_table_recipe(recipe, out: Optional[str], data_root: Optional[str], encoder: Optional[str],
                      weights: Optional[str], roots: list[str], settings: list[str], eval_epochs: Optional[int],
-                     seed: int, device: str, progress: bool) -> None:
+                     seed: int, device: str, progress: bool, pixel_baselines: Optional[str],
+                     boxes: list[str]) -> None:
     from featstore.device import resolve_device
-    from pipelines.recipes.plan import parse_roots
+    from pipelines.recipes.plan import parse_named_paths
     from pipelines.recipes.runner import RecipeRun, run_recipe
 
     resolve_device(device)  # an unusable device is refused before any work
     run_recipe(RecipeRun(recipe=recipe, out=Path(out or f"runs/{recipe.name}"), encoder=encoder or recipe.encoder,
                          weights=weights, data_root=None if data_root is None else Path(data_root),
-                         roots=parse_roots(roots), train_overrides=parse_settings(settings), eval_epochs=eval_epochs,
-                         seed=seed, device=device, show_progress=progress))
+                         roots=parse_named_paths(roots, "--root", "ucf101=/data/UCF101"),
+                         train_overrides=parse_settings(settings), eval_epochs=eval_epochs, seed=seed,
+                         device=device, show_progress=progress, pixel_baselines=pixel_baselines,
+                         boxes=parse_named_paths(boxes, "--boxes", "vispr=/data/boxes/vispr.csv")))
 
 
 def parse_settings(values: list[str]) -> dict:

@@ -31,7 +31,7 @@ DEMO_BASELINES = {
 @dataclass
 class DemoConfig:
     out: str = "runs/demo"
-    data_root: Optional[str] = None  # None: data/synth (data/synth-<style> for another style)
+    data_root: Optional[str] = None  # None: data/synth (data/synth-<style> for another style; -seed<N> for seed N)
     model: str = "demo-c3d"
     seed: int = 0
     # The synthetic dataset's style: "default" (every default below is chosen on it) or "variant" (other
@@ -69,7 +69,9 @@ class DemoConfig:
         from data_manifests.synth import STYLES
 
         if self.data_root is None and self.style in STYLES:
-            self.data_root = str(DEFAULT_SYNTH_ROOT if self.style == "default" else OTHER_SYNTH_STYLES[self.style][0])
+            preset_root = DEFAULT_SYNTH_ROOT if self.style == "default" else OTHER_SYNTH_STYLES[self.style][0]
+            # another seed generates other data: its own folder, since the preset's root must hold the preset
+            self.data_root = str(preset_root if self.seed == 0 else preset_root.with_name(f"{preset_root.name}-seed{self.seed}"))
         checks = [
             (self.style in STYLES, f"style must be one of {list(STYLES)}, got {self.style!r}"),
             (self.budget_mode in budget_modes(), f"budget_mode must be one of {budget_modes()}, got {self.budget_mode!r}"),

@@ -33,6 +33,9 @@ The points are (utility, q = 1 - privacy), both maximized; ``evaluate.metrics.pa
 The raw store (``raw_store``), when given, is evaluated the same way (cached under ``OUT/raw/``) and
 marked in the plot; it is not part of the front, and the hypervolume of the raw point alone is
 reported beside the front's for comparison.
+
+``summarize`` is that last part alone (front, hypervolumes, plot) on points however they were measured: the
+``tradeoff`` recipe (pipelines/recipes) gives it the numbers of its table instead of exporting and evaluating again.
 """
 
 from __future__ import annotations
@@ -259,14 +262,26 @@ def evaluate_store(store: Store, config: TradeoffConfig, folder: Path | None, sh
     privacy_metrics, privacy_source = _protocol_metrics(protocol, (vp if protocol == "vp" else privacy).run,
                                                         privacy_config, _privacy_config_matches(privacy_config),
                                                         store, folder, show_progress)
+    chance = chance_levels(ar_metrics, privacy_metrics)
     return {
         "utility": ar_metrics["top1"],
         "privacy": config.privacy_of(privacy_metrics),
-        "chance_utility": ar_metrics["chance_top1"],
-        "chance_privacy": privacy_metrics["chance_cmap"],
+        "chance_utility": chance["utility"],
+        "chance_privacy": chance["privacy"],
         "store": str(store.path),
         "sources": {"ar": ar_source, "privacy": privacy_source},
     }
+
+
+def chance_levels(ar_metrics: dict, privacy_metrics: dict) -> dict:
+    """The chance level of each axis: from the ar result's and the privacy (or vp) result's metrics."""
+    return {"utility": ar_metrics["chance_top1"], "privacy": privacy_metrics["chance_cmap"]}
+
+
+def objectives(point: dict) -> tuple[float, float]:
+    """A point's (or the reference's) ``utility`` and ``privacy`` as the hypervolume's coordinates: (utility,
+    q = 1 - privacy), both maximized."""
+    return point["utility"], 1.0 - point["privacy"]
 
 
 def method_fronts(points: list[dict], reference: tuple[float, float]) -> dict[str, dict]:
@@ -276,7 +291,7 @@ def method_fronts(points: list[dict], reference: tuple[float, float]) -> dict[st
         methods.setdefault(point["method"], []).append(index)
     fronts = {}
     for method, members in methods.items():
-        coordinates = [(points[i]["utility"], 1.0 - points[i]["privacy"]) for i in members]
+        coordinates = [objectives(points[i]) for i in members]
         fronts[method] = {"runs": [points[i]["name"] for i in members],
                           "front_runs": [points[members[i]]["name"] for i in pareto_front(coordinates)],
                           "supervised": any(points[i]["supervised"] for i in members),
@@ -285,6 +300,43 @@ def method_fronts(points: list[dict], reference: tuple[float, float]) -> dict[st
 
 
 # ---------------------------------------------------------------------------------------------- protocol
+def summarize(points: list[dict], reference: dict, *, raw: dict | None, utility_metric: str, privacy_metric: str,
+              chance: dict, plot: Path | None) -> dict:
+    """The trade-off of points however they were measured: the Pareto front (each point's ``on_front``), the
+    normalized hypervolume of all points and of each method's, the raw point's hypervolume alone, and the plot
+    (``plot``: a PNG path, or None for none).
+
+    A point holds ``name``, ``method``, ``supervised``, ``kind`` (aam | baseline), ``utility`` and ``privacy``
+    (a cMAP, lower is more private) and, for the plot, ``tag``: the text beside it (None: unlabelled). ``raw`` holds
+    ``utility`` and ``privacy``; ``reference`` and ``chance`` are {utility, privacy} (chance values may be None).
+    """
+    reference_point = objectives(reference)
+    if raw is not None:
+        raw["hypervolume"] = normalized_hypervolume([objectives(raw)], reference_point)
+    coordinates = [objectives(point) for point in points]
+    front = pareto_front(coordinates)
+    for index, point in enumerate(points):
+        point["on_front"] = index in front
+    metrics = {
+        "hypervolume": normalized_hypervolume(coordinates, reference_point),
+        "reference": dict(reference),
+        "utility_metric": utility_metric,
+        "privacy_metric": privacy_metric,
+        "methods": method_fronts(points, reference_point),
+        "front": front,
+        "front_runs": [points[i]["name"] for i in front],
+        "n_runs": len(points),
+        "chance": dict(chance),
+        "points": points,
+        "raw": raw,
+        "plot": None,
+    }
+    if plot is not None:
+        plot_tradeoff(metrics, plot)
+        metrics["plot"] = str(plot)
+    return metrics
+
+
 def run(runs: Sequence[str | Path], config: TradeoffConfig, *, out: Path | None = None,
         show_progress: bool = False) -> dict:
     """One (utility, privacy) point per run, the Pareto front and its normalized hypervolume.
@@ -313,39 +365,20 @@ def run(runs: Sequence[str | Path], config: TradeoffConfig, *, out: Path | None 
                        "w_budget": train.w_budget, "w_lc": train.w_lc, "budget_mode": train.budget_mode,
                        "kind": described["kind"], "method": described["method"], "label": described["label"],
                        "supervised": described["supervised"], "epoch": sweep_run.epoch,
+                       "tag": None if described["kind"] == "baseline" else f"w_B {train.w_budget:g}",
                        "aam_sha256": sweep_run.aam_sha256, **evaluation})
-    reference = config.reference_point()
     raw_point = None
     if raw is not None:
         if show_progress:
             err_console.print(f"[bold]trade-off[/] raw store: {raw.path}")
         raw_point = evaluate_store(raw, config, Path(out) / RAW_DIR if out is not None else None, show_progress)
-        raw_point["hypervolume"] = normalized_hypervolume([(raw_point["utility"], 1.0 - raw_point["privacy"])],
-                                                          reference)
-    coordinates = [(p["utility"], 1.0 - p["privacy"]) for p in points]
-    front = pareto_front(coordinates)
-    for index, point in enumerate(points):
-        point["on_front"] = index in front
     chance_source = raw_point or points[0]
-    metrics = {
-        "hypervolume": normalized_hypervolume(coordinates, reference),
-        "reference": {"utility": config.reference_utility, "privacy": config.reference_privacy},
-        "utility_metric": UTILITY_METRIC,
-        "privacy_metric": ("worst-case" if config.attacker in ATTACKER_GROUPS else config.attacker)
-                          + (" full-clip cMAP" if config.privacy_kind == "clips" else " static-clip cMAP"),
-        "methods": method_fronts(points, reference),
-        "front": front,
-        "front_runs": [points[i]["name"] for i in front],
-        "n_runs": len(points),
-        "chance": {"utility": chance_source["chance_utility"], "privacy": chance_source["chance_privacy"]},
-        "points": points,
-        "raw": raw_point,
-        "plot": None,
-    }
-    if out is not None:
-        plot_path = Path(out) / PLOT_FILE
-        plot_tradeoff(metrics, plot_path)
-        metrics["plot"] = str(plot_path)
+    metrics = summarize(points, {"utility": config.reference_utility, "privacy": config.reference_privacy},
+                        raw=raw_point, utility_metric=UTILITY_METRIC,
+                        privacy_metric=("worst-case" if config.attacker in ATTACKER_GROUPS else config.attacker)
+                        + (" full-clip cMAP" if config.privacy_kind == "clips" else " static-clip cMAP"),
+                        chance={"utility": chance_source["chance_utility"], "privacy": chance_source["chance_privacy"]},
+                        plot=Path(out) / PLOT_FILE if out is not None else None)
     metrics["timing"] = {"total_s": time.perf_counter() - started}
     return metrics
 
@@ -392,10 +425,9 @@ def plot_tradeoff(metrics: dict, path: Path) -> None:
         axes.scatter([p["utility"] for p in members], [p["privacy"] for p in members], zorder=3, s=36,
                      facecolors=[colour if p["on_front"] else "none" for p in members], edgecolors=colour,
                      label=label)
-    # an AAM point is labelled with its budget weight (a method has several); placed once the limits are set
-    labels = [((p["utility"], p["privacy"]), f"w_B {p['w_budget']:g}", colours[p["method"]])
-              for p in points if p.get("kind") != "baseline"]
-    unlabelled = [(p["utility"], p["privacy"]) for p in points if p.get("kind") == "baseline"]
+    # a point's tag (an AAM's budget weight or row: a method has several) is placed once the limits are set
+    labels = [((p["utility"], p["privacy"]), p["tag"], colours[p["method"]]) for p in points if p.get("tag")]
+    unlabelled = [(p["utility"], p["privacy"]) for p in points if not p.get("tag")]
     raw = metrics["raw"]
     if raw is not None:
         axes.scatter([raw["utility"]], [raw["privacy"]], marker="*", s=160, color="tab:red", alpha=0.7, zorder=2,

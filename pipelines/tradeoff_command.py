@@ -72,10 +72,6 @@ class TradeoffConfig:
             return metrics["worst_case"]["cmap"]
         return metrics["attackers"][self.attacker]["cmap_mean" if self.privacy_kind == "clips" else "cmap"]
 
-    def reference_point(self) -> tuple[float, float]:
-        """The reference in the (utility, q = 1 - privacy) coordinates of the hypervolume."""
-        return self.reference_utility, 1.0 - self.reference_privacy
-
 
 def register(app: typer.Typer) -> None:
     @app.command("tradeoff")

@@ -199,6 +199,16 @@ def make_table1_root(root: Path) -> Path:
     return root
 
 
+def write_person_boxes(path: Path, video_ids: list[str]) -> Path:
+    """A person box file (featstore.pixel_transforms: video_id,frame,x1,y1,x2,y2 in fractions of the frame) with one
+    box on frame 0 of every video: the band the moving square of ``frames_for`` crosses."""
+    top, bottom = 20 / SIDE, 44 / SIDE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("video_id,frame,x1,y1,x2,y2\n" + "".join(f"{video_id},0,0.0,{top},1.0,{bottom}\n"
+                                                            for video_id in video_ids))
+    return path
+
+
 def _pickle(path: Path, labels: dict[str, list[int]]) -> None:
     path.write_bytes(pickle.dumps({key: np.array(value) for key, value in labels.items()}))
 

@@ -117,6 +117,7 @@ class VideoClips:
     raw_static: torch.Tensor | None  # (B', D): the first raw static clip of the same videos; None when no
     #                                     mode or latent-consistency setting reads the static pairs
     attributes: torch.Tensor  # (B', A)
+    labels: torch.Tensor  # (B',) the videos' utility labels (action class), -1 unknown
 
 
 @dataclass

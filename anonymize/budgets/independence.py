@@ -19,6 +19,13 @@ readable by a logistic regression (docs/anonymize.md, "Does it anonymize?"). Wit
 dimensions the whitened kernels saturate along the high-variance directions, and the term then also
 rewards a low effective rank of the output (measured and documented there).
 
+With ``independence_given="labels"`` the term is conditional on the utility labels: both batches are first
+centred per action class (each row minus its class's batch mean; unknown labels, and classes with a single
+row in the batch, form one group), so the term
+measures what the clip and the frame share beyond what both say about the action. A frame also shows some of
+the action (a pose, a size, a place); independence given the label leaves that to the utility task, while the
+attributes, which vary within every class, still have to go.
+
 There is no critic to outrun and no attribute label is read (self-supervised). Static clips enter only
 raw (``static_inputs = "raw"``), so moving static inputs gains nothing. What the utility tasks need
 (motion, for actions) survives because independence from a single frame does not ask the AAM to remove
@@ -29,9 +36,10 @@ from __future__ import annotations
 
 import torch
 
-from anonymize.budgets.base import BudgetMode, BudgetStep
+from anonymize.budgets.base import BudgetContext, BudgetMode, BudgetStep
 from anonymize.budgets.registry import register_budget
 from data_manifests.errors import FeatstoreError
+from featstore.store import VIDEO_LABELS
 
 INDEPENDENCE_MIN_ROWS = 8  # fewer rows in a batch give no term (a kernel estimate of noise)
 
@@ -75,6 +83,14 @@ def linear_kernel(values: torch.Tensor) -> torch.Tensor:
 KERNELS = {"gaussian": gaussian_kernel, "linear": linear_kernel}
 
 
+def centre_per_group(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Each row minus the mean of the rows of its group (``groups``: (n,) integer ids)."""
+    _, index = torch.unique(groups, return_inverse=True)
+    sums = values.new_zeros(int(index.max()) + 1, values.shape[1]).index_add(0, index, values)
+    counts = torch.bincount(index).to(values.dtype).unsqueeze(1)
+    return values - (sums / counts)[index]
+
+
 def kernel_alignment(anonymized: torch.Tensor, raw_static: torch.Tensor, kernel: str, shrinkage: float) -> torch.Tensor:
     """CKA with one kernel between two (n, D) batches, each whitened (``whiten``): 0 = independent (in the
     kernel's sense), 1 = the same information."""
@@ -83,11 +99,29 @@ def kernel_alignment(anonymized: torch.Tensor, raw_static: torch.Tensor, kernel:
     return hsic(first, second) / torch.sqrt(hsic(first, first) * hsic(second, second)).clamp_min(1e-12)
 
 
+def dependence(anonymized: torch.Tensor, raw_static: torch.Tensor, labels: torch.Tensor | None, kernels: str,
+               shrinkage: float) -> torch.Tensor:
+    """The mean kernel alignment over ``kernels`` ("gaussian+linear"); given ``labels``, of the batches centred
+    per label."""
+    if labels is not None:
+        # a class with one row in the batch would centre to zero and drop out: such rows join the unknown group
+        _, index, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+        labels = torch.where(counts[index] > 1, labels, torch.full_like(labels, -1))
+        anonymized, raw_static = centre_per_group(anonymized, labels), centre_per_group(raw_static, labels)
+    names = kernels.split("+")
+    return sum(kernel_alignment(anonymized, raw_static, kernel, shrinkage) for kernel in names) / len(names)
+
+
 @register_budget
 class IndependenceBudget(BudgetMode):
     name = "independence"
     static_inputs = "raw"
     uses_clips = True
+
+    def __init__(self, context: BudgetContext):
+        super().__init__(context)
+        if context.config.independence_given == "labels" and not (context.store.array(VIDEO_LABELS)[:] >= 0).any():
+            raise FeatstoreError(f"{context.store.path} has no utility labels: independence given labels needs them")
 
     def privacy_term(self, step: BudgetStep) -> tuple[torch.Tensor, list]:
         clips = step.clips
@@ -95,7 +129,7 @@ class IndependenceBudget(BudgetMode):
         # any batch under INDEPENDENCE_MIN_ROWS rows) adds no privacy term.
         if clips is None or clips.anonymized.shape[0] < max(INDEPENDENCE_MIN_ROWS, self.config.batch_size // 2):
             return torch.zeros((), device=self.device), []
-        kernels = self.config.independence_kernels.split("+")
-        term = sum(kernel_alignment(clips.anonymized, clips.raw_static, kernel, self.config.independence_shrinkage)
-                   for kernel in kernels) / len(kernels)
-        return term, []
+        config = self.config
+        labels = clips.labels if config.independence_given == "labels" else None
+        return dependence(clips.anonymized, clips.raw_static, labels, config.independence_kernels,
+                          config.independence_shrinkage), []

@@ -28,6 +28,7 @@ from data_manifests.synth.config import (
     manifest_path,
     part_name,
     preset_config,
+    saved_config_differences,
 )
 from data_manifests.synth.generate import GENERATOR_VERSION, generate_synthetic
 from data_manifests.synth.style import STYLE_SEEDS, STYLES, SynthStyle
@@ -46,4 +47,5 @@ __all__ = [
     "manifest_path",
     "part_name",
     "preset_config",
+    "saved_config_differences",
 ]

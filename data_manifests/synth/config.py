@@ -3,6 +3,7 @@ geometry a config implies (``Geometry``: actor radius, margins, the bounds an ac
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,7 +29,7 @@ MIN_GAP = 4                       # minimum idle frames between TAD segments
 
 @dataclass
 class SynthConfig:
-    """Every size of the synthetic dataset; the defaults generate ~250 videos + 300 images quickly.
+    """Every size of the synthetic dataset; the defaults generate ~270 videos + 300 images quickly.
 
     Counts are per split (train/test). Frame ranges are inclusive ``min..max``. All values are validated
     on construction and a bad one raises ``FeatstoreError`` naming the field.
@@ -53,9 +54,11 @@ class SynthConfig:
     tad_max_segments: int = 4
     tad_min_segment_frames: int = 32
     tad_max_segment_frames: int = 64
-    # anomaly detection ("synthetic-ad")
-    ad_train_videos: int = 12
-    ad_test_videos: int = 12
+    # anomaly detection ("synthetic-ad"): with 12 + 12 videos one AD head's ROC AUC swung with its seed on the
+    # variant style (std 18 points, one head at 42); 24 + 24 brings that to 4, for ~2 minutes more per store
+    # (data_manifests/README.md, "Sizes")
+    ad_train_videos: int = 24
+    ad_test_videos: int = 24
     ad_min_frames: int = 240
     ad_max_frames: int = 240
     ad_anomaly_fraction: float = 0.5
@@ -159,6 +162,38 @@ class Geometry:
 
     def highs(self) -> np.ndarray:
         return np.array([self.width - self.margin, self.height - self.margin, math.log(self.style.scale[1])])
+
+
+def saved_config_differences(root: Path, expected: SynthConfig) -> list[str] | None:
+    """How the settings ``root`` was generated with (its ``synth_config.json``) differ from ``expected``:
+    one ``"field saved (expected E)"`` per differing field (style fields as ``style.<field>``), [] when they
+    agree, None when the file is absent.
+
+    The saved JSON is compared as written, so a field an older version wrote or lacked counts as a difference.
+    """
+    path = Path(root) / CONFIG_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeatstoreError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(saved, dict):
+        raise FeatstoreError(f"{path} must hold a JSON object of SynthConfig fields")
+    saved, wanted = _flat_settings(saved), _flat_settings(expected.to_json())
+    return [f"{name} {saved.get(name, 'absent')} (expected {wanted.get(name, 'absent')})"
+            for name in sorted(set(saved) | set(wanted)) if saved.get(name) != wanted.get(name)]
+
+
+def _flat_settings(config_json: dict) -> dict[str, str]:
+    """SynthConfig JSON as ``field -> JSON text``, the style's fields as ``style.<field>`` (absent: the default)."""
+    flat = {name: json.dumps(value) for name, value in config_json.items() if name != "style"}
+    style = config_json.get("style", SynthStyle().to_json())
+    if isinstance(style, dict):
+        flat.update({f"style.{name}": json.dumps(value) for name, value in style.items()})
+    else:
+        flat["style"] = json.dumps(style)
+    return flat
 
 
 def part_name(part: str, style: str | SynthStyle = "default") -> str:

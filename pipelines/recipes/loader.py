@@ -20,9 +20,17 @@ A recipe file holds::
     sweep:               # optional: one AAM per value of one training setting (aam.heads: a section's field),
       {setting: w_lc, values: [0, 1, 10, 100, 1000]}        # one table row each; or named rows of settings:
                                                             # {rows: {"MLP (1 layer)": {aam: {...}}, ...}}
-    tradeoff: false      # with a sweep: also the Pareto front and its normalized hypervolume (pipelines.tradeoff)
-    published:           # the paper's numbers per encoder: {encoder: {row: {column: value}}}, rows raw and
-                         # anonymized (or, with a sweep, the sweep's row labels such as "w_lc=100")
+    tradeoff:            # optional, with a sweep: the trade-off of raw and every row from the columns named here
+      {utility: PA-HMDB51 top-1, privacy: PA-HMDB51 cMAP}  # (ar, metric top1; privacy or vp, metric ...cmap): the
+                                                          # Pareto front, normalized hypervolume, plot (pipelines.tradeoff)
+    pixel_baselines:     # optional: rows of stores extracted from transformed frames (featstore extract
+      encoders: [i3d]    # --pixel-transform), evaluated like raw stores; added by default for these encoders
+      rows: {Downsample-2x: {transform: downsample-2x}, Blurring: {transform: blur, blur_sigma: 0.04}}
+      skip_columns: [K400 top-1]  # optional: columns the rows do not evaluate ('-'); a dataset no other column
+                                  # of theirs reads is not extracted for them
+    published:           # the paper's numbers per encoder: {encoder: {row: {column: value}}}, rows raw,
+                         # anonymized (or, with a sweep, the sweep's row labels such as "w_lc=100") and the
+                         # pixel baselines' labels
 
 pyyaml is imported only when a file is read (``pipelines --help`` stays light).
 """
@@ -42,6 +50,8 @@ RUNNERS = ("table", "demo")
 PROTOCOLS = ("ar", "privacy", "vp", "tad", "ad", "retrieval", "bias")
 ROOT_FIELD = "{root}"  # in an evaluation option: the dataset's root folder (a file the user puts there)
 SPLIT_PROTOCOLS = ("ar", "privacy", "ad")  # their configs have a test_split
+# pipelines.tradeoff's axes: the protocols of each axis's column and the last part of its metric path
+TRADEOFF_AXES = {"utility": (("ar",), "top1"), "privacy": (("privacy", "vp"), "cmap")}
 
 
 class RecipeError(FeatstoreError):
@@ -123,6 +133,29 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class TradeoffSpec:
+    """The trade-off's axes: the columns of its utility (top-1) and its privacy (cMAP)."""
+
+    utility: str
+    privacy: str
+
+
+@dataclass(frozen=True)
+class PixelRowSpec:
+    """One pixel-level baseline row: the transform applied to the frames before the encoder."""
+
+    transform: str  # featstore.pixel_transform_config.PIXEL_TRANSFORMS
+    blur_sigma: float | None = None  # blur only (None: featstore's default)
+
+
+@dataclass(frozen=True)
+class PixelBaselinesSpec:
+    encoders: list[str] = field(default_factory=list)  # the encoders they are added for by default
+    rows: dict[str, PixelRowSpec] = field(default_factory=dict)  # row label -> its transform
+    skip_columns: list[str] = field(default_factory=list)  # columns the rows do not evaluate (the paper has none)
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     path: Path
@@ -134,7 +167,8 @@ class Recipe:
     train: TrainSpec | None = None
     evaluate: list[EvalSpec] = field(default_factory=list)
     sweep: SweepSpec | None = None
-    tradeoff: bool = False
+    tradeoff: TradeoffSpec | None = None
+    pixel_baselines: PixelBaselinesSpec | None = None
     published: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
@@ -167,7 +201,7 @@ def load_recipe(name_or_path: str) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{path} must hold a mapping, got {type(data).__name__}")
     known = {"description", "source", "runner", "encoder", "datasets", "train", "evaluate", "sweep", "tradeoff",
-             "published"}
+             "pixel_baselines", "published"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RecipeError(f"{path}: unknown entries {unknown} (known: {sorted(known)})")
@@ -181,7 +215,8 @@ def load_recipe(name_or_path: str) -> Recipe:
                     datasets={name: _dataset(path, name, spec) for name, spec in (data.get("datasets") or {}).items()},
                     train=_train(path, data.get("train")),
                     evaluate=[_evaluation(path, index, spec) for index, spec in enumerate(data.get("evaluate") or [])],
-                    sweep=_sweep(path, data.get("sweep")), tradeoff=bool(data.get("tradeoff", False)),
+                    sweep=_sweep(path, data.get("sweep")), tradeoff=_tradeoff(path, data.get("tradeoff")),
+                    pixel_baselines=_pixel_baselines(path, data.get("pixel_baselines")),
                     published=data.get("published") or {})
     if recipe.runner == "table":
         _check_table_recipe(recipe)
@@ -221,12 +256,65 @@ def _sweep(path: Path, spec) -> SweepSpec | None:
     return sweep
 
 
+def _tradeoff(path: Path, spec) -> TradeoffSpec | None:
+    if spec is None:
+        return None
+    wrong = RecipeError(f"{path}: tradeoff must be a mapping {{utility: COLUMN, privacy: COLUMN}} of column "
+                        f"names; got {spec!r}")
+    try:
+        tradeoff = TradeoffSpec(**spec)
+    except TypeError:
+        raise wrong from None
+    if not isinstance(tradeoff.utility, str) or not isinstance(tradeoff.privacy, str):
+        raise wrong
+    return tradeoff
+
+
+def _pixel_baselines(path: Path, spec) -> PixelBaselinesSpec | None:
+    from featstore.pixel_transform_config import PIXEL_TRANSFORMS, SIGMA_TRANSFORMS, PixelTransformConfig
+
+    if spec is None:
+        return None
+    transforms = [name for name in PIXEL_TRANSFORMS if name != PixelTransformConfig().name]  # not "none"
+    wrong = RecipeError(f"{path}: pixel_baselines must be a mapping with encoders (a list), rows (row label -> "
+                        f"{{transform: one of {transforms}, blur_sigma: optional}}) and optional skip_columns (a "
+                        f"list of columns); got {spec!r}")
+    if not isinstance(spec, dict) or set(spec) - {"encoders", "rows", "skip_columns"} \
+            or not isinstance(spec.get("rows"), dict) or not spec["rows"] \
+            or not isinstance(spec.get("encoders", []), list) or not isinstance(spec.get("skip_columns", []), list) \
+            or not all(isinstance(column, str) for column in spec.get("skip_columns", [])):
+        raise wrong
+    rows = {}
+    for label, row in spec["rows"].items():
+        try:
+            rows[str(label)] = pixel_row = PixelRowSpec(**row)
+        except TypeError:
+            raise wrong from None
+        if pixel_row.transform not in transforms:
+            raise wrong
+        if pixel_row.blur_sigma is not None:
+            if pixel_row.transform not in SIGMA_TRANSFORMS:
+                raise RecipeError(f"{path}: pixel_baselines row {label!r}: blur_sigma applies to the "
+                                  f"{', '.join(SIGMA_TRANSFORMS)} transform only")
+            try:
+                PixelTransformConfig(name=pixel_row.transform, blur_sigma=pixel_row.blur_sigma)
+            except FeatstoreError as exc:
+                raise RecipeError(f"{path}: pixel_baselines row {label!r}: {exc}") from None
+    return PixelBaselinesSpec(encoders=list(spec.get("encoders", [])), rows=rows,
+                              skip_columns=list(spec.get("skip_columns", [])))
+
+
 def _evaluation(path: Path, index: int, spec) -> EvalSpec:
     try:
         evaluation = EvalSpec(**spec)
     except TypeError:
         raise RecipeError(f"{path}: evaluate entry {index + 1} must be a mapping with column, store, protocol, "
                           f"metric and optional test_split and options; got {spec!r}") from None
+    texts = ("column", "store", "protocol", "metric")
+    wrong = [name for name in texts if not isinstance(getattr(evaluation, name), str)]
+    if wrong:
+        raise RecipeError(f"{path}: evaluate entry {index + 1}: {wrong[0]} must be a string, "
+                          f"got {getattr(evaluation, wrong[0])!r}")
     if evaluation.protocol not in PROTOCOLS:
         raise RecipeError(f"{path}: evaluate entry {index + 1}: protocol must be one of {list(PROTOCOLS)}, "
                           f"got {evaluation.protocol!r}")
@@ -250,19 +338,54 @@ def _check_table_recipe(recipe: Recipe) -> None:
     for store in named:
         if store not in recipe.datasets:
             raise RecipeError(f"{recipe.path}: store {store!r} is not one of its datasets ({', '.join(recipe.datasets)})")
-    if recipe.tradeoff and recipe.sweep is None:
-        raise RecipeError(f"{recipe.path}: tradeoff needs a sweep")
-    columns = {evaluation.column for evaluation in recipe.evaluate}
+    columns = {evaluation.column: evaluation for evaluation in recipe.evaluate}
+    if recipe.tradeoff is not None:
+        if recipe.sweep is None:
+            raise RecipeError(f"{recipe.path}: tradeoff needs a sweep")
+        for axis, (protocols, metric) in TRADEOFF_AXES.items():
+            column = getattr(recipe.tradeoff, axis)
+            if column not in columns or columns[column].protocol not in protocols \
+                    or columns[column].metric_path[-1] != metric:
+                raise RecipeError(f"{recipe.path}: tradeoff {axis}: {column!r} must be one of the evaluated columns "
+                                  f"of protocol {' or '.join(protocols)} with a {metric} metric")
     for encoder, rows in recipe.published.items():
         for row, values in rows.items():
             for column, value in (values or {}).items():
                 if column not in columns or isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise RecipeError(f"{recipe.path}: published {encoder} {row}: {column!r} must be one of the "
                                       f"evaluated columns with a number, got {value!r}")
-    rows = {"raw", *variant_labels(recipe)}
+    if recipe.pixel_baselines is not None:
+        for column in recipe.pixel_baselines.skip_columns:
+            if column not in columns:
+                raise RecipeError(f"{recipe.path}: pixel_baselines skip_columns: {column!r} is not one of the "
+                                  f"evaluated columns ({', '.join(columns)})")
+        if not pixel_evaluations(recipe):
+            raise RecipeError(f"{recipe.path}: pixel_baselines skip_columns leaves the rows no column to evaluate")
+    labels = ["raw", *variant_labels(recipe), *(recipe.pixel_baselines.rows if recipe.pixel_baselines else [])]
+    _check_folder_names(recipe, labels)
+    rows = set(labels)
     for encoder, published in recipe.published.items():
         if set(published) - rows:
             raise RecipeError(f"{recipe.path}: published numbers of {encoder!r} have rows {sorted(rows)} only")
+
+
+def _check_folder_names(recipe: Recipe, labels: list[str]) -> None:
+    """Every row has its own folder of stores and results: two labels with one folder name would overwrite each
+    other's (the anonymized row's results share the raw row's folder, so no other row may be named like it)."""
+    folders: dict[str, str] = {}
+    for label in [*labels, *([] if ANONYMIZED in labels else [ANONYMIZED])]:
+        folder = slug(str(label))
+        if folder in ("", ".", ".."):
+            raise RecipeError(f"{recipe.path}: row label {label!r} is no folder name")
+        if folder in folders:
+            raise RecipeError(f"{recipe.path}: row labels {folders[folder]!r} and {label!r} have the same folder name "
+                              f"{folder!r} (their stores and results would overwrite each other): rename one")
+        folders[folder] = label
+
+
+def slug(label: str) -> str:
+    """A row label's folder name (its stores and results): characters other than letters, digits, - _ . as -."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
 
 
 ANONYMIZED = "anonymized"  # the row label of a recipe without a sweep
@@ -271,3 +394,9 @@ ANONYMIZED = "anonymized"  # the row label of a recipe without a sweep
 def variant_labels(recipe: Recipe) -> list[str]:
     """The anonymized rows: one per sweep value, or one."""
     return list(recipe.sweep.variants()) if recipe.sweep else [ANONYMIZED]
+
+
+def pixel_evaluations(recipe: Recipe) -> list[EvalSpec]:
+    """The columns the pixel baseline rows evaluate: all but their ``skip_columns``."""
+    skipped = recipe.pixel_baselines.skip_columns if recipe.pixel_baselines is not None else []
+    return [evaluation for evaluation in recipe.evaluate if evaluation.column not in skipped]

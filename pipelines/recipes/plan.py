@@ -4,6 +4,11 @@ A dataset's root is ``--root NAME=PATH`` (NAME: the recipe's store name or the r
 ``--data-root``/<its official folder name>. The clip count of a video is estimated from its duration or frame
 count as the manifest gives them (the builders leave most unset: then ``ASSUMED_SECONDS`` per video); the
 time is that count over the encoder's clips/s, measured here with a short timed forward of random clips.
+
+A pixel-level baseline row extracts again every dataset one of its columns reads (not those only its
+``skip_columns`` read: they count in no estimate); blur and blacken read the dataset's person box file,
+``--boxes NAME=CSV`` (featstore.pixel_transforms documents the format). Blur without one blurs the whole frame (as
+``featstore extract`` does); blacken without one cannot run: a missing input.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from data_manifests.errors import FeatstoreError
 from data_manifests.schema import Manifest
-from pipelines.recipes.loader import Recipe
+from pipelines.recipes.loader import PixelRowSpec, Recipe
 
 ASSUMED_SECONDS = 10.0  # per video of unknown length (a typical trimmed action clip)
 ASSUMED_FPS = 30.0
@@ -52,37 +57,64 @@ class DatasetPlan:
         return int(total)
 
 
-def parse_roots(values: list[str]) -> dict[str, Path]:
-    """``--root NAME=PATH`` values -> {NAME: PATH}."""
+def parse_named_paths(values: list[str], option: str, example: str) -> dict[str, Path]:
+    """``--root NAME=PATH`` or ``--boxes NAME=CSV`` values -> {NAME: PATH}."""
     roots = {}
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
-            raise FeatstoreError(f"--root takes NAME=PATH (e.g. ucf101=/data/UCF101), got {value!r}")
+            raise FeatstoreError(f"{option} takes NAME=PATH (e.g. {example}), got {value!r}")
         roots[name] = Path(path)
     return roots
 
 
+def named_path(recipe: Recipe, store: str, paths: dict[str, Path]) -> Path | None:
+    """The path given for a store by its store name or its registry dataset name."""
+    if store in paths:
+        return paths[store]
+    return paths.get(recipe.datasets[store].dataset)
+
+
 def dataset_root(recipe: Recipe, store: str, data_root: Path | None, roots: dict[str, Path]) -> Path | None:
-    spec = recipe.datasets[store]
-    if store in roots:
-        return roots[store]
-    if spec.dataset in roots:
-        return roots[spec.dataset]
-    return None if data_root is None else data_root / spec.folder
+    root = named_path(recipe, store, roots)
+    if root is not None:
+        return root
+    return None if data_root is None else data_root / recipe.datasets[store].folder
+
+
+def box_file(recipe: Recipe, store: str, boxes: dict[str, Path]) -> Path | None:
+    """A store's person box file (``--boxes NAME=CSV``), or None."""
+    return named_path(recipe, store, boxes)
+
+
+def _unknown_names(recipe: Recipe, option: str, paths: dict[str, Path]) -> None:
+    unknown = sorted(set(paths) - set(recipe.datasets) - {spec.dataset for spec in recipe.datasets.values()})
+    if unknown:
+        raise FeatstoreError(f"{option} {unknown[0]}=...: not a dataset of recipe {recipe.name!r} "
+                             f"(its datasets: {', '.join(recipe.datasets)})")
 
 
 def check_inputs(recipe: Recipe, encoder: str, weights: str | None, data_root: Path | None,
-                 roots: dict[str, Path]) -> dict[str, DatasetPlan]:
-    """Every dataset's manifest (its annotation files and videos checked) and the checkpoint; everything
-    missing is raised together as one ``MissingInputs``."""
+                 roots: dict[str, Path], pixel_rows: dict[str, PixelRowSpec], pixel_stores: list[str],
+                 boxes: dict[str, Path]) -> dict[str, DatasetPlan]:
+    """Every dataset's manifest (its annotation files and videos checked), the checkpoint and, for the pixel
+    baseline rows (extracting ``pixel_stores`` again), the person box files (read and checked against the
+    manifest); everything missing is raised together as one ``MissingInputs``."""
     from data_manifests.registry import resolve_dataset
     from featstore.encoders import get_encoder_entry
+    from featstore.pixel_transform_config import BOX_TRANSFORMS
 
-    unknown = sorted(set(roots) - set(recipe.datasets) - {spec.dataset for spec in recipe.datasets.values()})
-    if unknown:
-        raise FeatstoreError(f"--root {unknown[0]}=...: not a dataset of recipe {recipe.name!r} "
-                             f"(its datasets: {', '.join(recipe.datasets)})")
+    _unknown_names(recipe, "--root", roots)
+    _unknown_names(recipe, "--boxes", boxes)
+    boxed = [label for label, row in pixel_rows.items() if row.transform in BOX_TRANSFORMS]
+    if boxes and not boxed:
+        raise FeatstoreError(f"--boxes: no pixel baseline row of this run reads person boxes "
+                             f"({', '.join(BOX_TRANSFORMS)}; see --pixel-baselines)")
+    for name in boxes:
+        if not any(name in (store, recipe.datasets[store].dataset) for store in pixel_stores):
+            raise FeatstoreError(f"--boxes {name}=...: the pixel baseline rows of this run do not extract {name} "
+                                 f"(they extract {', '.join(pixel_stores) or 'nothing'}; a dataset only "
+                                 f"pixel_baselines skip_columns read is not extracted for them)")
     missing, plans = [], {}
     entry = get_encoder_entry(encoder)
     if weights is not None and not Path(weights).is_file():
@@ -104,10 +136,41 @@ def check_inputs(recipe: Recipe, encoder: str, weights: str | None, data_root: P
                 if evaluation.store == store:
                     missing += [f"{store}: {evaluation.protocol} --{name.replace('_', '-')} file {path} does not exist"
                                 for name, path in evaluation.root_files(root).items() if not path.is_file()]
+    missing += _box_problems(recipe, pixel_rows, pixel_stores, boxes, plans)
     missing = list(dict.fromkeys(missing))  # columns of one evaluation name its files once
     if missing:
         raise MissingInputs(f"recipe {recipe.name!r} is missing {len(missing)} input(s):\n  - " + "\n  - ".join(missing))
     return plans
+
+
+def _box_problems(recipe: Recipe, pixel_rows: dict[str, PixelRowSpec], pixel_stores: list[str],
+                  boxes: dict[str, Path], plans: dict[str, DatasetPlan]) -> list[str]:
+    """What keeps the pixel rows from running: a transform that needs boxes (blacken) without a box file (one
+    line for every such row), a box file that is not there or does not fit its dataset's videos."""
+    from featstore.pixel_transform_config import BOX_TRANSFORMS, BOXES_REQUIRED
+    from featstore.pixel_transforms import read_boxes
+
+    problems = []
+    for label, row in pixel_rows.items():
+        if row.transform in BOXES_REQUIRED:
+            without = [store for store in pixel_stores if box_file(recipe, store, boxes) is None]
+            if without:
+                problems.append(f"pixel baseline {label} ({row.transform}) needs a person box file per dataset: "
+                                f"--boxes NAME=CSV for {', '.join(without)} (or leave it out: --pixel-baselines "
+                                f"{','.join(other for other in pixel_rows if other != label) or 'none'})")
+    if any(row.transform in BOX_TRANSFORMS for row in pixel_rows.values()):
+        for store in pixel_stores:
+            path = box_file(recipe, store, boxes)
+            if path is None:
+                continue
+            if not path.is_file():
+                problems.append(f"{store}: --boxes file {path} does not exist")
+            elif store in plans:
+                try:
+                    read_boxes(path, {record.video_id for record in plans[store].manifest.records})
+                except FeatstoreError as exc:
+                    problems.append(f"{store}: {exc}")
+    return problems
 
 
 def measure_clips_per_second(encoder: str, weights: str | None, device: str) -> float:
@@ -135,17 +198,25 @@ def measure_clips_per_second(encoder: str, weights: str | None, device: str) -> 
     return TIMED_BATCH * TIMED_REPEATS / (time.perf_counter() - started)
 
 
-def describe_plan(plans: dict[str, DatasetPlan], clips_per_second: float) -> list[str]:
-    """The lines printed before any work: per dataset videos, estimated clips and extraction time."""
+def describe_plan(plans: dict[str, DatasetPlan], clips_per_second: float,
+                  pixel_rows: dict[str, list[str]]) -> list[str]:
+    """The lines printed before any work: per dataset videos, estimated clips and extraction time; per pixel
+    baseline row (label -> the stores it extracts again) its extractions."""
     from featstore.sampling import SamplingConfig
 
     sampling = SamplingConfig()  # the recipes extract with the default sampling
     lines, total = [], 0
+    clips_of = {store: plan.estimated_clips(sampling.clip_len, sampling.static_per_video) for store, plan in plans.items()}
     for plan in plans.values():
-        clips = plan.estimated_clips(sampling.clip_len, sampling.static_per_video)
+        clips = clips_of[plan.store]
         total += clips
         lines.append(f"{plan.store:>12}: {plan.dataset} at {plan.root}: {plan.n_videos} videos, ~{clips} clips, "
                      f"~{format_seconds(clips / clips_per_second)}")
+    for label, stores in pixel_rows.items():
+        clips = sum(clips_of[store] for store in stores)
+        total += clips
+        lines.append(f"{label:>12}: pixel baseline, {len(stores)} datasets extracted again from transformed frames: "
+                     f"~{clips} clips, ~{format_seconds(clips / clips_per_second)}")
     lines.append(f"{'total':>12}: ~{total} clips at {clips_per_second:.1f} clips/s (measured here) "
                  f"-> ~{format_seconds(total / clips_per_second)} of extraction (an estimate; decoding not included)")
     return lines

@@ -6,6 +6,11 @@ and whose output is there, and redoes one whose inputs or settings changed. An i
 extraction resumes its finished parts (featstore.extract), training resumes from its last checkpoint (its run
 folder is named by its fingerprint, so a changed setting starts a new run instead of failing the resume check),
 an export is written to a staging folder and renamed (anonymize.export).
+
+A pixel-level baseline row (``pixel_baselines`` in the recipe) extracts again, from transformed frames
+(``featstore extract --pixel-transform``) into ``stores/ENCODER/ROW/``, every dataset that one of its columns reads
+(every column but the recipe's ``skip_columns``), and evaluates those columns on it like a raw store (its own
+attribute labels); its extraction's fingerprint holds the transform.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from pathlib import Path
 from rich.console import Console
 
 from data_manifests.errors import FeatstoreError
-from pipelines.recipes.loader import ANONYMIZED, EvalSpec, Recipe
-from pipelines.recipes.plan import DatasetPlan, check_inputs, describe_plan, measure_clips_per_second
+from pipelines.recipes.loader import ANONYMIZED, EvalSpec, PixelRowSpec, Recipe, pixel_evaluations, slug
+from pipelines.recipes.plan import DatasetPlan, box_file, check_inputs, describe_plan, measure_clips_per_second
 from pipelines.recipes.table import write_table
 
 STEPS_FILE = "steps.json"
+ALL_PIXEL_ROWS, NO_PIXEL_ROWS = "all", "none"  # --pixel-baselines besides a list of row labels
 RECIPE_FILE = "recipe.json"
 # training settings that `pipelines run` sets itself: --set refuses them, saying where they come from
 RUN_OPTIONS = {"seed": "use --seed", "device": "use --device", "progress": "use --progress/--no-progress",
@@ -45,17 +51,54 @@ class RecipeRun:
     seed: int = 0
     device: str = "auto"
     show_progress: bool = True
+    pixel_baselines: str | None = None  # the recipe's pixel baseline rows: all | none | LABEL,LABEL (None: all for
+    # the encoders the recipe lists, none otherwise)
+    boxes: dict[str, Path] = field(default_factory=dict)  # store or dataset name -> its person box file
 
-    def store_path(self, store: str) -> Path:
-        return self.out / "stores" / self.encoder / f"{store}.zarr"
+    def store_path(self, store: str, pixel_row: str | None = None) -> Path:
+        """A raw store, or (``pixel_row``) one extracted from the row's transformed frames."""
+        folder = self.out / "stores" / self.encoder
+        return (folder if pixel_row is None else folder / slug(pixel_row)) / f"{store}.zarr"
+
+    def pixel_rows(self) -> dict[str, PixelRowSpec]:
+        """The pixel-level baseline rows this run adds (label -> transform), in the recipe's order."""
+        spec = self.recipe.pixel_baselines
+        rows = spec.rows if spec is not None else {}
+        choice = self.pixel_baselines
+        if choice is None:
+            choice = ALL_PIXEL_ROWS if spec is not None and self.encoder in spec.encoders else NO_PIXEL_ROWS
+        if choice == NO_PIXEL_ROWS:
+            return {}
+        if spec is None:
+            raise FeatstoreError(f"--pixel-baselines: recipe {self.recipe.name!r} has no pixel-level baseline rows")
+        chosen = list(rows) if choice == ALL_PIXEL_ROWS else [label.strip() for label in choice.split(",")]
+        unknown = [label for label in chosen if label not in rows]
+        if unknown:
+            raise FeatstoreError(f"--pixel-baselines: {unknown[0]!r} is not a row of recipe {self.recipe.name!r} "
+                                 f"(all, none, or some of: {','.join(rows)})")
+        return {label: row for label, row in rows.items() if label in chosen}
+
+    def pixel_transform(self, row: PixelRowSpec, store: str):
+        """The row's featstore PixelTransformConfig for one store: its box file for blur and blacken (blur
+        without one blurs the whole frame)."""
+        from featstore.pixel_transform_config import BOX_TRANSFORMS, PixelTransformConfig
+
+        boxes = box_file(self.recipe, store, self.boxes) if row.transform in BOX_TRANSFORMS else None
+        return PixelTransformConfig(name=row.transform, boxes=None if boxes is None else str(boxes),
+                                    **({} if row.blur_sigma is None else {"blur_sigma": row.blur_sigma}))
+
+    def whole_frame_blur(self, pixel_rows: dict[str, PixelRowSpec], stores: list[str]) -> dict[str, list[str]]:
+        """The blur rows that blur the whole frame of some of ``stores`` (no box file for them), unlike the paper's
+        blur of the person boxes: row label -> those stores."""
+        from featstore.pixel_transform_config import BOX_TRANSFORMS, BOXES_REQUIRED
+
+        unboxed = [store for store in stores if box_file(self.recipe, store, self.boxes) is None]
+        return {label: unboxed for label, row in pixel_rows.items()
+                if row.transform in BOX_TRANSFORMS and row.transform not in BOXES_REQUIRED and unboxed}
 
     def anon_path(self, store: str, label: str = "anonymized") -> Path:
         folder = self.out / "anonymized" / self.encoder
         return (folder if label == ANONYMIZED else folder / slug(label)) / f"{store}.zarr"
-
-
-def slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
 
 
 class StepLog:
@@ -108,11 +151,20 @@ def run_recipe(run: RecipeRun, console: Console | None = None) -> Path:
             raise FeatstoreError(f"--set {key}: {RUN_OPTIONS[key]}")
     for _, overrides in variants(recipe):
         training_config(run, {}, overrides)  # wrong settings fail first: they need no data to check
-    plans = check_inputs(recipe, run.encoder, run.weights, run.data_root, run.roots)
+    pixel_rows = run.pixel_rows()
+    evaluated_stores = list(dict.fromkeys(evaluation.store for evaluation in recipe.evaluate))
+    pixel_columns = pixel_evaluations(recipe) if pixel_rows else []
+    pixel_stores = list(dict.fromkeys(evaluation.store for evaluation in pixel_columns))  # extracted again per row
+    plans = check_inputs(recipe, run.encoder, run.weights, run.data_root, run.roots, pixel_rows, pixel_stores,
+                         run.boxes)
     console.rule(f"recipe {recipe.name}: {run.encoder}")
     speed = measure_clips_per_second(run.encoder, run.weights, run.device)
-    for line in describe_plan(plans, speed):
+    for line in describe_plan(plans, speed, {label: pixel_stores for label in pixel_rows}):
         console.print(line, highlight=False, soft_wrap=True)
+    whole_frame = run.whole_frame_blur(pixel_rows, pixel_stores)
+    for label, stores in whole_frame.items():
+        console.print(f"{label}: no --boxes for {', '.join(stores)}: the whole frame is blurred there (the paper "
+                      f"blurs person boxes)", highlight=False, soft_wrap=True)
     try:
         run.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -120,11 +172,13 @@ def run_recipe(run: RecipeRun, console: Console | None = None) -> Path:
     (run.out / RECIPE_FILE).write_text(json.dumps({"recipe": recipe.name, "source": str(recipe.path),
                                                    "encoder": run.encoder, "weights": run.weights,
                                                    "train_overrides": run.train_overrides,
-                                                   "eval_epochs": run.eval_epochs, "seed": run.seed}, indent=2) + "\n")
+                                                   "eval_epochs": run.eval_epochs, "seed": run.seed,
+                                                   "pixel_baselines": list(pixel_rows),
+                                                   "boxes": {name: str(path) for name, path in run.boxes.items()}},
+                                                  indent=2) + "\n")
     log = StepLog(run.out / STEPS_FILE)
 
     extracted = {store: extract_step(run, plan, log, console) for store, plan in plans.items()}
-    evaluated_stores = list(dict.fromkeys(evaluation.store for evaluation in recipe.evaluate))
     results: dict[tuple[str, str], dict] = {}
     for evaluation in recipe.evaluate:
         if evaluation.key not in results:
@@ -142,9 +196,18 @@ def run_recipe(run: RecipeRun, console: Console | None = None) -> Path:
             for evaluation in recipe.evaluate:
                 if evaluation.store == store and label not in results[evaluation.key]:
                     results[evaluation.key][label] = evaluate_step(run, evaluation, plans[store].root, label,
-                                                                   run.anon_path(store, label), exported, log, console)
-    tradeoff = tradeoff_step(run, run_dirs, console) if recipe.tradeoff else None
-    table = write_table(recipe, run.encoder, results, run.out, tradeoff)
+                                                                   run.anon_path(store, label), exported, log, console,
+                                                                   anonymized=True)
+    for label, row in pixel_rows.items():  # their columns again on stores extracted from transformed frames
+        for store in pixel_stores:
+            transformed = extract_step(run, plans[store], log, console, label, run.pixel_transform(row, store))
+            for evaluation in pixel_columns:
+                if evaluation.store == store and label not in results[evaluation.key]:
+                    results[evaluation.key][label] = evaluate_step(run, evaluation, plans[store].root, label,
+                                                                   run.store_path(store, label), transformed, log,
+                                                                   console)
+    tradeoff = tradeoff_step(run, results, run_dirs, console) if recipe.tradeoff else None
+    table = write_table(recipe, run.encoder, results, run.out, tradeoff, list(pixel_rows), whole_frame)
     console.print(table.read_text(), highlight=False, markup=False, soft_wrap=True)
     console.print(f"table: {table}")
     return table
@@ -162,25 +225,33 @@ def step_name(kind: str, label: str, *parts: str) -> str:
     return " ".join([kind, *parts] + ([] if label == ANONYMIZED else [f"[{label}]"]))
 
 
-def extract_step(run: RecipeRun, plan: DatasetPlan, log: StepLog, console: Console) -> str:
-    """Extract one dataset (resumes a killed extraction); returns the step's fingerprint."""
+def extract_step(run: RecipeRun, plan: DatasetPlan, log: StepLog, console: Console, pixel_row: str | None = None,
+                 pixel_transform=None) -> str:
+    """Extract one dataset (resumes a killed extraction), or (``pixel_row``) extract it from frames transformed by
+    ``pixel_transform`` (a PixelTransformConfig); returns the step's fingerprint."""
     from featstore.extract import ExtractConfig, extract
 
     spec = run.recipe.datasets[plan.store]
+    out = run.store_path(plan.store, pixel_row)
+    transform = {} if pixel_transform is None else {"pixel_transform": pixel_transform}
     config = ExtractConfig(model=run.encoder, dataset=spec.dataset, data_root=str(plan.root), fold=spec.fold,
-                           out=str(run.store_path(plan.store)), weights=run.weights, seed=run.seed, device=run.device,
-                           overwrite=True)  # the recipe owns --out: a store of other settings there is redone
-    # what defines the numbers (not where they are written, nor the device; the weights by their hash)
+                           out=str(out), weights=run.weights, seed=run.seed, device=run.device,
+                           overwrite=True, **transform)  # the recipe owns --out: a store of other settings is redone
+    # what defines the numbers (not where they are written, nor the device; the weights by their hash; a transform
+    # by its identity, the box file by its content)
     settings = {key: value for key, value in config.to_json().items()
                 if key not in ("out", "data_root", "weights", "device", "workers", "overwrite")}
-    step, print_ = f"extract {plan.store}", fingerprint(settings, plan.manifest.fingerprint(), weights_identity(run.weights))
-    if log.finished(step, print_, run.store_path(plan.store)):
+    if config.pixel_transform.active:
+        settings["pixel_transform"] = config.pixel_transform.identity()
+    step = step_name("extract", ANONYMIZED if pixel_row is None else pixel_row, plan.store)
+    print_ = fingerprint(settings, plan.manifest.fingerprint(), weights_identity(run.weights))
+    if log.finished(step, print_, out):
         console.print(f"skip {step}: done with these inputs and settings")
         return print_
     console.rule(step)
     result = extract(config, show_progress=run.show_progress)
-    console.print(f"{plan.store}: {result.n_videos} videos, {result.n_clips} clips, {result.n_failed} failed, "
-                  f"{result.seconds:.1f}s")
+    console.print(f"{step.removeprefix('extract ')}: {result.n_videos} videos, {result.n_clips} clips, "
+                  f"{result.n_failed} failed, {result.seconds:.1f}s")
     log.finish(step, print_)
     return print_
 
@@ -283,16 +354,17 @@ def protocol_settings(run: RecipeRun, evaluation: EvalSpec, root: Path, path: Pa
 
 
 def evaluate_step(run: RecipeRun, evaluation: EvalSpec, root: Path, label: str, path: Path, input_print: str,
-                  log: StepLog, console: Console) -> dict:
-    """One protocol on one store (``label`` raw, or the anonymized row it belongs to): its metrics."""
+                  log: StepLog, console: Console, anonymized: bool = False) -> dict:
+    """One protocol on one store (``label``: raw, a pixel baseline's row, or the anonymized row it belongs to):
+    its metrics."""
     from evaluate.data import open_store
     from evaluate.results import save_result
     from pipelines.report import PROTOCOL_MODULES
 
     store, protocol = evaluation.store, evaluation.protocol
     # an export drops the private labels: the attribute protocols read them from the raw store
-    config = protocol_settings(run, evaluation, root, path, None if label == "raw" else str(run.store_path(store)))
-    role = "raw" if label == "raw" else "anon"
+    config = protocol_settings(run, evaluation, root, path, str(run.store_path(store)) if anonymized else None)
+    role = "anon" if anonymized else "raw"
     name = evaluation.name  # one per result: two evaluations of a protocol on one store never share a file
     step = step_name("evaluate", ANONYMIZED if label == "raw" else label, name, store, role)
     print_ = fingerprint({key: value for key, value in asdict(config).items() if key != "device"}, input_print)
@@ -310,15 +382,35 @@ def evaluate_step(run: RecipeRun, evaluation: EvalSpec, root: Path, label: str, 
     return metrics
 
 
-def tradeoff_step(run: RecipeRun, run_dirs: list[Path], console: Console) -> dict:
-    """The sweep's points, Pareto front and normalized hypervolume (pipelines.tradeoff; it caches its own results
-    in each run folder)."""
+def tradeoff_step(run: RecipeRun, results: dict[tuple, dict], run_dirs: list[Path], console: Console) -> dict:
+    """The trade-off of raw and the sweep's rows from the table's own results (the recipe's ``tradeoff`` columns):
+    the points, the Pareto front, the normalized hypervolume and ``tradeoff.png`` in --out (pipelines.tradeoff)."""
+    from anonymize.baselines import describe_run
     from pipelines import tradeoff
-    from pipelines.tradeoff_command import TradeoffConfig
+    from pipelines.report import lookup
+    from pipelines.tradeoff_command import PLOT_FILE, TradeoffConfig
 
     console.rule("trade-off")
-    epochs = run.eval_epochs
-    config = TradeoffConfig(raw_store=str(run.store_path(run.recipe.train.store)), seed=run.seed, device=run.device,
-                            **({} if epochs is None else dict(ar_epochs=epochs, privacy_epochs=epochs)))
-    return tradeoff.run([str(path) for path in run_dirs], config, out=run.out / "tradeoff",
-                        show_progress=run.show_progress)
+    columns = {evaluation.column: evaluation for evaluation in run.recipe.evaluate}
+    utility, privacy = columns[run.recipe.tradeoff.utility], columns[run.recipe.tradeoff.privacy]
+
+    def value(evaluation: EvalSpec, label: str) -> float:
+        number = lookup(results[evaluation.key][label], evaluation.metric_path)
+        if number is None:
+            raise FeatstoreError(f"recipe {run.recipe.name!r}, trade-off column {evaluation.column}: no number at "
+                                 f"{evaluation.metric!r} in the {evaluation.protocol} result of row {label}")
+        return number
+
+    points = []
+    for (label, _), run_dir in zip(variants(run.recipe), run_dirs):
+        described = describe_run(run_dir)
+        points.append({"name": label, "tag": label, "run": str(run_dir), "kind": described["kind"],
+                       "method": described["method"], "supervised": described["supervised"],
+                       "utility": value(utility, label), "privacy": value(privacy, label)})
+    raw = {"utility": value(utility, "raw"), "privacy": value(privacy, "raw")}
+    return tradeoff.summarize(
+        points, {"utility": TradeoffConfig.reference_utility, "privacy": TradeoffConfig.reference_privacy}, raw=raw,
+        utility_metric=f"{utility.column} ({utility.protocol} {utility.metric})",
+        privacy_metric=f"{privacy.column} ({privacy.protocol} {privacy.metric})",
+        chance=tradeoff.chance_levels(results[utility.key]["raw"], results[privacy.key]["raw"]),
+        plot=run.out / PLOT_FILE)

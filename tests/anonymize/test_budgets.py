@@ -28,7 +28,7 @@ from anonymize.train import Trainer
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import vp
 from data_manifests.errors import FeatstoreError
-from featstore.store import Store
+from featstore.store import VIDEO_LABELS, Store
 from tests.anonymize.conftest import small_config
 
 DIM = 16
@@ -325,3 +325,70 @@ def test_the_shrinkage_follows_the_mean_variance_so_an_extreme_blow_up_still_hid
     x = torch.randn(200, 8, generator=torch.Generator().manual_seed(0))
     extreme = x * torch.tensor([1000.0, 1, 1, 1, 1, 1, 1, 0.001])
     assert float(kernel_alignment(extreme, x, "linear", 1e-6)) < 0.95
+
+
+def test_independence_given_labels_ignores_what_both_say_about_the_class_and_still_sees_the_rest():
+    from anonymize.budgets.independence import centre_per_group, dependence
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 5
+    class_codes = torch.randn(5, 8, generator=generator) * 3
+    # clip and frame share only their class (a pose that shows the action)...
+    clips = class_codes[labels] + torch.randn(200, 8, generator=generator)
+    frames = class_codes[labels] + torch.randn(200, 8, generator=generator)
+    # ...or also an attribute that varies within every class
+    attribute = torch.randn(200, 8, generator=generator)
+    leaky_clips, leaky_frames = clips + 2 * attribute, frames + 2 * attribute
+    for kernels in ("gaussian", "gaussian+linear"):
+        assert float(dependence(clips, frames, None, kernels, 0.05)) > 0.5
+        assert float(dependence(clips, frames, labels, kernels, 0.05)) < 0.2
+        assert float(dependence(leaky_clips, leaky_frames, labels, kernels, 0.05)) > 0.5
+    centred = centre_per_group(clips, labels)
+    for label in range(5):
+        assert torch.allclose(centred[labels == label].mean(0), torch.zeros(8), atol=1e-5)
+    # a class with a single row in the batch is not centred away: it joins the unknown group
+    singles = torch.arange(6)  # six classes of one row each, the rest unknown
+    mixed = torch.cat([singles, torch.full((194,), -1)])
+    assert float(dependence(leaky_clips, leaky_frames, mixed, "gaussian+linear", 0.05)) == pytest.approx(
+        float(dependence(leaky_clips, leaky_frames, torch.full((200,), -1), "gaussian+linear", 0.05)))
+    # within a class the differences between rows stay as they were
+    same = labels == 3
+    assert torch.allclose(centred[same][1:] - centred[same][:-1], clips[same][1:] - clips[same][:-1], atol=1e-5)
+
+
+def test_the_trainer_hands_the_budget_the_labels_of_the_videos_its_clips_come_from(array_store, tmp_path, monkeypatch):
+    from anonymize.budgets import independence
+
+    seen = []
+    original = independence.dependence
+
+    def recording(anonymized, raw_static, labels, kernels, shrinkage):
+        seen.append((raw_static.detach().clone(), labels.clone()))
+        return original(anonymized, raw_static, labels, kernels, shrinkage)
+
+    monkeypatch.setattr(independence, "dependence", recording)
+    trainer = Trainer(small_config(array_store, tmp_path / "run", budget_mode="independence", independence_given="labels",
+                                   batch_size=16, lr_reference_batch=16, epochs=1))
+    trainer.train_epoch(0)
+    assert seen
+    store = Store.open(array_store)
+    static, offsets = np.asarray(store.static_embeddings[:]), store.static_offsets()
+    labels = np.asarray(store.array(VIDEO_LABELS)[:])
+    for raw_static, batch_labels in seen:
+        for row, label in zip(raw_static.numpy(), batch_labels.tolist()):
+            # the video whose static clip this row is (static clips enter unaugmented here)
+            match = int(np.argmin(np.abs(static - row).sum(1)))
+            assert np.allclose(static[match], row, atol=1e-5)
+            video = int(np.searchsorted(offsets, match, side="right") - 1)
+            assert label == labels[video]
+
+
+def test_independence_given_labels_needs_a_store_with_labels(array_store, tmp_path):
+    rng = np.random.default_rng(0)
+    store = write_array_store(tmp_path / "unlabelled.zarr", [rng.normal(size=(3, 16)) for _ in range(20)],
+                              [rng.normal(size=(2, 16)) for _ in range(20)], ["train"] * 20, [-1] * 20,
+                              np.zeros((20, 0), dtype=int), ["a", "b"], [])
+    # the utility task reads another (labelled) store; the budget's store has no label to condition on
+    with pytest.raises(FeatstoreError, match="has no utility labels: independence given labels needs them"):
+        Trainer(small_config(store, tmp_path / "run", budget_mode="independence", independence_given="labels",
+                             batch_size=16, lr_reference_batch=16, tasks=[{"name": "action", "store": str(array_store)}]))

@@ -488,3 +488,128 @@ def test_variant_is_generated_on_first_use(tmp_path, monkeypatch):
     assert json.loads((root / "synth_config.json").read_text())["seed"] == 7
     resolve_dataset("synthetic-variant", root)  # present now: not generated again
     assert asked == ["variant"]
+
+
+# ------------------------------------------------------------------------------------------ stale default roots
+@pytest.fixture
+def default_roots(tmp_path, monkeypatch) -> Path:
+    """A fresh working folder (data/synth* relative to it) whose style presets are the tiny config."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(synth, "preset_config", lambda style="default", **overrides: tiny(
+        seed=synth.STYLE_SEEDS[style], style=style, **overrides))
+    return tmp_path
+
+
+def _resolve_error(name: str, data_root: Path | None = None) -> str:
+    from data_manifests.registry import resolve_dataset
+    from data_manifests.schema import ManifestError
+
+    with pytest.raises(ManifestError) as info:
+        resolve_dataset(name, data_root)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_a_default_root_of_the_preset_is_read(default_roots, generated):
+    import shutil
+
+    from data_manifests.registry import DEFAULT_SYNTH_ROOT, resolve_dataset
+
+    shutil.copytree(generated[0], DEFAULT_SYNTH_ROOT)
+    for part in PARTS:
+        assert resolve_dataset(part).header.name == part
+
+
+def test_a_default_root_made_with_other_counts_is_refused_naming_them(default_roots):
+    import shutil
+
+    from data_manifests.registry import DEFAULT_SYNTH_ROOT, resolve_dataset
+
+    generate_synthetic(DEFAULT_SYNTH_ROOT, tiny(ad_train_videos=4, ad_test_videos=6), show_progress=False)
+    for part in PARTS:  # every part of the root, not only the one whose settings changed
+        message = _resolve_error(part)
+        assert "data/synth was generated with other settings than the 'default' preset: ad_test_videos 6 " \
+               "(expected 2); ad_train_videos 4 (expected 2);" in message
+        assert "featstore synth --out data/synth`" in message and f"--dataset data/synth/manifests/{part}.jsonl" in message
+    assert _resolve_error("synthetic-ad", DEFAULT_SYNTH_ROOT.resolve()) == _resolve_error("synthetic-ad").replace(
+        "data/synth", str(DEFAULT_SYNTH_ROOT.resolve()))  # the same folder however it is spelled
+    # the data as it is: by manifest path, or under another --data-root (a folder its maker chose)
+    assert len(resolve_dataset(str(manifest_path(DEFAULT_SYNTH_ROOT, "synthetic-ad"))).records) == 10
+    shutil.copytree(DEFAULT_SYNTH_ROOT, "custom")
+    assert len(resolve_dataset("synthetic-ad", Path("custom")).records) == 10
+    # the fix the message gives: regenerate with the preset
+    generate_synthetic(DEFAULT_SYNTH_ROOT, synth.preset_config(), show_progress=False)
+    assert len(resolve_dataset("synthetic-ad").records) == 4
+
+
+def test_a_stale_default_root_is_refused_by_the_cli_before_anything_is_written(default_roots, monkeypatch, capsys):
+    from tests.conftest import run_in_process
+
+    generate_synthetic(Path("data/synth"), tiny(seed=5, n_subjects=6, image_train=4, ad_test_videos=4),
+                       show_progress=False)
+    code, _, err = run_in_process(monkeypatch, capsys, "featstore", "manifest", "synthetic-images", "--out", "m.jsonl")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    # a few fields are named, the rest counted
+    assert "ad_test_videos 4 (expected 2); image_train 4 (expected 8); n_subjects 6 (expected 4); 1 more;" in err
+    assert "Traceback" not in err and not Path("m.jsonl").exists()
+
+
+def test_a_default_root_without_its_settings_file_is_refused(default_roots, generated):
+    import shutil
+
+    from data_manifests.registry import DEFAULT_SYNTH_ROOT, resolve_dataset
+
+    shutil.copytree(generated[0], DEFAULT_SYNTH_ROOT)
+    (DEFAULT_SYNTH_ROOT / "synth_config.json").unlink()  # as a version before the file existed left it
+    assert "data/synth has no synth_config.json (made by an old version), so its settings are unknown; remove that " \
+           "folder" in _resolve_error("synthetic")
+    assert resolve_dataset("synthetic", generated[0]).header.name == "synthetic"  # elsewhere: read as it is
+    shutil.copytree(DEFAULT_SYNTH_ROOT, "old")
+    assert resolve_dataset("synthetic", Path("old")).header.name == "synthetic"
+
+
+def test_a_stale_variant_root_is_refused_with_its_style(default_roots, variant_generated):
+    import shutil
+
+    from data_manifests.registry import VARIANT_SYNTH_ROOT, resolve_dataset
+
+    shutil.copytree(variant_generated, VARIANT_SYNTH_ROOT)  # made with seed 0, the variant preset's is 7
+    message = _resolve_error("synthetic-variant-tad")
+    assert "data/synth-variant was generated with other settings than the 'variant' preset: seed 0 (expected 7);" \
+           in message and "featstore synth --out data/synth-variant --style variant`" in message
+    generate_synthetic(VARIANT_SYNTH_ROOT, synth.preset_config("variant"), show_progress=False)
+    assert resolve_dataset("synthetic-variant-tad").header.name == "synthetic-variant-tad"
+
+
+def test_saved_settings_are_compared_field_by_field(tmp_path, generated, variant_generated):
+    from data_manifests.synth import saved_config_differences
+
+    assert saved_config_differences(generated[0], tiny()) == []
+    assert saved_config_differences(tmp_path, tiny()) is None  # no synth_config.json
+    assert saved_config_differences(generated[0], tiny(fps=30)) == ["fps 25.0 (expected 30.0)"]
+    # a style is compared by its fields (the default style is not written in the file)
+    variant = saved_config_differences(generated[0], tiny(style="variant"))
+    assert 'style.name "default" (expected "variant")' in variant and len(variant) > 20
+    assert saved_config_differences(variant_generated, tiny(style="variant")) == []
+    # a field an older version wrote, or did not write, is a difference too
+    (tmp_path / "synth_config.json").write_text(json.dumps({**tiny().to_json(), "clip_noise": 2, "seed": None}))
+    assert saved_config_differences(tmp_path, tiny()) == ["clip_noise 2 (expected absent)", "seed null (expected 0)"]
+    (tmp_path / "synth_config.json").write_text("[1, 2]")
+    with pytest.raises(FeatstoreError, match="must hold a JSON object"):
+        saved_config_differences(tmp_path, tiny())
+
+
+def test_data_synth_from_before_the_ad_counts_grew_is_refused(tmp_path, monkeypatch, generated):
+    import shutil
+
+    from data_manifests.registry import DEFAULT_SYNTH_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(generated[0], DEFAULT_SYNTH_ROOT)
+    # the settings file of a data/synth the registry generated when the preset had 12 + 12 AD videos
+    (DEFAULT_SYNTH_ROOT / "synth_config.json").write_text(json.dumps(
+        {**synth.preset_config().to_json(), "ad_train_videos": 12, "ad_test_videos": 12}))
+    preset = synth.preset_config()
+    assert preset.ad_train_videos != 12 and preset.ad_test_videos != 12
+    assert f"other settings than the 'default' preset: ad_test_videos 12 (expected {preset.ad_test_videos}); " \
+           f"ad_train_videos 12 (expected {preset.ad_train_videos}); remove that folder" in _resolve_error("synthetic-ad")

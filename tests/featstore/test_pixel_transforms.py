@@ -114,6 +114,8 @@ def test_box_file_needs_its_header(tmp_path):
     ({"name": "blacken"}, "blacken needs --boxes"),
     ({"name": "downsample-2x", "boxes": "b.csv"}, "--boxes applies to blur and blacken"),
     ({"name": "blur", "blur_sigma": 0.0}, "--blur-sigma must be in"),
+    ({"name": "blur", "blur_sigma": True}, "--blur-sigma must be in"),  # a bool is not a sigma
+    ({"name": "blur", "blur_sigma": "abc"}, "--blur-sigma must be in"),
 ])
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(FeatstoreError, match=message):

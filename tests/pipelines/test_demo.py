@@ -107,3 +107,11 @@ def test_out_that_is_a_file_or_cannot_be_made_is_refused_before_any_work(tmp_pat
     with pytest.raises(FeatstoreError, match="cannot create --out"):
         run_demo(DemoConfig(out=str(taken / "demo"), data_root=str(tmp_path / "data")))
     assert taken.read_text() == "a file" and not (tmp_path / "data").exists()
+
+
+def test_another_seed_gets_its_own_data_folder_so_the_presets_root_keeps_the_preset():
+    # data/synth must hold the preset (the registry refuses it otherwise); seed N generates other data
+    assert DemoConfig().data_root == "data/synth"
+    assert DemoConfig(seed=2).data_root == "data/synth-seed2"
+    assert DemoConfig(seed=1, style="variant").data_root == "data/synth-variant-seed1"
+    assert DemoConfig(seed=3, data_root="/elsewhere").data_root == "/elsewhere"

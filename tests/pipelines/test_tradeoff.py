@@ -297,8 +297,10 @@ def test_config_defaults_are_the_official_presets():
     assert config.privacy_protocol == "vp" and config.privacy_config() == vp.VPConfig(epochs=100, device="auto")
     assert TradeoffConfig(privacy_kind="static").privacy_protocol == "privacy"
     assert config.ar_config() == ar.ARConfig(epochs=250, device="auto")
-    assert config.reference_point() == (0.0, 0.0)
-    assert np.isclose(TradeoffConfig(reference_privacy=0.75).reference_point()[1], 0.25)
+    # the reference: the worst corner, (0, 0) in the hypervolume's (top-1, q = 1 - cMAP) coordinates
+    assert (config.reference_utility, config.reference_privacy) == (0.0, 1.0)
+    assert tradeoff.objectives({"utility": config.reference_utility, "privacy": config.reference_privacy}) == (0.0, 0.0)
+    assert np.isclose(tradeoff.objectives({"utility": 0.1, "privacy": 0.75})[1], 0.25)
 
 
 def test_the_default_privacy_coordinate_is_the_worst_case_full_clip_cmap_and_each_method_has_its_front(
