@@ -115,3 +115,12 @@ def test_another_seed_gets_its_own_data_folder_so_the_presets_root_keeps_the_pre
     assert DemoConfig(seed=2).data_root == "data/synth-seed2"
     assert DemoConfig(seed=1, style="variant").data_root == "data/synth-variant-seed1"
     assert DemoConfig(seed=3, data_root="/elsewhere").data_root == "/elsewhere"
+
+
+def test_a_presets_folder_is_refused_for_other_data_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # data/synth relative to here: nothing is generated either way
+    for settings in ({"seed": 3, "data_root": "data/synth"}, {"style": "variant", "data_root": "data/synth"}):
+        with pytest.raises(FeatstoreError, match="is the folder of the 'default' preset"):
+            DemoConfig(**settings)
+    assert not (tmp_path / "data").exists()
+    assert DemoConfig(style="variant", data_root="data/synth-variant").data_root == "data/synth-variant"
