@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_manifests.builders._common import check_fold
+from data_manifests.errors import FeatstoreError
 from data_manifests.schema import Manifest, ManifestError
 
 DEFAULT_SYNTH_ROOT = Path("data/synth")
@@ -21,11 +22,30 @@ OTHER_SYNTH_STYLES = {
     "variant": (VARIANT_SYNTH_ROOT, "other colours, textures, sizes, speeds; nothing is tuned on it"),
     "dev": (Path("data/synth-dev"), "a third look, for tuning next to the default style"),
 }
+
+
 def synth_preset_of_root(root: Path) -> str | None:
     """The style preset whose default root ``root`` is (the registry reads only that preset's data there), or
     None for any other folder."""
     defaults = {"default": DEFAULT_SYNTH_ROOT, **{style: folder for style, (folder, _) in OTHER_SYNTH_STYLES.items()}}
     return next((style for style, folder in defaults.items() if Path(root).resolve() == folder.resolve()), None)
+
+
+def refuse_other_data_in_preset_folder(root: Path, settings, option: str) -> None:
+    """One line (``FeatstoreError``) when ``root`` is a preset's default folder and ``settings`` (a SynthConfig)
+    are not that preset: the data would be written there, then refused on the next ``--dataset synthetic*``."""
+    from data_manifests.synth import part_name, preset_config
+
+    preset = synth_preset_of_root(root)
+    if preset is None:
+        return
+    expected, chosen = preset_config(preset).to_json(), settings.to_json()
+    differing = [name for name in sorted(set(expected) | set(chosen)) if chosen.get(name) != expected.get(name)]
+    if differing:
+        raise FeatstoreError(f"{option} {root} is the folder of the {preset!r} preset (--dataset "
+                             f"{part_name('synthetic', preset)}), which reads only that preset's data there, and "
+                             f"these settings differ from it ({', '.join(differing)}): pass another {option}, "
+                             f"e.g. {option} {root}-custom")
 
 
 DEFAULT_FOLD = 1  # the official split used when --fold is not given; a manifest file holds exactly one
@@ -103,7 +123,7 @@ def write_manifest(name_or_path: str, out: str | Path, data_root: str | Path | N
     return manifest.save(out)
 
 
-def _synthetic_builder(part: str, style: str, default_root: Path) -> Callable[[Path, int], Manifest]:
+def _synthetic_builder(part: str, style: str = "default") -> Callable[[Path, int], Manifest]:
     """A synthetic part in one style preset; generated (with the preset's seed) if its manifest is absent.
 
     At the default root, which this builder fills itself, the data must have been generated with the preset
@@ -119,7 +139,7 @@ def _synthetic_builder(part: str, style: str, default_root: Path) -> Callable[[P
         path = manifest_path(root, part)
         if not path.is_file():
             generate_synthetic(root, preset_config(style))
-        elif root.resolve() == default_root.resolve():
+        elif synth_preset_of_root(root) == style:
             _check_preset_root(root, style, expected, path)
         manifest = Manifest.load(path)
         if manifest.header.name != expected:
@@ -214,13 +234,12 @@ def _register_builtins() -> None:
         "synthetic-images": "built-in synthetic still images with private-attribute labels (static privacy)",
     }
     for name, description in synthetic_parts.items():
-        register_dataset(DatasetEntry(name, description, _synthetic_builder(name, "default", DEFAULT_SYNTH_ROOT),
-                                      DEFAULT_SYNTH_ROOT))
+        register_dataset(DatasetEntry(name, description, _synthetic_builder(name), DEFAULT_SYNTH_ROOT))
     for style, (root, role) in OTHER_SYNTH_STYLES.items():
         for part in synthetic_parts:
             register_dataset(DatasetEntry(part.replace("synthetic", f"synthetic-{style}", 1),
                                           f"{part} in the '{style}' style ({role}), generated on first use",
-                                          _synthetic_builder(part, style, root), root))
+                                          _synthetic_builder(part, style), root))
     register_dataset(DatasetEntry("ucf101", "UCF101 (classInd.txt + trainlist/testlist 01-03); --fold 1..3", _ucf101))
     register_dataset(DatasetEntry("hmdb51", "HMDB51 (official split files); --fold 1..3", _hmdb51))
     for name, (module, function, description) in _PUBLIC_DATASETS.items():

@@ -68,19 +68,11 @@ def synth(
         "look for tuning: synthetic-dev*, data/synth-dev).", show_default="the config file's, else default"),
 ) -> None:
     """Generate the built-in synthetic video dataset (mp4 files + manifests)."""
-    from data_manifests.registry import synth_preset_of_root
-    from data_manifests.synth import generate_synthetic, part_name, preset_config
+    from data_manifests.registry import refuse_other_data_in_preset_folder
+    from data_manifests.synth import generate_synthetic
 
     settings = synth_config(seed, config, style)
-    preset = synth_preset_of_root(out)
-    if preset is not None:  # the registry would refuse these data there on the next --dataset synthetic*
-        expected, chosen = preset_config(preset).to_json(), settings.to_json()
-        differing = [name for name in sorted(set(expected) | set(chosen)) if chosen.get(name) != expected.get(name)]
-        if differing:
-            raise FeatstoreError(f"--out {out} is the folder of the {preset!r} preset (--dataset "
-                                 f"{part_name('synthetic', preset)}), which reads only that preset's data there, and "
-                                 f"these settings differ from it ({', '.join(differing)}): pass another --out, "
-                                 f"e.g. --out {out}-custom")
+    refuse_other_data_in_preset_folder(out, settings, "--out")
     paths = generate_synthetic(out, settings)
     for part, path in paths.items():
         console.print(f"{part}: {path}")

@@ -65,20 +65,16 @@ class DemoConfig:
 
     def __post_init__(self):
         from anonymize.budgets import budget_class, budget_modes
-        from data_manifests.registry import DEFAULT_SYNTH_ROOT, OTHER_SYNTH_STYLES, synth_preset_of_root
+        from data_manifests.registry import DEFAULT_SYNTH_ROOT, OTHER_SYNTH_STYLES, refuse_other_data_in_preset_folder
         from data_manifests.synth import STYLES
 
         if self.data_root is None and self.style in STYLES:
             preset_root = DEFAULT_SYNTH_ROOT if self.style == "default" else OTHER_SYNTH_STYLES[self.style][0]
             # another seed generates other data: its own folder, since the preset's root must hold the preset
-            self.data_root = str(preset_root if self.seed == 0 else preset_root.with_name(f"{preset_root.name}-seed{self.seed}"))
-        preset = synth_preset_of_root(Path(self.data_root)) if self.data_root is not None else None
+            self.data_root = str(preset_root if self.seed == 0
+                                 else preset_root.with_name(f"{preset_root.name}-seed{self.seed}"))
         checks = [
             (self.style in STYLES, f"style must be one of {list(STYLES)}, got {self.style!r}"),
-            # the registry reads only its preset's data in a preset's folder: other data would be written, then refused
-            (preset is None or (preset == self.style and self.seed == 0),
-             f"--data-root {self.data_root} is the folder of the {preset!r} preset; style {self.style!r} with seed "
-             f"{self.seed} generates other data: pass another --data-root (or none: its own folder)"),
             (self.budget_mode in budget_modes(), f"budget_mode must be one of {budget_modes()}, got {self.budget_mode!r}"),
             (not budget_class(self.budget_mode).supervised if self.budget_mode in budget_modes() else True,
              f"budget_mode {self.budget_mode!r} reads attribute labels; the demo's default objective is self-supervised"),
@@ -101,6 +97,8 @@ class DemoConfig:
         for ok, message in checks:
             if not ok:
                 raise FeatstoreError(message)
+        if self.data_root is not None:  # other data in a preset's folder would be written, then refused
+            refuse_other_data_in_preset_folder(Path(self.data_root), self.synth_config, "--data-root")
 
     @property
     def parts(self) -> list[str]:

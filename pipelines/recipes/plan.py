@@ -82,11 +82,6 @@ def dataset_root(recipe: Recipe, store: str, data_root: Path | None, roots: dict
     return None if data_root is None else data_root / recipe.datasets[store].folder
 
 
-def box_file(recipe: Recipe, store: str, boxes: dict[str, Path]) -> Path | None:
-    """A store's person box file (``--boxes NAME=CSV``), or None."""
-    return named_path(recipe, store, boxes)
-
-
 def _unknown_names(recipe: Recipe, option: str, paths: dict[str, Path]) -> None:
     unknown = sorted(set(paths) - set(recipe.datasets) - {spec.dataset for spec in recipe.datasets.values()})
     if unknown:
@@ -153,14 +148,14 @@ def _box_problems(recipe: Recipe, pixel_rows: dict[str, PixelRowSpec], pixel_sto
     problems = []
     for label, row in pixel_rows.items():
         if row.transform in BOXES_REQUIRED:
-            without = [store for store in pixel_stores if box_file(recipe, store, boxes) is None]
+            without = [store for store in pixel_stores if named_path(recipe, store, boxes) is None]
             if without:
                 problems.append(f"pixel baseline {label} ({row.transform}) needs a person box file per dataset: "
                                 f"--boxes NAME=CSV for {', '.join(without)} (or leave it out: --pixel-baselines "
                                 f"{','.join(other for other in pixel_rows if other != label) or 'none'})")
     if any(row.transform in BOX_TRANSFORMS for row in pixel_rows.values()):
         for store in pixel_stores:
-            path = box_file(recipe, store, boxes)
+            path = named_path(recipe, store, boxes)
             if path is None:
                 continue
             if not path.is_file():

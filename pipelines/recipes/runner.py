@@ -25,7 +25,7 @@ from rich.console import Console
 
 from data_manifests.errors import FeatstoreError
 from pipelines.recipes.loader import ANONYMIZED, EvalSpec, PixelRowSpec, Recipe, pixel_evaluations, slug
-from pipelines.recipes.plan import DatasetPlan, box_file, check_inputs, describe_plan, measure_clips_per_second
+from pipelines.recipes.plan import DatasetPlan, check_inputs, describe_plan, measure_clips_per_second, named_path
 from pipelines.recipes.table import write_table
 
 STEPS_FILE = "steps.json"
@@ -83,7 +83,7 @@ class RecipeRun:
         without one blurs the whole frame)."""
         from featstore.pixel_transform_config import BOX_TRANSFORMS, PixelTransformConfig
 
-        boxes = box_file(self.recipe, store, self.boxes) if row.transform in BOX_TRANSFORMS else None
+        boxes = named_path(self.recipe, store, self.boxes) if row.transform in BOX_TRANSFORMS else None
         return PixelTransformConfig(name=row.transform, boxes=None if boxes is None else str(boxes),
                                     **({} if row.blur_sigma is None else {"blur_sigma": row.blur_sigma}))
 
@@ -92,7 +92,7 @@ class RecipeRun:
         blur of the person boxes: row label -> those stores."""
         from featstore.pixel_transform_config import BOX_TRANSFORMS, BOXES_REQUIRED
 
-        unboxed = [store for store in stores if box_file(self.recipe, store, self.boxes) is None]
+        unboxed = [store for store in stores if named_path(self.recipe, store, self.boxes) is None]
         return {label: unboxed for label, row in pixel_rows.items()
                 if row.transform in BOX_TRANSFORMS and row.transform not in BOXES_REQUIRED and unboxed}
 
