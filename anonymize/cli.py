@@ -117,6 +117,9 @@ def train_command() -> TyperCommand:
         w_tad: float = option(weight, "Weight w_t of the TAD task.", OBJECTIVE_PANEL),
         w_ad: float = option(weight, "Weight w_t of the AD task.", OBJECTIVE_PANEL),
         w_utility: float = option(default["w_utility"], "w_T.", OBJECTIVE_PANEL),
+        utility_target: str = option(default["utility_target"], "labels (paper: cross-entropy, heads trained jointly) "
+                                     "or raw-head (heads frozen after their raw init; keep their outputs).",
+                                     OBJECTIVE_PANEL),
         w_budget: float = option(default["w_budget"], "w_B.", OBJECTIVE_PANEL),
         w_lc: float = option(default["w_lc"], "w_LC.", OBJECTIVE_PANEL),
         lc_distance: str = option(default["lc_distance"], "Latent consistency distance: mse (code), l1, l2 (paper).",
@@ -129,6 +132,8 @@ def train_command() -> TyperCommand:
                                   "cross-view, bottleneck, supervised-clips, independence (full clips).",
                                   OBJECTIVE_PANEL),
         budget_inputs: str = option(default["budget_inputs"], "static (paper) or static+clips.", OBJECTIVE_PANEL),
+        budget_clips: str = option(default["budget_clips"], "Full-clip modes: one (a random clip of each video per "
+                                   "step) or video-mean (the mean over all of its clips).", OBJECTIVE_PANEL),
         temperature: float = option(default["temperature"], "NT-Xent temperature.", OBJECTIVE_PANEL),
         ntxent_objective: str = option(default["ntxent_objective"], "direct/adversarial: maximize (paper) or "
                                        "to-uniform (centred NT-Xent brought to log(2N-1); beyond the paper).",

@@ -16,6 +16,10 @@ SUPERVISED_OBJECTIVES = ("maximize", "confusion")
 CRITIC_OBJECTIVES = ("confusion", "maximize")
 INDEPENDENCE_KERNELS = ("gaussian", "gaussian+linear")
 INDEPENDENCE_GIVEN = ("nothing", "labels")
+# what a full-clip budget mode sees of each video: one random clip per step, or the mean over all of its clips
+BUDGET_CLIPS = ("one", "video-mean")
+# what the utility term fits: the labels (paper: cross-entropy, head trained jointly) or the raw-trained head's logits
+UTILITY_TARGETS = ("labels", "raw-head")
 OWN_CLIP_MODES = ("cross-view", "supervised-clips", "independence")  # budgets that draw their own full clips, never static pairs
 NTXENT_OBJECTIVES = ("maximize", "to-uniform")
 BUDGET_INPUTS = ("static", "static+clips")
@@ -148,6 +152,10 @@ class TrainConfig:
     head_init_lr: float = 1e-3
     # Eq. 7 weights and terms
     w_utility: float = 1.0
+    # raw-head (beyond the paper): each head is frozen after its init on raw features and its task term becomes the
+    # MSE between its outputs on f_A(x) and on x, so the AAM keeps what the raw head reads instead of refitting the
+    # labels of the training videos
+    utility_target: str = "labels"
     w_budget: float = 1.0
     w_lc: float = 100.0
     lc_distance: str = "mse"
@@ -156,6 +164,9 @@ class TrainConfig:
     w_within_video: float = 0.0
     budget_mode: str = "direct"
     budget_inputs: str = "static"
+    # the full-clip modes (cross-view, bottleneck, supervised-clips, independence): "one" random clip of each video per
+    # step, or "video-mean": the mean of the AAM outputs over all of the video's clips (what video-level attackers read)
+    budget_clips: str = "one"
     temperature: float = 0.1
     ntxent_objective: str = "maximize"  # direct/adversarial: maximize (paper) or to-uniform (centred, bounded)
     supervised_objective: str = "maximize"
@@ -201,7 +212,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        from anonymize.budgets import budget_modes
+        from anonymize.budgets import budget_class, budget_modes
         from anonymize.budgets.independence import INDEPENDENCE_MIN_ROWS
         from anonymize.data import ROW_SOURCES
         from anonymize.losses import LC_DISTANCES
@@ -251,6 +262,13 @@ class TrainConfig:
             (self.budget_mode != "independence" or self.batch_size >= 2 * INDEPENDENCE_MIN_ROWS,
              f"the independence budget is a kernel statistic of the batch: batch size must be >= "
              f"{2 * INDEPENDENCE_MIN_ROWS}, got {self.batch_size}"),
+            (self.budget_clips in BUDGET_CLIPS,
+             f"budget clips must be one of {list(BUDGET_CLIPS)}, got {self.budget_clips!r}"),
+            (self.budget_clips == "one" or self.budget_mode not in budget_names
+             or budget_class(self.budget_mode).uses_clips,
+             f"budget clips {self.budget_clips!r} is for the modes that read full clips, not {self.budget_mode!r}"),
+            (self.utility_target in UTILITY_TARGETS,
+             f"utility target must be one of {list(UTILITY_TARGETS)}, got {self.utility_target!r}"),
             (self.independence_given in INDEPENDENCE_GIVEN,
              f"independence given must be one of {list(INDEPENDENCE_GIVEN)}, got {self.independence_given!r}"),
             (self.independence_kernels in INDEPENDENCE_KERNELS,

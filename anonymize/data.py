@@ -202,7 +202,7 @@ class PairSource:
 
 
 class BudgetClipSource:
-    """One random full clip of each given video (raw rows; windows in the temporal mode)."""
+    """One random full clip of each given video, or all of them (raw rows; windows in the temporal mode)."""
 
     def __init__(self, store: Store, source: str, window: int, cache_chunks: int):
         self.offsets = store.clip_offsets()
@@ -214,7 +214,19 @@ class BudgetClipSource:
         positions = np.flatnonzero(self.offsets[videos + 1] > self.offsets[videos])
         owners = videos[positions]
         rows = random_row_in(self.offsets, owners, generator)
+        return (positions, *self._take(owners, rows))
+
+    def every_clip(self, videos: np.ndarray) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None, np.ndarray]:
+        """(positions in ``videos`` of the videos that have clips, all their clips in order, the window mask or
+        None, and for each clip the index of its video among those positions)."""
+        positions = np.flatnonzero(self.offsets[videos + 1] > self.offsets[videos])
+        owners = videos[positions]
+        counts = self.offsets[owners + 1] - self.offsets[owners]
+        rows = np.concatenate([np.zeros(0, np.int64)] + [np.arange(self.offsets[v], self.offsets[v + 1]) for v in owners])
+        return (positions, *self._take(np.repeat(owners, counts), rows), np.repeat(np.arange(len(owners)), counts))
+
+    def _take(self, owners: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.window <= 0:
-            return positions, self.rows.take(rows), None
+            return self.rows.take(rows), None
         window, valid = window_rows(self.offsets, owners, rows, self.window)
-        return positions, self.rows.take(window.reshape(-1)).reshape(*window.shape, -1), torch.from_numpy(valid)
+        return self.rows.take(window.reshape(-1)).reshape(*window.shape, -1), torch.from_numpy(valid)

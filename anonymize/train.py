@@ -112,6 +112,9 @@ class Trainer:
                                      f"the training store has {self.dim}")
             task = build_task(spec.name, task_store, spec.weight, config.row_source, config.stream_cache_chunks,
                               head=spec.head)
+            if config.utility_target == "raw-head" and not task.keeps_raw_head:
+                raise FeatstoreError(f"task {spec.name!r} cannot keep a raw head's outputs: --utility-target "
+                                     f"raw-head works with the action task only")
             task.head.to(self.device)
             self.tasks.append(task)
         window = config.aam.context_window
@@ -300,12 +303,17 @@ class Trainer:
 
     def _budget_clips(self, videos: np.ndarray, static_pairs: list[BudgetPair], attributes: torch.Tensor,
                       generator: torch.Generator) -> VideoClips:
-        """One random full clip of each video of the budget batch that has clips, and its AAM output."""
-        positions, raw, anonymized = self._draw_clips(videos, generator)
+        """For each video of the budget batch that has clips: one random full clip and its AAM output, or with
+        ``budget_clips="video-mean"`` the mean of all its clips and the mean of their AAM outputs."""
+        if self.config.budget_clips == "video-mean":
+            positions, raw, anonymized, aam_rows = self._video_means(videos)
+        else:
+            positions, raw, anonymized = self._draw_clips(videos, generator)
+            aam_rows = len(positions)
         picked = torch.from_numpy(positions).to(self.device)
         raw_static = static_pairs[0].raw[0][picked] if static_pairs else None
         labels = torch.from_numpy(self.video_labels[videos][positions]).to(self.device)
-        return VideoClips(raw, anonymized, raw_static, attributes.to(self.device)[picked], labels)
+        return VideoClips(raw, anonymized, raw_static, attributes.to(self.device)[picked], labels, aam_rows)
 
     def _draw_clips(self, videos: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """(positions in ``videos`` of the videos that have clips, one random raw clip of each, its AAM output)."""
@@ -314,10 +322,24 @@ class Trainer:
         out = self.aam(values, None if mask is None else mask.to(self.device))
         return positions, self._centre(values), self._centre(out)
 
+    def _video_means(self, videos: np.ndarray) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, int]:
+        """(positions in ``videos`` of the videos that have clips, the mean of each one's raw clips, the mean of
+        their AAM outputs, the clips read): a video as the attackers' video-level scoring sees it."""
+        positions, values, mask, owner = self.clip_source.every_clip(videos)
+        values = values.to(self.device)
+        out = self.aam(values, None if mask is None else mask.to(self.device))
+        owner = torch.from_numpy(owner).to(self.device)
+        counts = torch.bincount(owner, minlength=len(positions)).to(values.dtype).unsqueeze(1)
+
+        def mean(rows: torch.Tensor) -> torch.Tensor:
+            return rows.new_zeros(len(positions), rows.shape[-1]).index_add(0, owner, rows) / counts.clamp_min(1)
+
+        return positions, mean(self._centre(values)), mean(self._centre(out)), len(owner)
+
     def _within_video_term(self, step: BudgetStep, videos: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         """``within_video_consistency`` of the budget clips (drawn here when the mode draws none) and a second
         random clip of the same videos."""
-        if step.clips is not None:
+        if step.clips is not None and self.config.budget_clips == "one":
             first_raw, first_anonymized = step.clips.raw, step.clips.anonymized
         else:
             _, first_raw, first_anonymized = self._draw_clips(videos, generator)
@@ -400,7 +422,7 @@ class Trainer:
             adversary_loss = self.budget.adversary_step(adversary_inputs)
             rows += sum(2 * pair.first.shape[0] for _, pair in pairs)
             if step.clips is not None:
-                rows += step.clips.raw.shape[0]
+                rows += step.clips.aam_rows
             step_values = {"loss": float(total.detach()), "utility": float(utility.detach()),
                            "privacy": float(privacy.detach()), "lc": float(lc.detach()), "adversary": adversary_loss,
                            **{f"task.{k}": v for k, v in task_losses.items()}}
@@ -434,6 +456,9 @@ class Trainer:
             self.initialized = True
             self.history.append({"epoch": 0, "identity_init": identity, "head_init": heads, "val": self.validate()})
             self.save()
+        if config.utility_target == "raw-head":
+            for task in self.tasks:
+                task.keep_raw_head()
         columns = (TextColumn("[bold]anonymize"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                    TextColumn("{task.fields[status]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, disable=not self.show_progress) as progress:

@@ -39,7 +39,7 @@ and three methods:
     maps raw embeddings (on ``device``) to anonymized ones (identity when validating the raw head);
     ``context_window`` as in ``epoch_batches``.
 
-and two optional ones for how the head starts:
+and three optional ones for how the head starts and what the term fits:
 
 ``pretrain_head(device, seed) -> dict | None``
     Train the head on raw features with the task's own recipe (TAD: TriDet's schedule) and return a
@@ -57,6 +57,12 @@ task; ``source`` is "memory" (load the rows) or "stream" (read Zarr chunks throu
 gives either. ``anonymize train --tad-store X`` looks up
 the factory named "tad" (``anonymize.utility_tasks.build_task``, which imports every task module) and calls it
 with ``Store.open(X)``. This module ships "action"; ``utility_tad`` and ``utility_ad`` ship "tad" and "ad".
+
+``keep_raw_head()``
+    ``anonymize train --utility-target raw-head``: called once the head has its raw-feature start (after its
+    init, or loaded on a resume); from then on the head stays frozen and ``loss`` is the distance between its
+    outputs on the anonymized and on the raw embeddings. ``keeps_raw_head`` says whether a task can; the
+    default cannot (the trainer refuses the option before writing anything).
 
 The generic head pretraining and the joint training loop live in ``anonymize.train``; a task defines
 data, head and loss (and, optionally, its head's own pretraining recipe).
@@ -116,6 +122,7 @@ class UtilityTask(ABC):
     name: str = ""
     input_kind: str = "clip"
     prefers_temporal: bool = False
+    keeps_raw_head: bool = False
 
     def __init__(self, weight: float, head: nn.Module, batch_size: int | None = None, head_lr: float | None = None,
                  head_weight_decay: float | None = None, grad_clip: float | None = None):
@@ -155,6 +162,10 @@ class UtilityTask(ABC):
         """Start from the head saved at ``path``; only tasks that know a saved-head format accept one."""
         raise FeatstoreError(f"task {self.name!r} cannot start from a saved head ({path})")
 
+    def keep_raw_head(self) -> None:
+        """Freeze the (raw-trained) head; ``loss`` then keeps its outputs. Only tasks with ``keeps_raw_head``."""
+        raise FeatstoreError(f"task {self.name!r} cannot keep a raw head's outputs (utility target raw-head)")
+
 
 TaskFactory = Callable[[Store, float, str, int], UtilityTask]
 # name -> factory, filled by register_task as each task's module is imported (anonymize.utility_tasks builds from it)
@@ -174,11 +185,14 @@ class ActionRecognitionTask(UtilityTask):
 
     Validation follows the evaluation convention: softmax averaged over 5 evenly spaced clips per test
     video, top-1. In the temporal AAM mode each sampled clip arrives with its +-w neighbouring clips of
-    the same video and the loss reads the centre output.
+    the same video and the loss reads the centre output. After ``keep_raw_head`` the head is frozen and the
+    loss is the MSE between its logits on the anonymized and on the raw clip: the AAM must keep the linear
+    read-out that generalized on raw features, instead of refitting the labels of the training videos.
     """
 
     name = "action"
     input_kind = "clip"
+    keeps_raw_head = True
 
     def __init__(self, store: Store, weight: float = 1.0, source: str = "memory", cache_chunks: int = 64,
                  split: str = "train", val_split: str = "test"):
@@ -202,6 +216,7 @@ class ActionRecognitionTask(UtilityTask):
         self.rows = open_rows(store, "clips", source, cache_chunks)
         val = store.split_indices(val_split)
         self.val_videos = val[(counts[val] > 0) & (table.label[val] >= 0)]
+        self.raw_head_kept = False
 
     def n_train_items(self) -> int:
         return len(self.videos)
@@ -221,8 +236,17 @@ class ActionRecognitionTask(UtilityTask):
             yield TaskBatch(values, labels, mask=torch.from_numpy(valid), centre=context_window,
                             info=dict(info, window_rows=window))
 
+    def keep_raw_head(self) -> None:
+        self.head.requires_grad_(False)
+        self.raw_head_kept = True
+
     def loss(self, anonymized: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
-        return nn.functional.cross_entropy(self.head(batch.clips(anonymized)), batch.targets)
+        logits = self.head(batch.clips(anonymized))
+        if not self.raw_head_kept:
+            return nn.functional.cross_entropy(logits, batch.targets)
+        with torch.no_grad():
+            raw_logits = self.head(batch.clips(batch.embeddings))
+        return nn.functional.mse_loss(logits, raw_logits)
 
     @torch.no_grad()
     def validate(self, apply_aam, device: torch.device, context_window: int = 0) -> dict[str, float]:

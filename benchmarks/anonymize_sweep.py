@@ -73,6 +73,15 @@ SETTINGS: dict[str, dict] = {
     # independence given the action labels (each batch centred per class): what a frame says about the action may stay
     "independence-given-labels": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                                   "independence_given": "labels"},
+    # the independence term on each video's mean over all of its clips (what video-level attackers read)
+    "independence-video-mean": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                                "budget_clips": "video-mean"},
+    # the action term keeps the raw head's logits (the head frozen after its raw init) instead of refitting labels
+    "independence-raw-head": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                              "utility_target": "raw-head"},
+    "independence-raw-head-wb20": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 20.0,
+                                   "utility_target": "raw-head"},
+    "none-raw-head": {**FULL_CLIP, "budget_mode": "none", "utility_target": "raw-head"},
     # plus the within-video consistency (w 10: the best on the demo store of 0, 1, 10, 30, 100)
     "independence-within": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                             "w_within_video": 10.0},

@@ -110,7 +110,8 @@ class BudgetPair:
 
 @dataclass
 class VideoClips:
-    """One random full clip of each video of the budget batch that has clips (B' <= B rows)."""
+    """One random full clip of each video of the budget batch that has clips (B' <= B rows), or the mean over each
+    one's clips (``budget_clips="video-mean"``)."""
 
     raw: torch.Tensor  # (B', D)
     anonymized: torch.Tensor  # (B', D): the AAM output (with gradient)
@@ -118,6 +119,7 @@ class VideoClips:
     #                                     mode or latent-consistency setting reads the static pairs
     attributes: torch.Tensor  # (B', A)
     labels: torch.Tensor  # (B',) the videos' utility labels (action class), -1 unknown
+    aam_rows: int  # the clips the AAM processed for them (B' for one clip per video)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from anonymize.budgets import budget_class, budget_modes
 from anonymize.budgets.base import train_split_std
 from anonymize.cli import main
 from anonymize.config import TrainConfig
+from anonymize.data import window_rows
 from anonymize.export import export_store
 from anonymize.losses import gaussian_channel_capacity, info_nce, info_nce_confusion, matching_logits
 from anonymize.model import AAMConfig
@@ -61,15 +62,20 @@ def planted_store(out: Path, n_videos: int = 160, seed: int = 0) -> Path:
 # bounded (0..1), so it is weighted like the demo's default (w_B 10, w_LC 0.1).
 MODE_SETTINGS = {"independence": {"batch_size": 40, "lr_reference_batch": 40, "w_budget": 10.0, "w_lc": 0.1,
                                   "epochs": 40}}
+# the planted runs: name -> (budget mode, what a full-clip mode sees of each video)
+PLANTED_RUNS = {"none": ("none", "one"), "direct": ("direct", "one"), "cross-view": ("cross-view", "one"),
+                "supervised-clips": ("supervised-clips", "one"), "independence": ("independence", "one"),
+                "independence-video-mean": ("independence", "video-mean")}
 
 
-def planted_config(store: Path, out: Path, mode: str) -> TrainConfig:
+def planted_config(store: Path, out: Path, mode: str, budget_clips: str = "one") -> TrainConfig:
     """Enough optimization for the AAM to move on a small store (seconds on one thread)."""
     settings = dict(identity={"preset": "zero"}, head_init_epochs=10, epochs=15, batch_size=16, lr=3e-3,
                     lr_scaling="linear", lr_reference_batch=32, w_lc=1.0, w_budget=3.0, budget_steps=3,
                     critic_hidden=64, critic_proj=16, validate_every=0, progress=False, device="cpu")
     settings.update(MODE_SETTINGS.get(mode, {}))
-    return TrainConfig(store=str(store), out=str(out), budget_mode=mode, aam=AAMConfig(layers=1, heads=2), **settings)
+    return TrainConfig(store=str(store), out=str(out), budget_mode=mode, budget_clips=budget_clips,
+                       aam=AAMConfig(layers=1, heads=2), **settings)
 
 
 def measure(trainer: Trainer) -> dict:
@@ -114,12 +120,12 @@ def planted(tmp_path_factory) -> Path:
 def planted_runs(planted, tmp_path_factory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("planted_runs")
     results = {}
-    for mode in ("none", "direct", "cross-view", "supervised-clips", "independence"):
-        config = planted_config(planted, root / mode, mode)
+    for name, (mode, budget_clips) in PLANTED_RUNS.items():
+        config = planted_config(planted, root / name, mode, budget_clips)
         trainer = Trainer(config)
         trainer.run()
-        config.save(root / mode / "config.json")  # what `train` writes beside the checkpoint: the run can be exported
-        results[mode] = {**measure(trainer), "run": root / mode}
+        config.save(root / name / "config.json")  # what `train` writes beside the checkpoint: the run can be exported
+        results[name] = {**measure(trainer), "run": root / name}
     return results
 
 
@@ -168,7 +174,8 @@ def test_train_command_saves_the_new_options(array_store, tmp_path, monkeypatch,
     monkeypatch.setattr(sys, "argv", [
         "anonymize", "train", "--store", str(array_store), "--out", str(run), "--budget-mode", "cross-view",
         "--critic-hidden", "8", "--critic-proj", "4", "--critic-temperature", "0.2", "--critic-objective", "maximize",
-        "--bottleneck-noise", "0.3", "--bottleneck-with-ntxent", "--adversary-ensemble", "2", "--epochs", "1",
+        "--bottleneck-noise", "0.3", "--bottleneck-with-ntxent", "--adversary-ensemble", "2", "--budget-clips",
+        "video-mean", "--utility-target", "raw-head", "--epochs", "1",
         "--batch-size", "8", "--aam-layers", "1", "--identity-init", "zero", "--head-init-epochs", "0",
         "--validate-every", "0", "--device", "cpu", "--no-progress"])
     with pytest.raises(SystemExit) as exited:
@@ -177,10 +184,10 @@ def test_train_command_saves_the_new_options(array_store, tmp_path, monkeypatch,
     saved = json.loads((run / "config.json").read_text())
     assert {key: saved[key] for key in ("budget_mode", "critic_hidden", "critic_proj", "critic_temperature",
                                         "critic_objective", "bottleneck_noise", "bottleneck_with_ntxent",
-                                        "adversary_ensemble")} == {
+                                        "adversary_ensemble", "budget_clips", "utility_target")} == {
         "budget_mode": "cross-view", "critic_hidden": 8, "critic_proj": 4, "critic_temperature": 0.2,
         "critic_objective": "maximize", "bottleneck_noise": 0.3, "bottleneck_with_ntxent": True,
-        "adversary_ensemble": 2}
+        "adversary_ensemble": 2, "budget_clips": "video-mean", "utility_target": "raw-head"}
     info = json.loads((run / "checkpoint.json").read_text())
     assert info["parameters"]["critic"] == 2 * (16 * 8 + 8 + 8 * 4 + 4)
 
@@ -216,14 +223,15 @@ def test_gaussian_channel_capacity_and_the_bottleneck_noise(array_store, tmp_pat
 
 
 def test_full_clip_budgets_lower_full_clip_attribute_leakage_and_keep_actions(planted_runs):
-    none, cross_view, supervised_clips, independence = (
-        planted_runs[m] for m in ("none", "cross-view", "supervised-clips", "independence"))
+    none, cross_view, supervised_clips, independence, video_mean = (
+        planted_runs[m] for m in ("none", "cross-view", "supervised-clips", "independence", "independence-video-mean"))
     assert none["raw_ap"] > 0.97 and none["raw_accuracy"] > 0.95
     assert none["ap"] > none["raw_ap"] - 0.02  # without a budget the AAM leaks as much as the raw clips
     assert cross_view["ap"] < none["ap"] - 0.2, planted_runs
     assert supervised_clips["ap"] < none["ap"] - 0.1, planted_runs
     assert independence["ap"] < none["ap"] - 0.2, planted_runs
-    for result in (cross_view, supervised_clips, independence):
+    assert video_mean["ap"] < none["ap"] - 0.2, planted_runs
+    for result in (cross_view, supervised_clips, independence, video_mean):
         assert result["accuracy"] >= result["raw_accuracy"] - 0.05
 
 
@@ -233,7 +241,7 @@ def test_worst_case_full_clip_leakage_falls_under_the_full_clip_modes(planted, p
     raw = vp.run(Store.open(planted), settings)
     assert raw["worst_case"]["cmap"] > 0.95
     worst = {}
-    for mode in ("none", "independence", "cross-view"):
+    for mode in ("none", "independence", "independence-video-mean", "cross-view"):
         export_store(planted_runs[mode]["run"], planted, tmp_path / f"{mode}.zarr", device="cpu")
         joined = dataclasses.replace(settings, labels_from=str(planted))  # the export drops the private labels
         worst[mode] = vp.run(Store.open(tmp_path / f"{mode}.zarr"), joined)["worst_case"]["cmap"]
@@ -241,6 +249,7 @@ def test_worst_case_full_clip_leakage_falls_under_the_full_clip_modes(planted, p
                for mode, value in worst.items()}
     assert removed["none"] < 0.1, (worst, removed)
     assert removed["independence"] > 0.5 and removed["cross-view"] > 0.25, (worst, removed)
+    assert removed["independence-video-mean"] > 0.5, (worst, removed)
 
 
 def test_direct_budget_takes_the_static_shortcut_and_cross_view_does_not(planted, planted_runs):
@@ -274,9 +283,10 @@ class StaticScrambler(nn.Module):
         return torch.where(is_static, out + 100.0, out)
 
 
-@pytest.mark.parametrize("mode", ["cross-view", "independence", "direct"])
-def test_cross_view_term_does_not_depend_on_what_the_aam_does_to_static_clips(planted, tmp_path, mode):
-    config = planted_config(planted, tmp_path / "run", mode)
+@pytest.mark.parametrize("mode, budget_clips", [("cross-view", "one"), ("independence", "one"),
+                                                 ("independence", "video-mean"), ("direct", "one")])
+def test_cross_view_term_does_not_depend_on_what_the_aam_does_to_static_clips(planted, tmp_path, mode, budget_clips):
+    config = planted_config(planted, tmp_path / "run", mode, budget_clips)
     plain, scrambled = Trainer(config), Trainer(config)
     scrambled.aam = StaticScrambler(scrambled.aam)
     plain_record, scrambled_record = plain.train_epoch(0), scrambled.train_epoch(0)
@@ -381,6 +391,42 @@ def test_the_trainer_hands_the_budget_the_labels_of_the_videos_its_clips_come_fr
             assert np.allclose(static[match], row, atol=1e-5)
             video = int(np.searchsorted(offsets, match, side="right") - 1)
             assert label == labels[video]
+
+
+@pytest.mark.parametrize("aam", [AAMConfig(layers=1, heads=2), AAMConfig(mode="temporal", layers=1, heads=2, window=1)],
+                         ids=["clip", "temporal"])
+def test_video_mean_budget_clips_are_the_means_of_every_clip_and_of_their_aam_outputs(array_store, tmp_path, aam):
+    """--budget-clips video-mean: each video of the budget batch is the mean of all its clips, and its anonymized row
+    the mean of the AAM outputs of all of them (each clip with its own window in the temporal mode)."""
+    trainer = Trainer(small_config(array_store, tmp_path / "run", budget_mode="independence", batch_size=16,
+                                   budget_clips="video-mean", aam=aam))
+    store = Store.open(array_store)
+    offsets = store.clip_offsets()
+    videos = store.split_indices("train")[:10]
+    attributes = torch.from_numpy(store.videos().attributes[videos].astype(np.float32))
+    clips = trainer._budget_clips(videos, [], attributes, torch.Generator().manual_seed(0))
+    assert clips.raw_static is None and clips.aam_rows == int(sum(offsets[v + 1] - offsets[v] for v in videos))
+    trainer.aam.eval()
+    all_clips = torch.from_numpy(store.load_embeddings("clips").astype(np.float32))
+    with torch.no_grad():
+        if aam.mode == "temporal":
+            rows = np.arange(len(all_clips))
+            owners = np.searchsorted(offsets, rows, side="right") - 1
+            window, valid = window_rows(offsets, owners, rows, 1)
+            anonymized = trainer.aam(all_clips[torch.from_numpy(window)], torch.from_numpy(valid))[:, 1]
+        else:
+            anonymized = trainer.aam(all_clips)
+        for row, video in enumerate(videos):
+            own = slice(offsets[video], offsets[video + 1])
+            assert torch.allclose(clips.raw[row], all_clips[own].mean(0), atol=1e-6)
+            assert torch.allclose(clips.anonymized[row], anonymized[own].mean(0), atol=1e-5)
+
+
+def test_video_mean_is_for_the_modes_that_read_full_clips(array_store, tmp_path):
+    with pytest.raises(FeatstoreError, match="budget clips 'video-mean' is for the modes that read full clips"):
+        small_config(array_store, tmp_path / "x", budget_mode="direct", budget_clips="video-mean")
+    with pytest.raises(FeatstoreError, match="budget clips must be one of"):
+        small_config(array_store, tmp_path / "x", budget_mode="bottleneck", budget_clips="all")
 
 
 def test_independence_given_labels_needs_a_store_with_labels(array_store, tmp_path):

@@ -44,9 +44,14 @@ def _assert_same_tensors(a, b):
      "aam": AAMConfig(architecture="mlp", layers=2)},
     {"budget_mode": "independence", "w_within_video": 1.0, "batch_size": 18},
     {"budget_mode": "direct", "w_within_video": 1.0},
+    {"budget_mode": "independence", "utility_target": "raw-head", "batch_size": 18},
+    {"budget_mode": "independence", "budget_clips": "video-mean", "w_within_video": 1.0, "batch_size": 18},
+    {"budget_mode": "bottleneck", "budget_clips": "video-mean", "aam": AAMConfig(mode="temporal", layers=2, heads=2,
+                                                                                   window=1)},
 ], ids=["direct", "adversarial-restarts-augment", "supervised-mlp-dropout", "temporal", "cross-view-restarts-augment",
         "cross-view-maximize-temporal", "bottleneck-ntxent", "supervised-clips-restarts-mlp-dropout",
-        "independence-within-video", "direct-within-video"])
+        "independence-within-video", "direct-within-video", "independence-raw-head",
+        "independence-video-mean-within-video", "bottleneck-video-mean-temporal"])
 def test_resume_is_bit_exact(array_store, tmp_path, settings):
     straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
     train(small_config(array_store, tmp_path / "resumed", epochs=2, **settings))
@@ -92,7 +97,8 @@ def test_run_folder_errors(array_store, tmp_path):
 def test_config_validation_errors(array_store, tmp_path):
     for bad, match in [({"budget_mode": "magic"}, "budget mode"), ({"temperature": 0.0}, "temperature"),
                        ({"batch_size": 1}, "batch size"), ({"identity": {"preset": "fast"}}, "identity init preset"),
-                       ({"lc_distance": "cos"}, "latent consistency distance")]:
+                       ({"lc_distance": "cos"}, "latent consistency distance"),
+                       ({"utility_target": "logits"}, "utility target")]:
         with pytest.raises(FeatstoreError, match=match):
             small_config(array_store, tmp_path / "x", **bad)
     with pytest.raises(FeatstoreError, match="no utility task named 'segmentation'"):
@@ -178,6 +184,41 @@ def within_video_error(run, store_path) -> float:
     errors = [((anonymized[a + 1:b] - anonymized[a:b - 1]) - (raw[a + 1:b] - raw[a:b - 1])).pow(2).mean()
               for a, b in zip(offsets[:-1], offsets[1:]) if b - a >= 2]
     return float(torch.stack(errors).mean())
+
+
+def test_raw_head_target_is_the_logit_distance_and_leaves_the_head_alone(array_store):
+    """After keep_raw_head the action term is the MSE between the head's logits on the anonymized and on the raw
+    clip (zero for an unmoved clip), its gradient reaches the AAM's output and never the head."""
+    task = build_task("action", Store.open(array_store), 1.0)
+    batch = next(task.epoch_batches(8, torch.Generator().manual_seed(0)))
+    assert torch.equal(task.loss(batch.embeddings, batch),
+                       torch.nn.functional.cross_entropy(task.head(batch.embeddings), batch.targets))
+    task.keep_raw_head()
+    assert float(task.loss(batch.embeddings, batch)) == 0.0
+    moved = (batch.embeddings + 0.5 * torch.randn(batch.embeddings.shape, generator=torch.Generator().manual_seed(1)))
+    moved.requires_grad_(True)
+    loss = task.loss(moved, batch)
+    with torch.no_grad():
+        expected = (task.head(moved) - task.head(batch.embeddings)).pow(2).mean()
+    assert float(loss.detach()) > 0 and torch.allclose(loss.detach(), expected)
+    loss.backward()
+    assert moved.grad is not None and moved.grad.abs().sum() > 0
+    assert all(parameter.grad is None for parameter in task.head.parameters())
+
+
+def test_a_raw_head_run_ends_with_the_head_its_raw_init_gave_it(array_store, tmp_path):
+    """--utility-target raw-head: the head is frozen after its init on raw features (the labels target trains it
+    on with the AAM), so the run's head equals a 0-epoch run's while the AAM still trains."""
+    settings = dict(budget_mode="independence", batch_size=18, w_budget=10.0)
+    train(small_config(array_store, tmp_path / "start", epochs=0, utility_target="raw-head", **settings))
+    start = _tensors(tmp_path / "start")
+    heads = [key for key in start if "action" in key]
+    assert heads
+    for target, head_moves in (("raw-head", False), ("labels", True)):
+        train(small_config(array_store, tmp_path / target, epochs=3, utility_target=target, **settings))
+        end = _tensors(tmp_path / target)
+        assert any(not torch.equal(start[key], end[key]) for key in end if key not in heads)
+        assert any(not torch.equal(start[key], end[key]) for key in heads) is head_moves, target
 
 
 def test_within_video_consistency_keeps_what_changes_inside_a_video(array_store, tmp_path):

@@ -181,6 +181,15 @@ def test_cli_refuses_a_wrong_head_in_one_line(array_store, tad_arrays, tmp_path,
         assert err.startswith("error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_cli_refuses_the_raw_head_target_with_a_task_that_cannot_keep_it(array_store, tad_arrays, tmp_path,
+                                                                        monkeypatch, capsys):
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store), "--tad-store",
+                                  str(tad_arrays), "--utility-target", "raw-head", "--out", str(tmp_path / "run"), *FAST)
+    assert code == 2 and "task 'tad' cannot keep a raw head's outputs" in err, err
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
 def test_runs_saved_before_task_heads_existed_still_resume(array_store, tmp_path):
     """A config.json without the tasks' "head" key (every run before --tad-head) loads and resumes."""
     run = tmp_path / "old"
