@@ -152,9 +152,9 @@ class TrainConfig:
     head_init_lr: float = 1e-3
     # Eq. 7 weights and terms
     w_utility: float = 1.0
-    # raw-head (beyond the paper): each head is frozen after its init on raw features and its task term becomes the
-    # MSE between its outputs on f_A(x) and on x, so the AAM keeps what the raw head reads instead of refitting the
-    # labels of the training videos
+    # raw-head (beyond the paper; the action task): the head is frozen after its init on raw features and its term
+    # becomes the MSE between its logits on f_A(x) and on x, so the AAM keeps what the raw head reads instead of
+    # refitting the labels of the training videos
     utility_target: str = "labels"
     w_budget: float = 1.0
     w_lc: float = 100.0
@@ -269,6 +269,8 @@ class TrainConfig:
              f"budget clips {self.budget_clips!r} is for the modes that read full clips, not {self.budget_mode!r}"),
             (self.utility_target in UTILITY_TARGETS,
              f"utility target must be one of {list(UTILITY_TARGETS)}, got {self.utility_target!r}"),
+            (self.utility_target != "raw-head" or self.head_init_epochs > 0,
+             "utility target raw-head keeps what the head learned on raw features: head init epochs must be > 0"),
             (self.independence_given in INDEPENDENCE_GIVEN,
              f"independence given must be one of {list(INDEPENDENCE_GIVEN)}, got {self.independence_given!r}"),
             (self.independence_kernels in INDEPENDENCE_KERNELS,

@@ -29,8 +29,9 @@ def run_summary(run: Path) -> dict:
         "tasks": ", ".join(f"{t.name} (w {t.weight}) on {t.store}" for t in config.tasks),
         "aam": f"{config.aam.architecture}, {config.aam.layers} layers, {config.aam.heads} heads, "
                f"block {config.aam.block}, ffn x{config.aam.ffn_ratio}, mode {config.aam.mode}",
-        "objective": f"{config.w_utility} * utility - {config.w_budget} * budget({config.budget_mode}, "
-                     f"{config.budget_inputs}, T={config.temperature}) + {config.w_lc} * LC({config.lc_distance}, "
+        "objective": f"{config.w_utility} * utility({config.utility_target}) - {config.w_budget} * "
+                     f"budget({config.budget_mode}, {config.budget_inputs}, clips {config.budget_clips}, "
+                     f"T={config.temperature}) + {config.w_lc} * LC({config.lc_distance}, "
                      f"{config.lc_inputs})" + (f" + {config.w_within_video} * within-video consistency"
                                                  if config.w_within_video else ""),
         "optimization": f"AdamW lr {config.scaled_lr:.3g}" + (

@@ -50,6 +50,12 @@ and three optional ones for how the head starts and what the term fits:
     Start from a saved head instead (``build_task(..., head=path)``; TAD: ``anonymize train --tad-head``);
     refuse one that does not fit the task's store. The default refuses every head.
 
+``keep_raw_head()``
+    ``anonymize train --utility-target raw-head``: called once the head has its raw-feature start (after its
+    init, or loaded on a resume); from then on the head stays frozen and ``loss`` is the distance between its
+    outputs on the anonymized and on the raw embeddings. ``keeps_raw_head`` says whether a task can; the
+    default cannot (the trainer refuses the option before writing anything).
+
 Where the batches come from: a task is built from a store by a factory registered under its name,
 ``register_task("tad", factory)``, where ``factory(store, weight, source, cache_chunks)`` returns the
 task; ``source`` is "memory" (load the rows) or "stream" (read Zarr chunks through an LRU cache of
@@ -57,12 +63,6 @@ task; ``source`` is "memory" (load the rows) or "stream" (read Zarr chunks throu
 gives either. ``anonymize train --tad-store X`` looks up
 the factory named "tad" (``anonymize.utility_tasks.build_task``, which imports every task module) and calls it
 with ``Store.open(X)``. This module ships "action"; ``utility_tad`` and ``utility_ad`` ship "tad" and "ad".
-
-``keep_raw_head()``
-    ``anonymize train --utility-target raw-head``: called once the head has its raw-feature start (after its
-    init, or loaded on a resume); from then on the head stays frozen and ``loss`` is the distance between its
-    outputs on the anonymized and on the raw embeddings. ``keeps_raw_head`` says whether a task can; the
-    default cannot (the trainer refuses the option before writing anything).
 
 The generic head pretraining and the joint training loop live in ``anonymize.train``; a task defines
 data, head and loss (and, optionally, its head's own pretraining recipe).

@@ -25,6 +25,7 @@ from anonymize.data import window_rows
 from anonymize.export import export_store
 from anonymize.losses import gaussian_channel_capacity, info_nce, info_nce_confusion, matching_logits
 from anonymize.model import AAMConfig
+from anonymize.runinfo import run_summary
 from anonymize.train import Trainer
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import vp
@@ -176,7 +177,7 @@ def test_train_command_saves_the_new_options(array_store, tmp_path, monkeypatch,
         "--critic-hidden", "8", "--critic-proj", "4", "--critic-temperature", "0.2", "--critic-objective", "maximize",
         "--bottleneck-noise", "0.3", "--bottleneck-with-ntxent", "--adversary-ensemble", "2", "--budget-clips",
         "video-mean", "--utility-target", "raw-head", "--epochs", "1",
-        "--batch-size", "8", "--aam-layers", "1", "--identity-init", "zero", "--head-init-epochs", "0",
+        "--batch-size", "8", "--aam-layers", "1", "--identity-init", "zero", "--head-init-epochs", "1",
         "--validate-every", "0", "--device", "cpu", "--no-progress"])
     with pytest.raises(SystemExit) as exited:
         main()
@@ -190,6 +191,8 @@ def test_train_command_saves_the_new_options(array_store, tmp_path, monkeypatch,
         "adversary_ensemble": 2, "budget_clips": "video-mean", "utility_target": "raw-head"}
     info = json.loads((run / "checkpoint.json").read_text())
     assert info["parameters"]["critic"] == 2 * (16 * 8 + 8 + 8 * 4 + 4)
+    objective = run_summary(run)["overview"]["objective"]
+    assert "utility(raw-head)" in objective and "clips video-mean" in objective, objective
 
 
 # ---------------------------------------------------------------------------------------------- loss terms

@@ -98,7 +98,8 @@ def test_config_validation_errors(array_store, tmp_path):
     for bad, match in [({"budget_mode": "magic"}, "budget mode"), ({"temperature": 0.0}, "temperature"),
                        ({"batch_size": 1}, "batch size"), ({"identity": {"preset": "fast"}}, "identity init preset"),
                        ({"lc_distance": "cos"}, "latent consistency distance"),
-                       ({"utility_target": "logits"}, "utility target")]:
+                       ({"utility_target": "logits"}, "utility target"),
+                       ({"utility_target": "raw-head", "head_init_epochs": 0}, "head init epochs must be > 0")]:
         with pytest.raises(FeatstoreError, match=match):
             small_config(array_store, tmp_path / "x", **bad)
     with pytest.raises(FeatstoreError, match="no utility task named 'segmentation'"):
