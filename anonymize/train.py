@@ -43,6 +43,7 @@ from anonymize.budgets.base import (  # noqa: F401  (the stream constants are pa
     STREAM_TORCH,
     derived_seed,
     generator_for,
+    group_means,
     train_split_std,
 )
 from anonymize.config import TrainConfig
@@ -329,12 +330,8 @@ class Trainer:
         values = values.to(self.device)
         out = self.aam(values, None if mask is None else mask.to(self.device))
         owner = torch.from_numpy(owner).to(self.device)
-        counts = torch.bincount(owner, minlength=len(positions)).to(values.dtype).unsqueeze(1)
-
-        def mean(rows: torch.Tensor) -> torch.Tensor:
-            return rows.new_zeros(len(positions), rows.shape[-1]).index_add(0, owner, rows) / counts.clamp_min(1)
-
-        return positions, mean(self._centre(values)), mean(self._centre(out)), len(owner)
+        return (positions, group_means(self._centre(values), owner, len(positions)),
+                group_means(self._centre(out), owner, len(positions)), len(owner))
 
     def _within_video_term(self, step: BudgetStep, videos: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         """``within_video_consistency`` of the budget clips (drawn here when the mode draws none) and a second

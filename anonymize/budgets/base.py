@@ -79,6 +79,13 @@ def train_split_std(store: Store, kind: str) -> torch.Tensor:
     return torch.from_numpy(np.sqrt(variance).astype(np.float32))
 
 
+def group_means(values: torch.Tensor, index: torch.Tensor, groups: int) -> torch.Tensor:
+    """(groups, D): the mean of the rows of each group (``index``: (n,) the group of each row, 0..groups-1; every
+    group has a row)."""
+    sums = values.new_zeros(groups, values.shape[-1]).index_add(0, index, values)
+    return sums / torch.bincount(index, minlength=groups).to(values.dtype).unsqueeze(1)
+
+
 def attribute_count(store: Store, mode: str) -> int:
     """The number of attribute labels of ``store``; an error for a supervised mode when there are none."""
     n_attributes = store.array(VIDEO_ATTRIBUTES).shape[1]

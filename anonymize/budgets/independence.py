@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from anonymize.budgets.base import BudgetContext, BudgetMode, BudgetStep
+from anonymize.budgets.base import BudgetContext, BudgetMode, BudgetStep, group_means
 from anonymize.budgets.registry import register_budget
 from data_manifests.errors import FeatstoreError
 from featstore.store import VIDEO_LABELS
@@ -86,9 +86,7 @@ KERNELS = {"gaussian": gaussian_kernel, "linear": linear_kernel}
 def centre_per_group(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Each row minus the mean of the rows of its group (``groups``: (n,) integer ids)."""
     _, index = torch.unique(groups, return_inverse=True)
-    sums = values.new_zeros(int(index.max()) + 1, values.shape[1]).index_add(0, index, values)
-    counts = torch.bincount(index).to(values.dtype).unsqueeze(1)
-    return values - (sums / counts)[index]
+    return values - group_means(values, index, int(index.max()) + 1)[index]
 
 
 def kernel_alignment(anonymized: torch.Tensor, raw_static: torch.Tensor, kernel: str, shrinkage: float) -> torch.Tensor:
