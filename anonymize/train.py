@@ -125,7 +125,8 @@ class Trainer:
             self.pair_sources.append(PairSource(self.store, "clips", source=config.row_source, window=window,
                                                 cache_chunks=config.stream_cache_chunks))
         self.static_std = self._static_std() if config.static_noise > 0 else None
-        self.budget = build_budget(BudgetContext(self.dim, self.device, config, self.store))
+        self.budget = build_budget(BudgetContext(self.dim, self.device, config, self.store,
+                                                  len(self.pair_sources[0].videos)))
         self.clip_source = (BudgetClipSource(self.store, config.row_source, window, config.stream_cache_chunks)
                             if self.budget.uses_clips or config.w_within_video > 0 else None)
         self.video_labels = np.asarray(self.store.array(VIDEO_LABELS)[:], dtype=np.int64)

@@ -124,8 +124,10 @@ class IndependenceBudget(BudgetMode):
     def privacy_term(self, step: BudgetStep) -> tuple[torch.Tensor, list]:
         clips = step.clips
         # A kernel statistic of a handful of rows is noise: a trailing batch under half the batch size (and
-        # any batch under INDEPENDENCE_MIN_ROWS rows) adds no privacy term.
-        if clips is None or clips.anonymized.shape[0] < max(INDEPENDENCE_MIN_ROWS, self.config.batch_size // 2):
+        # any batch under INDEPENDENCE_MIN_ROWS rows) adds no privacy term. A store whose videos all fit in one
+        # batch has no trailing batch: its one batch counts whatever its size.
+        full_batch = min(self.config.batch_size, self.context.epoch_videos)
+        if clips is None or clips.anonymized.shape[0] < max(INDEPENDENCE_MIN_ROWS, full_batch // 2):
             return torch.zeros((), device=self.device), []
         config = self.config
         labels = clips.labels if config.independence_given == "labels" else None

@@ -19,6 +19,7 @@ from torch import nn
 from anonymize.array_store import write_array_store
 from anonymize.budgets import budget_class, budget_modes
 from anonymize.budgets.base import train_split_std
+from anonymize.budgets.independence import INDEPENDENCE_MIN_ROWS
 from anonymize.cli import main
 from anonymize.config import TrainConfig
 from anonymize.data import window_rows
@@ -394,6 +395,34 @@ def test_the_trainer_hands_the_budget_the_labels_of_the_videos_its_clips_come_fr
             assert np.allclose(static[match], row, atol=1e-5)
             video = int(np.searchsorted(offsets, match, side="right") - 1)
             assert label == labels[video]
+
+
+def test_independence_drops_only_a_trailing_batch_not_a_store_smaller_than_one_batch(array_store, tmp_path, monkeypatch):
+    from anonymize.budgets import independence
+
+    rows = []
+    original = independence.dependence
+
+    def recording(anonymized, raw_static, labels, kernels, shrinkage):
+        rows.append(len(anonymized))
+        return original(anonymized, raw_static, labels, kernels, shrinkage)
+
+    monkeypatch.setattr(independence, "dependence", recording)
+    store = Store.open(array_store)
+    train_videos = len(store.split_indices("train"))
+    # every training video in one batch of a batch size more than twice the store: the term is computed
+    trainer = Trainer(small_config(array_store, tmp_path / "one-batch", budget_mode="independence",
+                                   batch_size=4 * train_videos, lr_reference_batch=4 * train_videos, epochs=1))
+    trainer.train_epoch(0)
+    assert rows == [train_videos]
+    # a batch size that leaves a trailing batch under half of it: that batch adds no term, the full ones do
+    rows.clear()
+    batch = train_videos - INDEPENDENCE_MIN_ROWS + 1
+    assert train_videos - batch < batch // 2
+    trainer = Trainer(small_config(array_store, tmp_path / "trailing", budget_mode="independence",
+                                   batch_size=batch, lr_reference_batch=batch, epochs=1))
+    trainer.train_epoch(0)
+    assert rows == [batch]
 
 
 @pytest.mark.parametrize("aam", [AAMConfig(layers=1, heads=2), AAMConfig(mode="temporal", layers=1, heads=2, window=1)],

@@ -198,7 +198,7 @@ def test_test_subjects_are_unseen_in_training_when_there_are_enough():
     items = [i for i in plan(SynthConfig()) if i.part == "synthetic"]
     train = {i.subject for i in items if i.split == "train"}
     test = {i.subject for i in items if i.split == "test"}
-    assert train == set(range(14)) and test == set(range(14, 24))
+    assert train == set(range(42)) and test == set(range(42, 72))
 
 
 def test_tad_segments_inside_video(manifests):
@@ -613,3 +613,20 @@ def test_data_synth_from_before_the_ad_counts_grew_is_refused(tmp_path, monkeypa
     assert preset.ad_train_videos != 12 and preset.ad_test_videos != 12
     assert f"other settings than the 'default' preset: ad_test_videos 12 (expected {preset.ad_test_videos}); " \
            f"ad_train_videos 12 (expected {preset.ad_train_videos}); remove that folder" in _resolve_error("synthetic-ad")
+
+
+def test_data_synth_from_before_the_trimmed_part_grew_is_refused(tmp_path, monkeypatch, generated):
+    import shutil
+
+    from data_manifests.registry import DEFAULT_SYNTH_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(generated[0], DEFAULT_SYNTH_ROOT)
+    # the settings file of a data/synth the registry generated when the trimmed part had 14 + 6 videos per
+    # class of 24 subjects: its stores would train the AAM on a third of the videos the docs measure
+    (DEFAULT_SYNTH_ROOT / "synth_config.json").write_text(json.dumps(
+        {**synth.preset_config().to_json(), "n_subjects": 24, "train_per_class": 14, "test_per_class": 6}))
+    preset = synth.preset_config()
+    assert (preset.n_subjects, preset.train_per_class, preset.test_per_class) == (72, 42, 18)
+    assert f"other settings than the 'default' preset: n_subjects 24 (expected 72); test_per_class 6 (expected 18); " \
+           f"train_per_class 14 (expected 42); remove that folder" in _resolve_error("synthetic")
