@@ -102,7 +102,7 @@ class BudgetContext:
     device: torch.device
     config: TrainConfig
     store: Store
-    epoch_videos: int  # the videos one epoch covers (training videos with static clips): at most one batch of them
+    epoch_videos: int  # the videos one epoch covers (the training videos with static clips)
 
 
 @dataclass
