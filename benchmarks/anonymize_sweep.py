@@ -199,8 +199,8 @@ def run_setting(setting: str, seed: int, store: Path, out: Path, device: str, ta
     cached = folder / "result.json"
     options = setting_options(setting)
     # a cached run of a setting whose options have changed since (e.g. a new default batch) is run again
-    if cached.is_file() and json.loads(cached.read_text()).get("options") == options:
-        result = json.loads(cached.read_text())
+    result = json.loads(cached.read_text()) if cached.is_file() else {}
+    if result.get("options") == options:
         missing = {task: path for task, path in tasks.items()
                    if ("tad_mAP" if task == "tad" else "ad_auc") not in result["metrics"]}
         if missing:  # a cached run evaluated without these stores: add them
@@ -212,17 +212,16 @@ def run_setting(setting: str, seed: int, store: Path, out: Path, device: str, ta
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     started = time.perf_counter()
-    result: dict = {"name": name, "setting": setting, "seed": seed, "supervised": setting in SUPERVISED,
+    result = {"name": name, "setting": setting, "seed": seed, "supervised": setting in SUPERVISED,
                     "options": options}
     anon = folder / "anon.zarr"
     if setting == "raw":
         anon = store
     elif setting in BASELINES:
-        fit_baseline(BaselineConfig(store=str(store), out=str(folder / "run"), seed=seed, **BASELINES[setting]))
+        fit_baseline(BaselineConfig(store=str(store), out=str(folder / "run"), seed=seed, **options))
         export_store(folder / "run", store, anon, device=device)
     else:
-        config = TrainConfig(store=str(store), out=str(folder / "run"), device=device, seed=seed,
-                             **dict(BASE, **SETTINGS[setting]))
+        config = TrainConfig(store=str(store), out=str(folder / "run"), device=device, seed=seed, **options)
         trained = train(config)
         result["train"] = {"steps": sum(h.get("steps", 0) for h in trained.history),
                            "seconds": sum(h.get("seconds", 0.0) for h in trained.history)}
