@@ -1,0 +1,111 @@
+"""Where does AD ROC AUC go after anonymization? Three readouts of the same AD stores, side by side.
+
+    python benchmarks/ad_readout.py runs/demo/ad.zarr runs/sweep-demo/independence/ad.zarr [--heads 10]
+
+- ``heads``: the ``evaluate ad`` protocol (MGFN, trained from video-level labels) with ``--heads`` heads of
+  seeds 0, 1, ...: their mean ROC AUC and its range, since one head's AUC on a few test videos swings.
+- ``probe``: whether the anomaly is still in the clips at all. A logistic regression on standardized clip
+  embeddings, trained on the train split's clip-level labels (a clip is anomalous when its centre lies in an
+  annotated interval; every clip of a normal video is normal) and scored by clip-level ROC AUC on the test
+  split; once on the clips as they are and once centred per video (what changes inside a video, which MGFN
+  reads). It is an oracle, trained on labels the AD protocol never sees; a store that keeps it and loses
+  ``heads`` lost what the weakly supervised head finds, not the information.
+- ``norm``: the clip's L2 norm as the anomaly score (clip-level ROC AUC on the test split), as it is and
+  about the training clips' mean: MGFN's loss works on feature magnitudes.
+
+``--heads 0`` reads the probes and norms only (seconds instead of minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from data_manifests.errors import FeatstoreError  # noqa: E402
+from evaluate.protocols import ad  # noqa: E402
+from evaluate.protocols._anomaly_detector import load_ad_videos  # noqa: E402
+from featstore.store import Store  # noqa: E402
+
+PROBE_C = 0.1
+
+
+def clip_labels(store: Store, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each video's clip embeddings and clip-level anomaly labels (clip centre inside an annotated interval)."""
+    embeddings, labels = [], []
+    for video in load_ad_videos(store, split):
+        centres = video.clip_times.mean(axis=1)
+        inside = np.zeros(len(centres), dtype=bool)
+        if video.label == 1:
+            for start, end in video.intervals:
+                inside |= (centres >= start) & (centres <= end)
+        embeddings.append(np.asarray(video.features, dtype=np.float64))
+        labels.append(inside)
+    return embeddings, labels
+
+
+def probe_auc(train: list[np.ndarray], train_labels: list[np.ndarray], test: list[np.ndarray],
+              test_labels: list[np.ndarray], centred: bool) -> float:
+    def stack(videos):
+        return np.concatenate([v - v.mean(axis=0) for v in videos] if centred else videos)
+
+    scaler = StandardScaler().fit(stack(train))
+    model = LogisticRegression(C=PROBE_C, max_iter=2000).fit(scaler.transform(stack(train)),
+                                                              np.concatenate(train_labels))
+    return float(roc_auc_score(np.concatenate(test_labels), model.decision_function(scaler.transform(stack(test)))))
+
+
+def norm_auc(train: list[np.ndarray], test: list[np.ndarray], test_labels: list[np.ndarray], centred: bool) -> float:
+    centre = np.concatenate(train).mean(axis=0) if centred else 0.0
+    return float(roc_auc_score(np.concatenate(test_labels), np.linalg.norm(np.concatenate(test) - centre, axis=1)))
+
+
+def readout(path: Path, heads: int) -> dict:
+    store = Store.open(path)
+    train, train_labels = clip_labels(store, "train")
+    test, test_labels = clip_labels(store, "test")
+    found = {"probe": probe_auc(train, train_labels, test, test_labels, centred=False),
+             "probe_centred": probe_auc(train, train_labels, test, test_labels, centred=True),
+             "norm": norm_auc(train, test, test_labels, centred=False),
+             "norm_centred": norm_auc(train, test, test_labels, centred=True)}
+    if heads:
+        result = ad.run(store, ad.ADConfig(seeds=heads, save_head=None))
+        found["heads"] = f"{result['roc_auc']:.3f} ({min(s['roc_auc'] for s in result['per_seed']):.3f} to " \
+                         f"{max(s['roc_auc'] for s in result['per_seed']):.3f})"
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stores", nargs="+", type=Path, help="AD stores (raw and anonymized exports).")
+    parser.add_argument("--heads", type=int, default=10, help="MGFN heads per store (seeds 0, 1, ...); 0: none.")
+    args = parser.parse_args()
+    if args.heads < 0:
+        parser.error(f"--heads must be >= 0, got {args.heads}")
+    try:  # every store is checked before the first head trains
+        for path in args.stores:
+            load_ad_videos(Store.open(path), "test")
+    except FeatstoreError as error:
+        parser.error(str(error))
+    heads = f"mean of {args.heads} heads (min-max)" if args.heads else "not run (--heads 0)"
+    print(f"| store | MGFN ROC AUC, {heads} | probe AUC | probe AUC, centred per video "
+          "| norm AUC | norm AUC about the training mean |")
+    print("|---|---|---|---|---|---|")
+    for path in args.stores:
+        found = readout(path, args.heads)
+        print(f"| {path} | {found.get('heads', '-')} | {found['probe']:.3f} | {found['probe_centred']:.3f} "
+              f"| {found['norm']:.3f} | {found['norm_centred']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
