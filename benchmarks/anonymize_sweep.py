@@ -226,8 +226,7 @@ def run_setting(setting: str, seed: int, store: Path, out: Path, device: str, ta
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     started = time.perf_counter()
-    result = {"name": name, "setting": setting, "seed": seed, "supervised": setting in SUPERVISED,
-                    "options": options}
+    result = {"name": name, "setting": setting, "seed": seed, "supervised": setting in SUPERVISED, "options": options}
     anon = folder / "anon.zarr"
     if setting == "raw":
         anon = store
