@@ -19,7 +19,7 @@ from data_manifests.errors import FeatstoreError
 from featstore.cli import DATA_PANEL, OUTPUT_PANEL, PROTOCOL_PANEL  # the evaluation commands' help panels
 
 CLIP_SAMPLING = ("random", "all")
-ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn")
+ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened", "knn-whitened")
 ATTACKER_GROUPS = {"all": ATTACKERS, "both": ("standard", "authors")}
 ATTACKER_CHOICES = (*ATTACKER_GROUPS, *ATTACKERS)
 PROBE_EPOCHS = 250  # the official linear-probe preset (the authors' code)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from anonymize.array_store import write_array_store
 from evaluate.metrics import leakage_removed
@@ -69,7 +70,8 @@ VP_FAST = dict(epochs=30, batch_size=16)
 
 
 def test_the_attacker_groups():
-    assert attackers_of("all") == ATTACKERS == ("standard", "authors", "mlp", "logreg", "knn")
+    assert attackers_of("all") == ATTACKERS == ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened",
+                                                "knn-whitened")
     assert attackers_of("both") == ("standard", "authors") and attackers_of("knn") == ("knn",)
 
 
@@ -88,15 +90,18 @@ def test_every_attacker_reads_a_planted_attribute_and_the_worst_case_is_their_ma
     assert worst["cmap"] == pytest.approx(np.mean(list(worst["per_attribute"].values())))
     assert result["cmap"] == worst["cmap"] and result["per_attribute"] == worst["per_attribute"]
     assert result["headline"] == "worst_case" and result["cmap"] >= max(a["cmap"] for a in attackers.values()) - 1e-12
-    assert attackers["authors"]["test_selected"] and not any(attackers[a]["test_selected"] for a in
-                                                             ("standard", "mlp", "logreg", "knn"))
-    mlp = attackers["mlp"]
-    assert [s["seed"] for s in mlp["seeds"]] == [0, 1, 2] and mlp["selected_seed"] in (0, 1, 2)
-    chosen = next(s for s in mlp["seeds"] if s["seed"] == mlp["selected_seed"])
-    assert chosen["validation_cmap"] == max(s["validation_cmap"] for s in mlp["seeds"])
-    assert chosen["test_cmap"] == mlp["cmap"]
+    assert attackers["authors"]["test_selected"] and not any(attackers[a]["test_selected"] for a in ATTACKERS
+                                                             if a != "authors")
+    for name in ("mlp", "mlp-whitened"):
+        mlp = attackers[name]
+        assert [s["seed"] for s in mlp["seeds"]] == [0, 1, 2] and mlp["selected_seed"] in (0, 1, 2)
+        chosen = next(s for s in mlp["seeds"] if s["seed"] == mlp["selected_seed"])
+        assert chosen["validation_cmap"] == max(s["validation_cmap"] for s in mlp["seeds"])
+        assert chosen["test_cmap"] == mlp["cmap"]
     assert set(attackers["logreg"]["selected_c"]) == {"a0", "a1"}
-    assert all(k in (5, 15, 45) for k in attackers["knn"]["selected_k"].values())
+    for name in ("knn", "knn-whitened"):
+        assert all(k in (5, 15, 45) for k in attackers[name]["selected_k"].values())
+    assert "whitened inputs" in attackers["knn-whitened"]["selected_by"]
 
 
 def test_vp_worst_case_is_the_max_over_attackers_of_mean_and_video(planted_store):
@@ -126,8 +131,40 @@ def test_the_mlp_attackers_read_what_logistic_regression_cannot(xor_store):
     assert attackers["logreg"]["cmap"] < 0.65  # no linear direction: about chance (0.5)
     for name in ("standard", "mlp"):
         assert attackers[name]["cmap"] > attackers["logreg"]["cmap"] + (0.3 if name == "mlp" else 0.2), name
-    assert result["worst_case"]["source"]["a0"] in ("standard", "authors", "mlp")
+    assert result["worst_case"]["source"]["a0"] in ("standard", "authors", "mlp", "mlp-whitened")  # the MLPs
     assert result["cmap"] >= attackers["mlp"]["cmap"]
+
+
+def hidden_under_large_directions(rng, n, dim):
+    """One attribute at +-0.3 along a direction orthogonal to dim - 1 random directions of std 10: every axis's
+    std is about 10, so standardizing leaves the attribute at a few hundredths of the noise around it."""
+    basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
+    attributes = rng.random(n) < 0.5
+    latent = 10.0 * rng.standard_normal((n, dim - 1)) @ basis[:, 1:].T + np.outer(0.3 * (2.0 * attributes - 1.0),
+                                                                                  basis[:, 0])
+    return latent, attributes[:, None]
+
+
+def test_the_whitened_attacker_reads_an_attribute_scaled_down_under_large_directions(tmp_path):
+    store = Store.open(array_store(tmp_path / "hidden.zarr", hidden_under_large_directions, dim=4, noise=0.01))
+    for standardized, whitened in (("knn", "knn-whitened"), ("mlp", "mlp-whitened")):
+        reads = {name: run_privacy(store, PrivacyConfig(attacker=name, **PRIVACY_FAST))["cmap"]
+                 for name in (standardized, whitened)}
+        assert reads[standardized] < 0.7 and reads[whitened] > 0.9, reads
+
+
+def test_whitening_by_hand():
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((500, 3)) @ np.array([[3.0, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, 0.2, 0.01]])
+    mean, matrix = _attribute_attack.whitening(torch.from_numpy(values).float(), np.arange(500))
+    assert np.allclose(mean.numpy(), values.mean(0), atol=1e-5)
+    assert np.allclose(matrix.numpy(), matrix.numpy().T, atol=1e-5)  # symmetric (ZCA): no rotation of the axes
+    covariance = np.cov(values.T, bias=True)
+    shrunk = covariance + _attribute_attack.WHITEN_SHRINKAGE * covariance.diagonal().mean() * np.eye(3)
+    whitened = matrix.double().numpy() @ shrunk @ matrix.double().numpy()
+    assert np.allclose(whitened, np.eye(3), atol=1e-4)  # the shrunk covariance becomes the identity
+    constant = torch.ones((10, 3))
+    assert torch.equal(_attribute_attack.whitening(constant, np.arange(10))[1], torch.eye(3))
 
 
 def _selections(result):
@@ -137,7 +174,10 @@ def _selections(result):
         "mlp": (attackers["mlp"]["selected_seed"],
                 [(s["seed"], s["selected_epoch"], s["validation_cmap"]) for s in attackers["mlp"]["seeds"]]),
         "logreg": (attackers["logreg"]["selected_c"], attackers["logreg"]["validation_ap"]),
-        "knn": (attackers["knn"]["selected_k"], attackers["knn"]["selected_metric"], attackers["knn"]["validation_ap"]),
+        **{name: (attackers[name]["selected_k"], attackers[name]["selected_metric"], attackers[name]["validation_ap"])
+           for name in ("knn", "knn-whitened")},
+        "mlp-whitened": (attackers["mlp-whitened"]["selected_seed"],
+                         [(s["seed"], s["selected_epoch"], s["validation_cmap"]) for s in attackers["mlp-whitened"]["seeds"]]),
     }
 
 
@@ -152,8 +192,9 @@ def test_only_the_authors_attacker_selects_on_the_test_set(tmp_path, protocol):
     else:
         results = [run_vp(Store.open(s), VPConfig(epochs=12, lr=1e-2, batch_size=16)) for s in stores]
     assert _selections(results[0]) == _selections(results[1])
-    for name in ("standard", "mlp", "logreg", "knn"):
-        assert results[0]["attackers"][name]["cmap"] != results[1]["attackers"][name]["cmap"], name
+    for name in ATTACKERS:
+        if name != "authors":
+            assert results[0]["attackers"][name]["cmap"] != results[1]["attackers"][name]["cmap"], name
 
 
 def test_worst_case_by_hand():
