@@ -118,30 +118,20 @@ class L2NormalizedOutput(nn.Module):
         return nn.functional.normalize(self.head(x), dim=-1)
 
 
-class Standardized(nn.Module):
-    """``head((x - mean) / std)`` with fixed (non-trained) statistics."""
+class MappedInputs(nn.Module):
+    """``head((x - mean) / scale)`` (standardized: ``scale`` the per-dimension std) or, ``whitened``,
+    ``head((x - mean) @ scale)`` (``scale`` the whitening matrix), with fixed (non-trained) statistics."""
 
-    def __init__(self, head: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, head: nn.Module, mean: torch.Tensor, scale: torch.Tensor, whitened: bool):
         super().__init__()
         self.head = head
+        self.whitened = whitened
         self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
+        self.register_buffer("scale", scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head((x - self.mean) / self.std)
-
-
-class Whitened(nn.Module):
-    """``head((x - mean) @ matrix)`` with fixed (non-trained) statistics (``whitening``)."""
-
-    def __init__(self, head: nn.Module, mean: torch.Tensor, matrix: torch.Tensor):
-        super().__init__()
-        self.head = head
-        self.register_buffer("mean", mean)
-        self.register_buffer("matrix", matrix)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head((x - self.mean) @ self.matrix)
+        centred = x - self.mean
+        return self.head(centred @ self.scale if self.whitened else centred / self.scale)
 
 
 class ArrayScorer(nn.Module):
@@ -296,13 +286,12 @@ def _run_mlp_seeds(setup: AttackSetup, settings: TrainSettings, val_fraction: fl
     val_evaluator = setup.make_evaluator(setup.train_videos[val_positions])
     test_evaluator = setup.make_evaluator(setup.test_videos)
     fit_rows = _fit_rows(setup, fit_videos)[0]
-    inputs = Whitened if whitened else Standardized
     statistics = whitening(setup.features, fit_rows) if whitened else _statistics(setup.features, fit_rows)
     name = "mlp-whitened" if whitened else "mlp"
     runs, outcomes = [], []
     for offset in range(MLP_SEEDS):
         seed = settings.seed + offset
-        model = inputs(seeded_module(mlp_head(dim, n_attributes), seed, device), *statistics).to(device)
+        model = MappedInputs(seeded_module(mlp_head(dim, n_attributes), seed, device), *statistics, whitened).to(device)
         outcome = train_head(model, setup.features, setup.targets, setup.make_sampler(fit_videos), masked_bce,
                              replace(settings, seed=seed), select=lambda m: val_evaluator(m)[setup.selection_key],
                              description=f"attacker {name} (seed {seed})", show_progress=show_progress)

@@ -171,13 +171,12 @@ def _selections(result):
     attackers = result["attackers"]
     return {
         "standard": attackers["standard"]["selected_epoch"],
-        "mlp": (attackers["mlp"]["selected_seed"],
-                [(s["seed"], s["selected_epoch"], s["validation_cmap"]) for s in attackers["mlp"]["seeds"]]),
+        **{name: (attackers[name]["selected_seed"],
+                  [(s["seed"], s["selected_epoch"], s["validation_cmap"]) for s in attackers[name]["seeds"]])
+           for name in ("mlp", "mlp-whitened")},
         "logreg": (attackers["logreg"]["selected_c"], attackers["logreg"]["validation_ap"]),
         **{name: (attackers[name]["selected_k"], attackers[name]["selected_metric"], attackers[name]["validation_ap"])
            for name in ("knn", "knn-whitened")},
-        "mlp-whitened": (attackers["mlp-whitened"]["selected_seed"],
-                         [(s["seed"], s["selected_epoch"], s["validation_cmap"]) for s in attackers["mlp-whitened"]["seeds"]]),
     }
 
 
