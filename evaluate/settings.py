@@ -134,7 +134,7 @@ class AttackerSettings:
     """The attribute attackers of ``privacy`` and ``vp`` (``evaluate.protocols._attribute_attack``)."""
 
     attacker: str = setting("all", "all (every attacker; cmap = the worst case), both (standard + authors), standard, "
-                                   "authors, mlp, logreg or knn (see docs/evaluate.md).")
+                                   "authors, mlp, logreg, knn, mlp-whitened or knn-whitened (see docs/evaluate.md).")
     epochs: int = setting(ATTACKER_EPOCHS, "Training epochs.")
     lr: float = setting(1e-3, "AdamW learning rate.")
     batch_size: int = setting(512, "Samples per step.")

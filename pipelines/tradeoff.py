@@ -204,8 +204,10 @@ def _without_path(summary: dict) -> dict:
     return {key: value for key, value in summary.items() if key != "path"}
 
 
-def _cached_metrics(path: Path, protocol: str, store: Store, config_matches: Callable[[dict], bool]) -> dict | None:
-    """The metrics of a saved result of ``protocol`` on this store's content with a matching config, or None."""
+def _cached_metrics(path: Path, protocol: str, store: Store,
+                    result_matches: Callable[[dict, dict], bool]) -> dict | None:
+    """The metrics of a saved result of ``protocol`` on this store's content whose config and metrics match
+    (``result_matches(config, metrics)``), or None."""
     if not path.is_file():
         return None
     try:
@@ -217,31 +219,33 @@ def _cached_metrics(path: Path, protocol: str, store: Store, config_matches: Cal
     if _without_path(document["store_provenance"]) != _without_path(json_safe(store_summary(store))):
         return None
     metrics = document.get("metrics")
-    return metrics if isinstance(metrics, dict) and config_matches(document.get("config") or {}) else None
+    return metrics if isinstance(metrics, dict) and result_matches(document.get("config") or {}, metrics) else None
 
 
-def _privacy_config_matches(wanted: privacy.PrivacyConfig | vp.VPConfig) -> Callable[[dict], bool]:
-    """A saved privacy config serves when it equals the wanted one, or differs only by training a group of
-    attackers that holds the wanted one (each attacker is seeded on its own, so its numbers do not depend
-    on the others being trained)."""
+def _privacy_result_matches(wanted: privacy.PrivacyConfig | vp.VPConfig) -> Callable[[dict, dict], bool]:
+    """A saved privacy result serves when its config equals the wanted one, or differs only by training a group
+    of attackers that holds the wanted one (each attacker is seeded on its own, so its numbers do not depend
+    on the others being trained), and it holds every attacker its group has today (a result saved before the
+    suite grew is computed again: its worst case is over fewer attackers)."""
     expected = json_safe(asdict(wanted))
     # a group's worst case is over its own members only: a group serves itself and each member, never another group
     serving = {wanted.attacker} if wanted.attacker in ATTACKER_GROUPS else \
         {wanted.attacker, *(group for group, members in ATTACKER_GROUPS.items() if wanted.attacker in members)}
 
-    def matches(saved: dict) -> bool:
+    def matches(saved: dict, metrics: dict) -> bool:
         rest = {k: v for k, v in saved.items() if k != "attacker"}
-        return (rest == {k: v for k, v in expected.items() if k != "attacker"}
-                and saved.get("attacker") in serving)
+        attacker = saved.get("attacker")
+        return (rest == {k: v for k, v in expected.items() if k != "attacker"} and attacker in serving
+                and set(metrics.get("attackers") or {}) == set(ATTACKER_GROUPS.get(attacker, (attacker,))))
 
     return matches
 
 
-def _protocol_metrics(protocol: str, run_protocol: Callable, inner_config, config_matches: Callable[[dict], bool],
+def _protocol_metrics(protocol: str, run_protocol: Callable, inner_config, result_matches: Callable[[dict, dict], bool],
                       store: Store, folder: Path | None, show_progress: bool) -> tuple[dict, str]:
     """(metrics, "cached" | "computed"): a matching saved result in ``folder``, else a fresh run saved there."""
     if folder is not None:
-        cached = _cached_metrics(folder / f"{protocol}.json", protocol, store, config_matches)
+        cached = _cached_metrics(folder / f"{protocol}.json", protocol, store, result_matches)
         if cached is not None:
             return cached, "cached"
     metrics = run_protocol(store, inner_config, show_progress=show_progress)
@@ -256,11 +260,11 @@ def evaluate_store(store: Store, config: TradeoffConfig, folder: Path | None, sh
     anonymized store's private labels are read from ``labels_from``, the raw store it was exported from."""
     ar_config, privacy_config = config.ar_config(), replace(config.privacy_config(), labels_from=labels_from)
     ar_expected = json_safe(asdict(ar_config))
-    ar_metrics, ar_source = _protocol_metrics("ar", ar.run, ar_config, lambda saved: saved == ar_expected,
+    ar_metrics, ar_source = _protocol_metrics("ar", ar.run, ar_config, lambda saved, _: saved == ar_expected,
                                               store, folder, show_progress)
     protocol = config.privacy_protocol
     privacy_metrics, privacy_source = _protocol_metrics(protocol, (vp if protocol == "vp" else privacy).run,
-                                                        privacy_config, _privacy_config_matches(privacy_config),
+                                                        privacy_config, _privacy_result_matches(privacy_config),
                                                         store, folder, show_progress)
     chance = chance_levels(ar_metrics, privacy_metrics)
     return {

@@ -269,7 +269,7 @@ def whitening(features: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, t
     centred = values - mean
     covariance = centred.T @ centred / len(values)
     ridge = WHITEN_SHRINKAGE * covariance.diagonal().mean()
-    if ridge <= 1e-12:
+    if ridge == 0:  # every row the same
         return mean.float(), torch.eye(values.shape[1], device=features.device)
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance + ridge * torch.eye(values.shape[1], dtype=torch.float64,
                                                                                   device=features.device))

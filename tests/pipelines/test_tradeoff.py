@@ -159,6 +159,23 @@ def test_a_privacy_result_of_both_attackers_serves_either(evaluated, tmp_path, m
     assert metrics["points"][0]["privacy"] == both["attackers"]["standard"]["cmap"]
 
 
+def test_a_privacy_result_saved_before_its_group_gained_an_attacker_is_computed_again(evaluated, tmp_path,
+                                                                                       monkeypatch):
+    """A group's saved worst case over fewer attackers than the group has today (e.g. before the whitened
+    attackers) is not served: it is recomputed."""
+    runs, _, _ = evaluated
+    copies = copy_runs(runs[:1], tmp_path)
+    anonymized = Store.open(copies[0] / ANON_STORE)
+    raw_store = TrainConfig.load(copies[0] / ckpt.CONFIG_FILE).store
+    both_config = privacy.PrivacyConfig(attacker="both", epochs=2, device="cpu", labels_from=str(raw_store))
+    both = privacy.run(anonymized, both_config)
+    del both["attackers"]["authors"]  # as if "both" had been the standard attacker alone when it was saved
+    save_result(copies[0] / "eval", "privacy", both_config, both, anonymized)
+    calls = Calls(monkeypatch)
+    metrics = run(copies, TradeoffConfig(**FAST))
+    assert calls.counts["privacy"] == 1 and metrics["points"][0]["sources"]["privacy"] == "computed"
+
+
 def test_a_retrained_run_is_exported_and_evaluated_again(trained, evaluated, tmp_path, monkeypatch):
     store, _ = trained
     runs, first, _ = evaluated

@@ -196,6 +196,26 @@ def test_only_the_authors_attacker_selects_on_the_test_set(tmp_path, protocol):
             assert results[0]["attackers"][name]["cmap"] != results[1]["attackers"][name]["cmap"], name
 
 
+def test_the_whitened_attackers_fit_their_whitening_on_training_rows_only(tmp_path):
+    """Replacing the test videos' features changes the test APs but none of the choices made on validation,
+    which would move if the whitening saw test rows."""
+    def make(rng, n, dim):
+        latent, attributes = planted(1.0)(rng, n, dim)
+        if make.noisy_test:
+            latent[80:] = 50.0 * np.random.default_rng(99).standard_normal((n - 80, dim))  # leaves rng alone
+        return latent, attributes
+
+    results = []
+    for noisy in (False, True):
+        make.noisy_test = noisy
+        store = Store.open(array_store(tmp_path / f"{noisy}.zarr", make, n_train=80, n_test=40))
+        results.append(run_privacy(store, PrivacyConfig(attacker="all", epochs=12, lr=1e-2, batch_size=64)))
+    selections = [_selections(result) for result in results]
+    for name in ("mlp-whitened", "knn-whitened"):
+        assert selections[0][name] == selections[1][name], name
+        assert results[0]["attackers"][name]["cmap"] != results[1]["attackers"][name]["cmap"], name
+
+
 def test_worst_case_by_hand():
     names = ["a", "b", "c"]
     result = worst_case([("x", np.array([0.5, 0.9, np.nan])), ("y", np.array([0.7, 0.9, np.nan]))], names)
