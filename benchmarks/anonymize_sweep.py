@@ -222,43 +222,42 @@ def run_setting(setting: str, seed: int, store: Path, out: Path, device: str, ta
     folder = out / name
     cached = folder / "result.json"
     options = setting_options(setting)
+    anon, run = (store, None) if setting == "raw" else (folder / "anon.zarr", folder / "run")
     # a cached run of a setting whose options have changed since (e.g. a new default batch) is run again
     result = json.loads(cached.read_text()) if cached.is_file() else {}
     if result.get("options") == options:
         missing = {task: path for task, path in tasks.items()
                    if ("tad_mAP" if task == "tad" else "ad_auc") not in result["metrics"]}
         if missing:  # a cached run evaluated without these stores: add them
-            run = None if setting == "raw" else folder / "run"
             result["metrics"].update(other_tasks(run, missing, folder, device))
-        if result.get("attackers") != list(ATTACKERS):  # attacked by another suite (e.g. before the whitened ones)
-            result["metrics"].update(evaluate_store(store, store if setting == "raw" else folder / "anon.zarr", device))
+        stale = result.get("attackers") != list(ATTACKERS)  # attacked by another suite (e.g. before the whitened ones)
+        if stale:
+            result["metrics"].update(evaluate_store(store, anon, device))
             result["attackers"] = list(ATTACKERS)
-        cached.write_text(json.dumps(result, indent=1, default=float) + "\n")
+        if missing or stale:
+            cached.write_text(json.dumps(result, indent=1, default=float) + "\n")
         return result
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     started = time.perf_counter()
     result = {"name": name, "setting": setting, "seed": seed, "supervised": setting in SUPERVISED, "options": options}
-    anon = folder / "anon.zarr"
-    if setting == "raw":
-        anon = store
-    elif setting in BASELINES:
-        fit_baseline(BaselineConfig(store=str(store), out=str(folder / "run"), seed=seed, **options))
-        export_store(folder / "run", store, anon, device=device)
-    else:
+    if setting in BASELINES:
+        fit_baseline(BaselineConfig(store=str(store), out=str(run), seed=seed, **options))
+        export_store(run, store, anon, device=device)
+    elif setting != "raw":  # raw: evaluated as it is
         train_options = dict(options)
         ad_weight = train_options.pop(AD_TASK_WEIGHT, None)
         if ad_weight is not None:
             train_options["tasks"] = [TaskSpec("action", str(store)), TaskSpec("ad", str(tasks["ad"]), ad_weight)]
-        config = TrainConfig(store=str(store), out=str(folder / "run"), device=device, seed=seed, **train_options)
+        config = TrainConfig(store=str(store), out=str(run), device=device, seed=seed, **train_options)
         trained = train(config)
         result["train"] = {"steps": sum(h.get("steps", 0) for h in trained.history),
                            "seconds": sum(h.get("seconds", 0.0) for h in trained.history)}
-        export_store(folder / "run", store, anon, device=device)
+        export_store(run, store, anon, device=device)
     result["metrics"] = evaluate_store(store, anon, device)
     result["attackers"] = list(ATTACKERS)
-    result["metrics"].update(other_tasks(None if setting == "raw" else folder / "run", tasks, folder, device))
+    result["metrics"].update(other_tasks(run, tasks, folder, device))
     result["seconds"] = time.perf_counter() - started
     cached.write_text(json.dumps(result, indent=1, default=float) + "\n")
     return result

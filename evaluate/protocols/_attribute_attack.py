@@ -179,11 +179,9 @@ def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, val
     if attacker in ("standard", "authors"):
         evaluation, outcomes = _run_plain_mlp(setup, attacker, settings, val_fraction, show_progress)
     elif attacker in ("mlp", "mlp-whitened"):
-        evaluation, outcomes = _run_mlp_seeds(setup, settings, val_fraction, show_progress,
-                                              whitened=attacker == "mlp-whitened")
+        evaluation, outcomes = _run_mlp_seeds(setup, attacker, settings, val_fraction, show_progress)
     elif attacker in ("logreg", "knn", "knn-whitened"):
-        evaluation, outcomes = _run_sklearn(setup, attacker.removesuffix("-whitened"), settings, val_fraction,
-                                            whitened=attacker == "knn-whitened")
+        evaluation, outcomes = _run_sklearn(setup, attacker, settings, val_fraction)
     else:
         raise ValueError(f"unknown attacker {attacker!r}")
     evaluation["selected_by"] = _selected_by(attacker, settings, val_fraction)
@@ -277,24 +275,28 @@ def whitening(features: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, t
     return mean.float(), matrix.float()
 
 
-def _run_mlp_seeds(setup: AttackSetup, settings: TrainSettings, val_fraction: float,
-                   show_progress: bool, whitened: bool) -> tuple[Evaluation, list[TrainOutcome]]:
+def input_statistics(features: torch.Tensor, rows: np.ndarray, whitened: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """What maps an attacker's inputs (``MappedInputs``, ``_Rows``): mean and whitening matrix, or mean and std."""
+    return whitening(features, rows) if whitened else _statistics(features, rows)
+
+
+def _run_mlp_seeds(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
+                   show_progress: bool) -> tuple[Evaluation, list[TrainOutcome]]:
     device = setup.features.device
     dim, n_attributes = setup.features.shape[1], setup.targets.shape[1]
     fit_positions, val_positions = carve_validation(len(setup.train_videos), val_fraction, settings.seed)
     fit_videos = setup.train_videos[fit_positions]
     val_evaluator = setup.make_evaluator(setup.train_videos[val_positions])
     test_evaluator = setup.make_evaluator(setup.test_videos)
-    fit_rows = _fit_rows(setup, fit_videos)[0]
-    statistics = whitening(setup.features, fit_rows) if whitened else _statistics(setup.features, fit_rows)
-    name = "mlp-whitened" if whitened else "mlp"
+    whitened = attacker == "mlp-whitened"
+    statistics = input_statistics(setup.features, _fit_rows(setup, fit_videos)[0], whitened)
     runs, outcomes = [], []
     for offset in range(MLP_SEEDS):
         seed = settings.seed + offset
         model = MappedInputs(seeded_module(mlp_head(dim, n_attributes), seed, device), *statistics, whitened).to(device)
         outcome = train_head(model, setup.features, setup.targets, setup.make_sampler(fit_videos), masked_bce,
                              replace(settings, seed=seed), select=lambda m: val_evaluator(m)[setup.selection_key],
-                             description=f"attacker {name} (seed {seed})", show_progress=show_progress)
+                             description=f"attacker {attacker} (seed {seed})", show_progress=show_progress)
         with torch.no_grad():
             evaluation = test_evaluator(model)
         scores = [s for s in outcome.selection_scores if not math.isnan(s)]
@@ -324,7 +326,7 @@ class _Rows:
 
     def __init__(self, setup: AttackSetup, videos: np.ndarray, targets: np.ndarray, whitened: bool):
         rows, owners = _fit_rows(setup, videos)
-        mean, scale = whitening(setup.features, rows) if whitened else _statistics(setup.features, rows)
+        mean, scale = input_statistics(setup.features, rows, whitened)
         self.mean, self.scale = mean.double().cpu().numpy(), scale.double().cpu().numpy()
         self.whitened = whitened
         values = setup.features[torch.as_tensor(rows, dtype=torch.int64, device=setup.features.device)]
@@ -392,11 +394,13 @@ def _pick(candidates: list, per_attribute: list[np.ndarray]) -> list:
     return [candidates[int(i)] for i in np.argmax(table, axis=0)]
 
 
-def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
-                 whitened: bool) -> tuple[Evaluation, list[TrainOutcome]]:
+def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
+                 val_fraction: float) -> tuple[Evaluation, list[TrainOutcome]]:
+    """``logreg``, ``knn`` or ``knn-whitened``."""
     started = time.perf_counter()
     targets = setup.targets.cpu().numpy()
     fit_positions, val_positions = carve_validation(len(setup.train_videos), val_fraction, settings.seed)
+    whitened = attacker == "knn-whitened"
     fit = _Rows(setup, setup.train_videos[fit_positions], targets, whitened)
     val_evaluator = setup.make_evaluator(setup.train_videos[val_positions])
     n_attributes = targets.shape[1]
