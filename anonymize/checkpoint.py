@@ -143,8 +143,8 @@ def unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: dic
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def checkpoint_tensors_name(epoch: int) -> str:
-    return f"checkpoint-{epoch:06d}.safetensors"
+def checkpoint_tensors_name(epoch: int, suffix: str = "") -> str:
+    return f"checkpoint-{epoch:06d}{suffix}.safetensors"
 
 
 def checkpoint_tensors_path(run: Path) -> Path:
@@ -157,8 +157,9 @@ def _state_bytes(module: torch.nn.Module) -> bytes:
 
 
 def save_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                    info: dict) -> None:
-    """Write the checkpoint of ``info["epoch"]`` as one unit (see the module docstring for the order)."""
+                    info: dict, suffix: str = "") -> None:
+    """Write the checkpoint of ``info["epoch"]`` as one unit (see the module docstring for the order); ``suffix``
+    names a second checkpoint of the same epoch (its tensor file must not replace the one the pointer names)."""
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         for key, value in module.state_dict().items():
@@ -168,7 +169,7 @@ def save_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: 
         flat, meta = flatten_optimizer(f"optim.{name}", optimizer.state_dict())
         tensors.update(flat)
         optimizer_meta[name] = meta
-    tensors_name = checkpoint_tensors_name(int(info["epoch"]))
+    tensors_name = checkpoint_tensors_name(int(info["epoch"]), suffix)
     _atomic_save_tensors(tensors, run / tensors_name)
     aam_bytes = _state_bytes(modules["aam"])
     info = dict(info, optimizers=optimizer_meta, tensors_file=tensors_name,

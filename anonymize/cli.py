@@ -50,7 +50,7 @@ console = Console()
 # CLI option -> (config section, field)
 AAM_OPTIONS = {"aam_architecture": "architecture", "aam_layers": "layers", "aam_heads": "heads",
                "aam_block": "block", "aam_ffn_ratio": "ffn_ratio", "aam_dropout": "dropout",
-               "aam_mode": "mode", "aam_window": "window"}
+               "aam_mode": "mode", "aam_window": "window", "aam_output_floor": "output_floor"}
 IDENTITY_OPTIONS = {"identity_init": "preset", "identity_loss": "loss", "identity_lr": "lr",
                     "identity_epochs": "epochs"}
 # the options that name a task's store, weight and starting head: task -> (store, weight, head)
@@ -105,6 +105,9 @@ def train_command() -> TyperCommand:
         aam_mode: str = option(aam["mode"], "clip (batch-independent) or temporal (attention over a video's clips).",
                                MODEL_PANEL),
         aam_window: int = option(aam["window"], "Temporal mode: clips attended each side per layer.", MODEL_PANEL),
+        aam_output_floor: float = option(aam["output_floor"], "After training, drop the output directions whose "
+                                         "variance over the train clips is under this x the mean (0: keep all).",
+                                         MODEL_PANEL),
         identity_init: str = option(identity["preset"], "paper (L1, 2e-5, 100 ep), code (MSE, 1e-4, 500 ep), "
                                                         "zero (exact), none.", MODEL_PANEL),
         identity_loss: Optional[str] = option(None, "Override the preset's identity loss: mse, l1, l2 (not given: "

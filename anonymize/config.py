@@ -16,6 +16,8 @@ SUPERVISED_OBJECTIVES = ("maximize", "confusion")
 CRITIC_OBJECTIVES = ("confusion", "maximize")
 INDEPENDENCE_KERNELS = ("gaussian", "gaussian+linear")
 INDEPENDENCE_GIVEN = ("nothing", "labels")
+# the independence term's covariance shrinkage of the whitening, x the mean variance (the demo's output floor too)
+INDEPENDENCE_SHRINKAGE = 0.05
 # what a full-clip budget mode sees of each video: one random clip per step, or the mean over all of its clips
 BUDGET_CLIPS = ("one", "video-mean")
 # what the utility term fits: the labels (paper: cross-entropy, head trained jointly) or the raw-trained head's logits
@@ -57,6 +59,9 @@ class AAMConfig:
     dropout: float = 0.1  # MLP variant only (paper); the attention blocks use none, like the authors' code
     mode: str = "clip"
     window: int = 2  # temporal mode: attend to clips within +-window positions
+    # > 0: after training, the output is projected onto its directions whose variance over the training store's
+    # train clips is at least output_floor x the mean variance (anonymize.model.OutputProjection); 0: no projection
+    output_floor: float = 0.0
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
@@ -75,6 +80,8 @@ class AAMConfig:
             raise FeatstoreError(f"AAM dropout must be in [0, 1), got {self.dropout}")
         if self.window < 1:
             raise FeatstoreError(f"AAM temporal window must be >= 1, got {self.window}")
+        if not 0 <= self.output_floor <= 1:
+            raise FeatstoreError(f"AAM output floor must be in [0, 1] (x the mean output variance), got {self.output_floor}")
         if self.mode == "temporal" and self.architecture != "attention":
             raise FeatstoreError("the temporal mode needs the attention AAM (the MLP has no sequence axis)")
 
@@ -188,7 +195,7 @@ class TrainConfig:
     # independence: the kernels of the dependence measure (gaussian: nonlinear; + linear: also the
     # cross-covariance that a linear attacker reads)
     independence_kernels: str = "gaussian+linear"
-    independence_shrinkage: float = 0.05  # covariance shrinkage of the whitening, x the mean variance
+    independence_shrinkage: float = INDEPENDENCE_SHRINKAGE
     # labels: independence given the utility labels (each batch centred per action class first), so what a frame
     # says about the action may stay
     independence_given: str = "nothing"

@@ -20,6 +20,9 @@ Modes, for the attention variant:
   within ``window`` positions of itself (a banded mask) that are real (``mask`` True). A 2-D (N, D)
   input is N one-clip sequences, i.e. the clip mode.
 
+With ``output_floor`` > 0 the AAM ends in an ``OutputProjection``, the identity while it trains; ``anonymize.train``
+fits it after the last epoch (see its docs for why).
+
 The MLP's BatchNorm1d mixes the samples of a training batch (batch statistics); in eval mode (export,
 evaluation) every variant is batch-independent.
 """
@@ -66,12 +69,55 @@ class AttentionBlock(nn.Module):
         return x
 
 
+class OutputProjection(nn.Module):
+    """y -> mean + (y - mean) P after it is fitted (the identity before): P the orthogonal projection onto the
+    eigen-directions of the AAM's output covariance over the training store's train clips whose eigenvalue is at
+    least ``floor`` x the mean eigenvalue.
+
+    Why: a budget whose dependence measure whitens with a shrunk covariance (``independence``) cannot see output
+    directions scaled below its shrinkage, so the AAM can lower the term by scaling attribute directions down
+    instead of removing them, and an attacker on whitened inputs reads them back (docs/anonymize.md). With the
+    floor at the term's shrinkage, what the term could not see is dropped. The buffers live in the AAM's weights
+    (``aam.safetensors``, whose hash the exports record)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("projection", torch.eye(dim))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.fitted):
+            return x
+        return self.mean + (x - self.mean) @ self.projection
+
+    def fit(self, mean: torch.Tensor, covariance: torch.Tensor, floor: float) -> int:
+        """Fit to the output mean and covariance (float64); returns the number of directions kept."""
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
+        kept = eigenvectors[:, eigenvalues >= floor * eigenvalues.mean().clamp_min(0)]
+        self.mean.copy_(mean)
+        self.projection.copy_(kept @ kept.T)
+        self.fitted.fill_(True)
+        return int(kept.shape[1])
+
+    def reset(self) -> None:
+        """Back to the identity (training goes on)."""
+        self.mean.zero_()
+        self.projection.copy_(torch.eye(len(self.mean)))
+        self.fitted.fill_(False)
+
+
+def output_projection(config: AAMConfig, dim: int) -> OutputProjection | None:
+    return OutputProjection(dim) if config.output_floor > 0 else None
+
+
 class AttentionAAM(nn.Module):
     def __init__(self, dim: int, config: AAMConfig):
         super().__init__()
         self.config = config
         self.blocks = nn.ModuleList(AttentionBlock(dim, config.heads, config.block, config.ffn_ratio)
                                     for _ in range(config.layers))
+        self.output_projection = output_projection(config, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() == 3 and self.config.mode == "clip":
@@ -91,7 +137,7 @@ class AttentionAAM(nn.Module):
                 attn_mask = blocked
         for block in self.blocks:
             x = block(x, attn_mask, None)
-        return x
+        return x if self.output_projection is None else self.output_projection(x)
 
 
 class MLPAAM(nn.Module):
@@ -100,11 +146,11 @@ class MLPAAM(nn.Module):
         self.config = config
         self.layers = nn.Sequential(*(nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.BatchNorm1d(dim),
                                                     nn.Dropout(config.dropout)) for _ in range(config.layers)))
+        self.output_projection = output_projection(config, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() == 3:
-            return self.layers(x.reshape(-1, x.shape[-1])).reshape(x.shape)
-        return self.layers(x)
+        out = self.layers(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        return out if self.output_projection is None else self.output_projection(out)
 
 
 def build_aam(dim: int, config: AAMConfig) -> nn.Module:

@@ -43,6 +43,12 @@ def run_summary(run: Path) -> dict:
         "head init": init.get("head_init", "-"),
         "aam sha256": info.get("aam_sha256"),
     }
+    if config.aam.output_floor > 0:
+        fitted = info.get("output_projection")
+        overview["output floor"] = (f"{config.aam.output_floor:g} x the mean output variance: kept {fitted['kept']} of "
+                                    f"{fitted['dim']} directions ({fitted['rows']} train clips)" if fitted
+                                    else f"{config.aam.output_floor:g} x the mean output variance: not fitted yet "
+                                         "(fitted after the last epoch)")
     epochs = []
     for record in history:
         if record.get("epoch") == 0:

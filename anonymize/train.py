@@ -70,6 +70,7 @@ from featstore.store.location import is_url
 from featstore.summary import attribute_problems, label_problems, nonfinite_problem
 
 console = Console(stderr=True)
+PROJECTION_BATCH_ROWS = 4096  # rows per AAM call while fitting the output projection
 
 
 def zero_residual_outputs(aam: nn.Module) -> None:
@@ -141,6 +142,7 @@ class Trainer:
         self.history: list[dict] = []
         self.epochs_done = 0
         self.initialized = False
+        self.projection_info: dict | None = None  # what OutputProjection.fit kept, once it is fitted
 
     # ------------------------------------------------------------------ construction helpers
     def _offsets(self, kind: str) -> np.ndarray:
@@ -173,13 +175,19 @@ class Trainer:
     def save(self) -> None:
         info = {"epoch": self.epochs_done, "initialized": self.initialized, "history": self.history,
                 "parameters": self.parameter_counts(), "dim": self.dim}
-        ckpt.save_checkpoint(self.run_dir, self.modules(), self.optimizers(), info)
+        if self.projection_info is not None:
+            info["output_projection"] = self.projection_info
+        # the fitted projection is saved at the last epoch's number: a tensor file of its own name, so that a kill
+        # between the tensor file and its pointer leaves the epoch's checkpoint whole
+        ckpt.save_checkpoint(self.run_dir, self.modules(), self.optimizers(), info,
+                             suffix="-projected" if self.projection_info is not None else "")
 
     def load(self) -> None:
         info = ckpt.load_checkpoint(self.run_dir, self.modules(), self.optimizers())
         self.epochs_done = int(info["epoch"])
         self.initialized = bool(info["initialized"])
         self.history = list(info["history"])
+        self.projection_info = info.get("output_projection")
 
     # ------------------------------------------------------------------ initialization
     def identity_init(self) -> dict:
@@ -435,6 +443,36 @@ class Trainer:
         return record
 
     @torch.no_grad()
+    def fit_output_projection(self) -> dict:
+        """Fit the AAM's ``OutputProjection`` to its outputs on the training store's train-split clips (each
+        clip's output inside its whole video in the temporal mode, as the export computes it): one streaming pass
+        accumulating the output mean and covariance in float64."""
+        projection = self.aam.output_projection
+        rows, owners = self._train_rows("clips")
+        source = open_rows(self.store, "clips", self.config.row_source, self.config.stream_cache_chunks)
+        offsets, context = self._offsets("clips"), self.config.aam.context_window
+        total = torch.zeros(self.dim, dtype=torch.float64)
+        products = torch.zeros(self.dim, self.dim, dtype=torch.float64)
+        self.aam.eval()
+        for start in range(0, len(rows), PROJECTION_BATCH_ROWS):
+            centres = rows[start : start + PROJECTION_BATCH_ROWS]
+            if context:
+                window, valid = window_rows(offsets, owners[start : start + len(centres)], centres, context)
+                batch = source.take(window.reshape(-1)).reshape(*window.shape, -1).to(self.device)
+                out = self.aam(batch, torch.from_numpy(valid).to(self.device))[:, context]
+            else:
+                out = self.aam(source.take(centres).to(self.device))
+            out = out.double().cpu()
+            total += out.sum(0)
+            products += out.T @ out
+        self.aam.train()
+        count = max(1, len(rows))
+        mean = total / count
+        covariance = products / count - torch.outer(mean, mean)
+        kept = projection.fit(mean, covariance, self.config.aam.output_floor)
+        return {"floor": self.config.aam.output_floor, "kept": kept, "dim": self.dim, "rows": len(rows)}
+
+    @torch.no_grad()
     def validate(self) -> dict:
         self.aam.eval()
         results = {}
@@ -457,6 +495,10 @@ class Trainer:
         if config.utility_target == "raw-head":
             for task in self.tasks:
                 task.keep_raw_head()
+        projection = self.aam.output_projection
+        if projection is not None and self.epochs_done < config.epochs and self.projection_info is not None:
+            projection.reset()  # a finished run resumed for more epochs trains on the network's own output
+            self.projection_info = None
         columns = (TextColumn("[bold]anonymize"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                    TextColumn("{task.fields[status]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, disable=not self.show_progress) as progress:
@@ -470,6 +512,9 @@ class Trainer:
                 self.history.append(record)
                 self.save()
                 progress.update(bar, completed=self.epochs_done, status=format_record(record))
+        if projection is not None and self.projection_info is None:
+            self.projection_info = self.fit_output_projection()
+            self.save()
         return TrainResult(self.run_dir, self.epochs_done, self.history, ckpt.read_checkpoint_info(self.run_dir)["aam_sha256"])
 
 

@@ -70,8 +70,12 @@ SETTINGS: dict[str, dict] = {
     # the paper's objective with the settings that made it move on a 140-video store (the demo's trade-off point)
     "paper-demo": {"budget_mode": "direct", "batch_size": DEMO.paper_batch_size, "lr": DEMO.paper_lr,
                    "w_lc": DEMO.paper_w_lc, "epochs": DEMO.paper_epochs},
-    # the default: kernel independence of anonymized clips from their video's raw static clip
-    "independence": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget},
+    # the default: kernel independence of anonymized clips from their video's raw static clip, then the output floor
+    # (the output directions under the term's shrinkage dropped)
+    "independence": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                     "aam": {"output_floor": DEMO.train_output_floor}},
+    # the default before the output floor (the settings below are without it too)
+    "independence-no-floor": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget},
     # the default on the 140-video demo store (batch 140 was then one epoch)
     "independence-wb10": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 10.0},
     # a weaker budget: whether the demo store's AD AUC comes back, and at what leakage

@@ -14,7 +14,7 @@ from anonymize.model import AAMConfig
 DIM = 16
 
 
-def structured_store(out: Path, n_videos: int = 36, dim: int = DIM, seed: int = 0) -> Path:
+def structured_store(out: Path, n_videos: int = 36, dim: int = DIM, seed: int = 0, dtype: str = "float16") -> Path:
     """Clips = class direction + attribute directions + noise; static clips = attributes + frame noise."""
     rng = np.random.default_rng(seed)
     class_dirs = rng.normal(size=(3, dim))
@@ -28,7 +28,8 @@ def structured_store(out: Path, n_videos: int = 36, dim: int = DIM, seed: int = 
         clips.append(class_dirs[labels[v]] + appearance + 0.3 * rng.normal(size=(n_clips, dim)))
         static.append(appearance + 0.3 * rng.normal(size=(4, dim)))
     splits = ["train" if v % 4 else "test" for v in range(n_videos)]
-    return write_array_store(out, clips, static, splits, labels.tolist(), attributes, ["a", "b", "c"], ["p", "q"])
+    return write_array_store(out, clips, static, splits, labels.tolist(), attributes, ["a", "b", "c"], ["p", "q"],
+                             dtype=dtype)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,10 @@ MODE_SETTINGS = {
     "supervised-clips": {"budget_restart_every": 1, "budget_steps": 2, "adversary_ensemble": 2},
     "independence": {"batch_size": 16, "w_budget": 10.0, "w_lc": 0.1},
 }
+# every mode, and the one save a run makes after its last epoch: the fitted output projection's
+RUNS = {**{mode: (mode, settings) for mode, settings in MODE_SETTINGS.items()},
+        "independence-output-floor": ("independence", {**MODE_SETTINGS["independence"],
+                                                       "aam": AAMConfig(layers=2, heads=2, output_floor=0.2)})}
 EPOCHS = 1  # two saves (initial and epoch 1): every kind of save step, with and without a previous checkpoint
 
 
@@ -46,9 +50,10 @@ class InjectedCrash(BaseException):
     """Raised in place of a file operation: nothing catches it, like a kill between two operations."""
 
 
-def _config(store: Path, out: Path, mode: str):
+def _config(store: Path, out: Path, name: str):
+    mode, settings = RUNS[name]
     return small_config(store, out, epochs=EPOCHS, budget_mode=mode, identity={"preset": "code", "epochs": 1},
-                        head_init_epochs=1, **MODE_SETTINGS[mode])
+                        head_init_epochs=1, **settings)
 
 
 def _file_operations(monkeypatch, crash_at: int | None) -> dict:
@@ -88,7 +93,7 @@ def test_every_budget_mode_is_covered():
     assert set(MODE_SETTINGS) == set(budget_modes())
 
 
-@pytest.mark.parametrize("mode", sorted(MODE_SETTINGS))
+@pytest.mark.parametrize("mode", sorted(RUNS))
 def test_crash_at_every_file_operation_resumes_bit_exact(array_store, tmp_path, monkeypatch, mode):
     straight = tmp_path / "straight"
     with monkeypatch.context() as patch:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from featstore.store import Store
 from featstore.summary import verify_store
 from tests.conftest import run_cli, run_in_process
@@ -42,6 +44,7 @@ def test_user_errors_are_one_line_with_exit_code_2(array_store, tmp_path, monkey
         ("train", "--out", str(tmp_path / "d"), "--resume"),
         ("export", "--run", str(tmp_path / "none"), "--store", str(array_store), "--out", str(tmp_path / "e.zarr")),
         ("info", "--run", str(tmp_path / "none")),
+        ("train", "--store", str(array_store), "--out", str(tmp_path / "f"), "--aam-output-floor", "2"),
     ]
     for args in cases:
         code, _, err = run_in_process(monkeypatch, capsys, "anonymize", *args)
@@ -60,3 +63,26 @@ def test_info_prints_config_losses_and_parameters(array_store, tmp_path, monkeyp
     assert code in (0, None)
     for text in ("trainable parameters", "aam", "head.action", "losses", "objective", "w_lc"):
         assert text in out
+    assert "output floor" not in out  # off by default
+
+
+def test_the_output_floor_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
+                                  "--out", str(run), "--aam-heads", "2", "--aam-output-floor", "0.2", "--no-progress",
+                                  *FAST)
+    assert code in (0, None), err
+    code, out, _ = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
+    summary = json.loads(out)
+    kept = summary["overview"]["output floor"]
+    assert summary["config"]["aam"]["output_floor"] == 0.2 and kept.startswith("0.2 x the mean output variance: kept ")
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run), "--store",
+                                  str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu")
+    assert code in (0, None), err
+    exported = Store.open(tmp_path / "anon.zarr")
+    assert exported.provenance["anonymizer"]["training_config"]["aam"]["output_floor"] == 0.2
+    clips = exported.clip_embeddings[:].astype("float64")
+    rank = int(kept.split("kept ")[1].split(" of")[0])
+    singular = np.linalg.svd(clips - clips.mean(0), compute_uv=False)
+    # every exported clip lies in the kept directions (up to the float16 store's rounding)
+    assert rank < clips.shape[1] and (singular > 1e-2 * singular[0]).sum() <= rank

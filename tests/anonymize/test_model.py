@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from anonymize.model import AAMConfig, build_aam, parameter_report
+from anonymize.model import AAMConfig, OutputProjection, build_aam, parameter_report
 from anonymize.train import Trainer, zero_residual_outputs
 from data_manifests.errors import FeatstoreError
 from tests.anonymize.conftest import small_config
@@ -113,6 +113,24 @@ def test_zero_identity_is_exact_and_trained_identity_reproduces_the_input(array_
         trained_error = torch.nn.functional.mse_loss(trainer.aam(rows), rows)
         untrained_error = torch.nn.functional.mse_loss(untrained.aam(rows), rows)
     assert trained_error < 0.1 * untrained_error
+
+
+def test_the_output_projection_is_the_identity_until_fitted_then_drops_what_varies_under_the_floor():
+    projection = OutputProjection(3)
+    x = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])
+    torch.testing.assert_close(projection(x), x)
+    rotation = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    covariance = rotation @ torch.diag(torch.tensor([4.0, 1.0, 1e-4], dtype=torch.float64)) @ rotation.T
+    mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    assert projection.fit(mean, covariance, floor=0.05) == 2  # 1e-4 < 0.05 x the mean eigenvalue 1.67
+    small, large = rotation[:, 2].float(), rotation[:, 0].float()
+    centre = mean.float()
+    torch.testing.assert_close(projection(centre + small), centre)  # the small direction is gone
+    torch.testing.assert_close(projection(centre + large - small), centre + large)  # the others stay
+    projection.reset()
+    torch.testing.assert_close(projection(x), x)
+    with pytest.raises(FeatstoreError, match="output floor"):
+        AAMConfig(output_floor=1.5)
 
 
 PAPER_TABLE_16 = {1024: 25.6e6, 768: 14.6e6, 1280: 39.8e6, 1408: 48.0e6}

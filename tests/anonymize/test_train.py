@@ -15,7 +15,7 @@ from anonymize.train import Trainer, train
 from anonymize.utility_tasks import build_task
 from data_manifests.errors import FeatstoreError
 from featstore.store import Store
-from tests.anonymize.conftest import small_config
+from tests.anonymize.conftest import small_config, structured_store
 
 
 def _tensors(run):
@@ -48,10 +48,13 @@ def _assert_same_tensors(a, b):
     {"budget_mode": "independence", "budget_clips": "video-mean", "w_within_video": 1.0, "batch_size": 18},
     {"budget_mode": "bottleneck", "budget_clips": "video-mean", "aam": AAMConfig(mode="temporal", layers=2, heads=2,
                                                                                    window=1)},
+    {"budget_mode": "independence", "batch_size": 18, "aam": AAMConfig(layers=2, heads=2, output_floor=0.05)},
+    {"budget_mode": "direct", "aam": AAMConfig(mode="temporal", layers=2, heads=2, window=1, output_floor=0.05)},
 ], ids=["direct", "adversarial-restarts-augment", "supervised-mlp-dropout", "temporal", "cross-view-restarts-augment",
         "cross-view-maximize-temporal", "bottleneck-ntxent", "supervised-clips-restarts-mlp-dropout",
         "independence-within-video", "direct-within-video", "independence-raw-head",
-        "independence-video-mean-within-video", "bottleneck-video-mean-temporal"])
+        "independence-video-mean-within-video", "bottleneck-video-mean-temporal", "independence-output-floor",
+        "temporal-output-floor"])
 def test_resume_is_bit_exact(array_store, tmp_path, settings):
     straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
     train(small_config(array_store, tmp_path / "resumed", epochs=2, **settings))
@@ -231,3 +234,60 @@ def test_within_video_consistency_keeps_what_changes_inside_a_video(array_store,
     kept = train(small_config(array_store, tmp_path / "with", w_within_video=10.0, **settings))
     assert "within_video" not in without.history[-1] and kept.history[-1]["within_video"] >= 0
     assert within_video_error(tmp_path / "with", array_store) < 0.5 * within_video_error(tmp_path / "without", array_store)
+
+
+def _train_clip_outputs(run, store):
+    """The export of ``store`` by ``run``: its train-split clips' outputs and every clip's output."""
+    from anonymize.export import export_store
+
+    out = run.parent / f"{run.name}-export.zarr"
+    export_store(run, store, out, device="cpu")
+    exported, source = Store.open(out), Store.open(store)
+    clips, offsets = np.asarray(exported.clip_embeddings[:], np.float64), source.clip_offsets()
+    train_rows = np.concatenate([np.arange(offsets[v], offsets[v + 1]) for v in source.split_indices("train")])
+    return clips[train_rows], clips
+
+
+@pytest.mark.parametrize("aam", [AAMConfig(layers=2, heads=2), AAMConfig(mode="temporal", layers=2, heads=2, window=1)],
+                         ids=["clip", "temporal"])
+def test_the_output_projection_is_fitted_after_training_and_drops_the_directions_under_the_floor(tmp_path, aam):
+    from dataclasses import replace
+
+    array_store = structured_store(tmp_path / "float32.zarr", dtype="float32")  # exports compared to 1e-4: no float16
+    floor = 0.2
+    settings = {"budget_mode": "independence", "batch_size": 18, "epochs": 3}
+    plain = train(small_config(array_store, tmp_path / "plain", aam=aam, **settings))
+    projected = train(small_config(array_store, tmp_path / "projected", aam=replace(aam, output_floor=floor),
+                                   **settings))
+    # the projection is the identity while training: the network's weights and every loss are those of the plain run
+    weights = load_file(str(tmp_path / "projected" / ckpt.AAM_FILE))
+    plain_weights = load_file(str(tmp_path / "plain" / ckpt.AAM_FILE))
+    for key, value in plain_weights.items():
+        assert torch.equal(weights[key], value), key
+    assert [h["loss"] for h in plain.history[1:]] == [h["loss"] for h in projected.history[1:]]
+    # fitted to the plain outputs' train-split covariance (computed here with numpy): the export is their projection
+    plain_train, plain_clips = _train_clip_outputs(tmp_path / "plain", array_store)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(plain_train.T, bias=True))
+    kept = eigenvectors[:, eigenvalues >= floor * eigenvalues.mean()]
+    assert 0 < kept.shape[1] < len(eigenvalues)  # the floor drops some directions of this store and keeps others
+    info = ckpt.read_checkpoint_info(tmp_path / "projected")["output_projection"]
+    assert info == {"floor": floor, "kept": kept.shape[1], "dim": len(eigenvalues), "rows": len(plain_train)}
+    mean = plain_train.mean(0)
+    expected = mean + (plain_clips - mean) @ kept @ kept.T
+    projected_train, projected_clips = _train_clip_outputs(tmp_path / "projected", array_store)
+    np.testing.assert_allclose(projected_clips, expected, atol=1e-4)
+    projected_eigenvalues = np.linalg.eigvalsh(np.cov(projected_train.T))
+    assert (projected_eigenvalues > 1e-8 * projected_eigenvalues.max()).sum() == kept.shape[1]
+    assert projected.aam_sha256 != plain.aam_sha256  # the exports record the projection's hash with the weights
+
+
+def test_a_finished_run_resumed_for_more_epochs_trains_without_its_projection_and_fits_it_again(array_store, tmp_path):
+    settings = {"budget_mode": "independence", "batch_size": 18, "aam": AAMConfig(layers=2, heads=2, output_floor=0.2)}
+    straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
+    train(small_config(array_store, tmp_path / "resumed", epochs=2, **settings))
+    first = ckpt.read_checkpoint_info(tmp_path / "resumed")
+    assert first["tensors_file"] == "checkpoint-000002-projected.safetensors"
+    resumed = train(small_config(array_store, tmp_path / "resumed", epochs=4, **settings), resume=True)
+    assert resumed.aam_sha256 == straight.aam_sha256
+    assert [name.name for name in (tmp_path / "resumed").glob("checkpoint-*")] == [
+        "checkpoint-000004-projected.safetensors"]

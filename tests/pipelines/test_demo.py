@@ -30,10 +30,13 @@ def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
     trained = json.loads((out / "sweep-wb4" / "config.json").read_text())
     assert (trained["budget_mode"], trained["batch_size"], trained["lr"], trained["lr_used"],
             trained["w_lc"], trained["w_budget"]) == ("independence", 140, 1e-3, 1e-3, 0.1, 4.0)
+    # ... ending in the output floor, fitted after training; the paper's objective is trained as the paper's, without
+    assert trained["aam"]["output_floor"] == 0.05
+    assert json.loads((out / "sweep-wb4" / "checkpoint.json").read_text())["output_projection"]["floor"] == 0.05
     # the paper's objective as a trade-off point (docs/anonymize.md: the paper's schedule barely moves a 140-video store)
     paper = json.loads((out / "paper-objective" / "config.json").read_text())
-    assert (paper["budget_mode"], paper["batch_size"], paper["lr_used"], paper["w_lc"], paper["w_budget"]) == \
-        ("direct", 32, 1e-3, 10.0, 1.0)
+    assert (paper["budget_mode"], paper["batch_size"], paper["lr_used"], paper["w_lc"], paper["w_budget"],
+            paper["aam"]["output_floor"]) == ("direct", 32, 1e-3, 10.0, 1.0, 0.0)
     results = json.loads((out / "report" / "results.json").read_text())
     protocols = {pair["name"]: pair["protocols"] for pair in results["pairs"]}
     assert protocols["synthetic"] == ["ar", "retrieval", "privacy", "vp"]
@@ -77,7 +80,7 @@ def test_bad_training_settings_are_one_line_before_anything_is_written(tmp_path,
     # in this process (the one-line error of a fresh process: test_unknown_recipe_is_one_line)
     for option, value, message in (("--batch-size", "0", "train_batch_size"), ("--lr", "-1", "train_lr"),
                                    ("--w-lc", "-2", "train_w_lc"), ("--budget-mode", "magic", "budget_mode must be one of"),
-                                   ("--device", "tpu", "device")):
+                                   ("--output-floor", "-1", "train_output_floor"), ("--device", "tpu", "device")):
         out = tmp_path / option.strip("-")
         code, _, err = run_in_process(monkeypatch, capsys, "pipelines", "run", "demo", "--out", str(out),
                                       option, value)
