@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from safetensors.torch import load_file
 from anonymize import checkpoint as ckpt
 from anonymize.array_store import write_array_store
 from anonymize.data import window_rows
+from anonymize.export import export_store
 from anonymize.model import AAMConfig
 from anonymize.train import Trainer, train
 from anonymize.utility_tasks import build_task
@@ -237,9 +240,7 @@ def test_within_video_consistency_keeps_what_changes_inside_a_video(array_store,
 
 
 def _train_clip_outputs(run, store):
-    """The export of ``store`` by ``run``: its train-split clips' outputs and every clip's output."""
-    from anonymize.export import export_store
-
+    """``run``'s export of ``store``: the outputs of its train-split clips, and of every clip."""
     out = run.parent / f"{run.name}-export.zarr"
     export_store(run, store, out, device="cpu")
     exported, source = Store.open(out), Store.open(store)
@@ -251,8 +252,6 @@ def _train_clip_outputs(run, store):
 @pytest.mark.parametrize("aam", [AAMConfig(layers=2, heads=2), AAMConfig(mode="temporal", layers=2, heads=2, window=1)],
                          ids=["clip", "temporal"])
 def test_the_output_projection_is_fitted_after_training_and_drops_the_directions_under_the_floor(tmp_path, aam):
-    from dataclasses import replace
-
     array_store = structured_store(tmp_path / "float32.zarr", dtype="float32")  # exports compared to 1e-4: no float16
     floor = 0.2
     settings = {"budget_mode": "independence", "batch_size": 18, "epochs": 3}
