@@ -70,7 +70,7 @@ from featstore.store.location import is_url
 from featstore.summary import attribute_problems, label_problems, nonfinite_problem
 
 console = Console(stderr=True)
-PROJECTION_BATCH_ROWS = 4096  # rows per AAM call while fitting the output projection
+PROJECTION_BATCH_VIDEOS = 256  # videos per AAM call while fitting the output projection
 
 
 def zero_residual_outputs(aam: nn.Module) -> None:
@@ -445,32 +445,29 @@ class Trainer:
     @torch.no_grad()
     def fit_output_projection(self) -> dict:
         """Fit the AAM's ``OutputProjection`` to its outputs on the training store's train-split clips (each
-        clip's output inside its whole video in the temporal mode, as the export computes it): one streaming pass
-        accumulating the output mean and covariance in float64."""
-        projection = self.aam.output_projection
-        rows, owners = self._train_rows("clips")
-        source = open_rows(self.store, "clips", self.config.row_source, self.config.stream_cache_chunks)
-        offsets, context = self._offsets("clips"), self.config.aam.context_window
+        clip's output inside its whole video in the temporal mode, as the export computes it): one pass over the
+        clips (the budget's clip source when the run has one), accumulating the output mean and covariance in
+        float64."""
+        config = self.config
+        context = config.aam.context_window
+        source = self.clip_source or BudgetClipSource(self.store, config.row_source, context, config.stream_cache_chunks)
+        videos = self.store.split_indices("train")
         total = torch.zeros(self.dim, dtype=torch.float64)
         products = torch.zeros(self.dim, self.dim, dtype=torch.float64)
+        count = 0
         self.aam.eval()
-        for start in range(0, len(rows), PROJECTION_BATCH_ROWS):
-            centres = rows[start : start + PROJECTION_BATCH_ROWS]
-            if context:
-                window, valid = window_rows(offsets, owners[start : start + len(centres)], centres, context)
-                batch = source.take(window.reshape(-1)).reshape(*window.shape, -1).to(self.device)
-                out = self.aam(batch, torch.from_numpy(valid).to(self.device))[:, context]
-            else:
-                out = self.aam(source.take(centres).to(self.device))
-            out = out.double().cpu()
+        for start in range(0, len(videos), PROJECTION_BATCH_VIDEOS):
+            _, clips, mask, _ = source.every_clip(videos[start : start + PROJECTION_BATCH_VIDEOS])
+            out = self.aam(clips.to(self.device), None if mask is None else mask.to(self.device))
+            out = (out[:, context] if context else out).double().cpu()
             total += out.sum(0)
             products += out.T @ out
+            count += len(out)
         self.aam.train()
-        count = max(1, len(rows))
-        mean = total / count
-        covariance = products / count - torch.outer(mean, mean)
-        kept = projection.fit(mean, covariance, self.config.aam.output_floor)
-        return {"floor": self.config.aam.output_floor, "kept": kept, "dim": self.dim, "rows": len(rows)}
+        mean = total / max(1, count)
+        covariance = products / max(1, count) - torch.outer(mean, mean)
+        kept = self.aam.output_projection.fit(mean, covariance, config.aam.output_floor)
+        return {"floor": config.aam.output_floor, "kept": kept, "dim": self.dim, "rows": count}
 
     @torch.no_grad()
     def validate(self) -> dict:
