@@ -19,7 +19,7 @@ from data_manifests.errors import FeatstoreError
 from featstore.cli import DATA_PANEL, OUTPUT_PANEL, PROTOCOL_PANEL  # the evaluation commands' help panels
 
 CLIP_SAMPLING = ("random", "all")
-ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened", "knn-whitened")
+ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened", "ensemble")
 ATTACKER_GROUPS = {"all": ATTACKERS, "both": ("standard", "authors")}
 ATTACKER_CHOICES = (*ATTACKER_GROUPS, *ATTACKERS)
 PROBE_EPOCHS = 250  # the official linear-probe preset (the authors' code)
@@ -134,7 +134,8 @@ class AttackerSettings:
     """The attribute attackers of ``privacy`` and ``vp`` (``evaluate.protocols._attribute_attack``)."""
 
     attacker: str = setting("all", "all (every attacker; cmap = the worst case), both (standard + authors), standard, "
-                                   "authors, mlp, logreg, knn, mlp-whitened or knn-whitened (see docs/evaluate.md).")
+                                   "authors, mlp, logreg, knn, mlp-whitened, knn-whitened, svm-whitened or ensemble "
+                                   "(see docs/evaluate.md).")
     epochs: int = setting(ATTACKER_EPOCHS, "Training epochs.")
     lr: float = setting(1e-3, "AdamW learning rate.")
     batch_size: int = setting(512, "Samples per step.")

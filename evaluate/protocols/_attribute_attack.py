@@ -42,6 +42,18 @@ as before; an attacker holding the anonymized store alone can whiten it. On the 
 clips the suite with them reads worst-case full-clip cMAP 0.740 where the five others read 0.660 (3 training
 seeds; docs/anonymize.md).
 
+``svm-whitened``: an RBF support vector machine (scikit-learn's ``SVC``) on whitened inputs, one attribute at a
+time; C (``SVM_C``) and the kernel width (``SVM_GAMMA`` / D on whitened inputs, D the dimension) chosen per
+attribute by the validation AP, then refit on all training videos' rows; the score is the SVM's decision value.
+Its fit rows are capped at ``SVM_MAX_ROWS`` (drawn with the seed): the fit grows with their square.
+
+``ensemble``: no training of its own and no selection: the mean over ``ENSEMBLE_MEMBERS`` (every validation-selected
+attacker of the suite) of each member's score mapped to its quantile among that member's scores on the training
+videos' rows (per attribute; a monotone, label-free calibration fixed before the test set is scored), as a logit.
+It reads what several members each read a little of (an ensemble of this kind read about 0.02 cMAP more than the
+suite's worst case on the default AAM's demo export; docs/anonymize.md). Asked for alone it trains its members
+without reporting them.
+
 Every attacker but ``authors`` selects on the validation split only (training videos); the test set is
 scored once. All attackers output logits (the kNN fraction p as log(p / (1 - p)), clipped), so the
 protocols may average sigmoid probabilities over a video's clips.
@@ -74,6 +86,7 @@ from evaluate.training import (
     carve_validation,
     masked_bce,
     mlp_head,
+    predict,
     seeded_module,
     train_head,
 )
@@ -90,6 +103,11 @@ KNN_METRICS = ("euclidean", "cosine")
 # to a fraction of a percent of the mean variance is still whitened, and the inverse stays finite
 WHITEN_SHRINKAGE = 1e-3
 KNN_CLIP = 1e-6  # the kNN fraction is clipped to [KNN_CLIP, 1 - KNN_CLIP] before the logit
+SVM_C = (0.1, 1.0, 10.0)
+SVM_GAMMA = (0.3, 1.0, 3.0)  # x 1 / D: on whitened inputs 1 / D is scikit-learn's gamma="scale"
+SVM_MAX_ROWS = 4000
+# the validation-selected attackers (authors selects on the test set; standard is mlp's first seed, unstandardized)
+ENSEMBLE_MEMBERS = ("mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened")
 SELECTED_BY = {
     "standard": "best validation cMAP ({fraction:.0%} of the training videos, seed {seed})",
     "authors": "best test cMAP at every {every}th epoch (optimistic: selected on the test set); AdamW weight "
@@ -101,6 +119,11 @@ SELECTED_BY = {
     "knn": "standardized inputs; metric {metrics} and k {grid} per attribute by validation AP ({fraction:.0%} of "
            "the training videos, seed {seed}), refit on all training videos",
 }
+SELECTED_BY["svm-whitened"] = ("whitened inputs (shrinkage {shrink:g}); RBF kernel, C {svm_c} and gamma {svm_gamma} / D "
+                                "per attribute by validation AP ({fraction:.0%} of the training videos, seed {seed}), "
+                                "refit on all training videos (at most {svm_rows} rows)")
+SELECTED_BY["ensemble"] = ("no selection: the mean of the quantiles of {members}'s scores (each among its scores on the "
+                           "training rows)")
 SELECTED_BY["mlp-whitened"] = SELECTED_BY["mlp"].replace("standardized inputs", "whitened inputs (shrinkage {shrink:g})")
 SELECTED_BY["knn-whitened"] = SELECTED_BY["knn"].replace("standardized inputs", "whitened inputs (shrinkage {shrink:g})")
 
@@ -169,42 +192,59 @@ def _selected_by(attacker: str, settings: TrainSettings, val_fraction: float) ->
     grid = ", ".join(f"{c:g}" for c in LOGREG_C) if attacker == "logreg" else ", ".join(map(str, KNN_K))
     return SELECTED_BY[attacker].format(fraction=val_fraction, seed=settings.seed, seeds=seeds, grid="{" + grid + "}",
                                         metrics="{" + ", ".join(KNN_METRICS) + "}", every=AUTHORS_SELECT_EVERY,
-                                        decay=AUTHORS_WEIGHT_DECAY, shrink=WHITEN_SHRINKAGE)
+                                        decay=AUTHORS_WEIGHT_DECAY, shrink=WHITEN_SHRINKAGE, svm_c=_braced(SVM_C),
+                                        svm_gamma=_braced(SVM_GAMMA), svm_rows=SVM_MAX_ROWS,
+                                        members=", ".join(ENSEMBLE_MEMBERS))
+
+
+def _braced(values: tuple[float, ...]) -> str:
+    return "{" + ", ".join(f"{v:g}" for v in values) + "}"
 
 
 def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
-                 show_progress: bool = False) -> tuple[Evaluation, list[TrainOutcome]]:
-    """Train one attacker; return its test evaluation (of the selected model) and the training records."""
+                 show_progress: bool = False, members: dict[str, nn.Module] | None = None,
+                 ) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
+    """Train one attacker; return its test evaluation (of the selected model), the training records and the selected
+    model. ``ensemble`` combines ``members`` (the trained ``ENSEMBLE_MEMBERS``)."""
     started = time.perf_counter()
     if attacker in ("standard", "authors"):
-        evaluation, outcomes = _run_plain_mlp(setup, attacker, settings, val_fraction, show_progress)
+        evaluation, outcomes, model = _run_plain_mlp(setup, attacker, settings, val_fraction, show_progress)
     elif attacker in ("mlp", "mlp-whitened"):
-        evaluation, outcomes = _run_mlp_seeds(setup, attacker, settings, val_fraction, show_progress)
-    elif attacker in ("logreg", "knn", "knn-whitened"):
-        evaluation, outcomes = _run_sklearn(setup, attacker, settings, val_fraction)
+        evaluation, outcomes, model = _run_mlp_seeds(setup, attacker, settings, val_fraction, show_progress)
+    elif attacker in ("logreg", "knn", "knn-whitened", "svm-whitened"):
+        evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, val_fraction)
+    elif attacker == "ensemble":
+        evaluation, outcomes, model = _run_ensemble(setup, members or {})
     else:
         raise ValueError(f"unknown attacker {attacker!r}")
     evaluation["selected_by"] = _selected_by(attacker, settings, val_fraction)
     evaluation["test_selected"] = attacker in TEST_SELECTED
     evaluation["seconds"] = time.perf_counter() - started
-    return evaluation, outcomes
+    return evaluation, outcomes, model
 
 
 def run_attackers(setup: AttackSetup, settings: AttackerSettings, names: list[str],
                   show_progress: bool = False) -> tuple[dict[str, Evaluation], list[TrainOutcome]]:
     """Train every attacker ``settings.attacker`` names: {attacker: test evaluation, per-attribute entries by
-    attribute name} and every training record."""
-    results, outcomes = {}, []
-    for attacker in attackers_of(settings.attacker):
-        evaluation, attacker_outcomes = run_attacker(setup, attacker, settings.train_settings(), settings.val_fraction,
-                                                     show_progress)
-        results[attacker] = name_attributes(evaluation, names)
+    attribute name} and every training record. ``ensemble`` comes last; members it needs that were not asked for
+    are trained for it and not reported."""
+    asked = attackers_of(settings.attacker)
+    needed = [a for a in asked if a != "ensemble"]
+    if "ensemble" in asked:
+        needed += [a for a in ENSEMBLE_MEMBERS if a not in needed]
+    results, outcomes, models = {}, [], {}
+    for attacker in [*needed, *(["ensemble"] if "ensemble" in asked else [])]:
+        evaluation, attacker_outcomes, models[attacker] = run_attacker(
+            setup, attacker, settings.train_settings(), settings.val_fraction, show_progress,
+            members={a: models[a] for a in ENSEMBLE_MEMBERS if a in models})
         outcomes.extend(attacker_outcomes)
-    return results, outcomes
+        if attacker in asked:
+            results[attacker] = name_attributes(evaluation, names)
+    return {a: results[a] for a in asked}, outcomes
 
 
 def _run_plain_mlp(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
-                   show_progress: bool) -> tuple[Evaluation, list[TrainOutcome]]:
+                   show_progress: bool) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
     dim, n_attributes = setup.features.shape[1], setup.targets.shape[1]
     head = seeded_module(mlp_head(dim, n_attributes), settings.seed, setup.features.device)
     test_evaluator = setup.make_evaluator(setup.test_videos)
@@ -228,7 +268,7 @@ def _run_plain_mlp(setup: AttackSetup, attacker: str, settings: TrainSettings, v
     evaluation["selected_epoch"] = outcome.selected_epoch
     evaluation["n_fit_videos"] = int(len(train_videos))
     evaluation["final_train_loss"] = outcome.losses[-1]
-    return evaluation, [outcome]
+    return evaluation, [outcome], model
 
 
 def every_nth_epoch(select: Callable[[nn.Module], float], n: int) -> Callable[[nn.Module], float]:
@@ -281,7 +321,7 @@ def input_statistics(features: torch.Tensor, rows: np.ndarray, whitened: bool) -
 
 
 def _run_mlp_seeds(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
-                   show_progress: bool) -> tuple[Evaluation, list[TrainOutcome]]:
+                   show_progress: bool) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
     device = setup.features.device
     dim, n_attributes = setup.features.shape[1], setup.targets.shape[1]
     fit_positions, val_positions = carve_validation(len(setup.train_videos), val_fraction, settings.seed)
@@ -290,7 +330,7 @@ def _run_mlp_seeds(setup: AttackSetup, attacker: str, settings: TrainSettings, v
     test_evaluator = setup.make_evaluator(setup.test_videos)
     whitened = attacker == "mlp-whitened"
     statistics = input_statistics(setup.features, _fit_rows(setup, fit_videos)[0], whitened)
-    runs, outcomes = [], []
+    runs, outcomes, models = [], [], []
     for offset in range(MLP_SEEDS):
         seed = settings.seed + offset
         model = MappedInputs(seeded_module(mlp_head(dim, n_attributes), seed, device), *statistics, whitened).to(device)
@@ -302,6 +342,7 @@ def _run_mlp_seeds(setup: AttackSetup, attacker: str, settings: TrainSettings, v
         scores = [s for s in outcome.selection_scores if not math.isnan(s)]
         runs.append((seed, max(scores) if scores else math.nan, outcome, evaluation))
         outcomes.append(outcome)
+        models.append(model)
     best = max(range(len(runs)), key=lambda i: (-math.inf if math.isnan(runs[i][1]) else runs[i][1], -i))
     seed, _, outcome, evaluation = runs[best]
     evaluation = dict(evaluation)
@@ -311,7 +352,7 @@ def _run_mlp_seeds(setup: AttackSetup, attacker: str, settings: TrainSettings, v
     evaluation["final_train_loss"] = outcome.losses[-1]
     evaluation["seeds"] = [{"seed": s, "selected_epoch": o.selected_epoch, "validation_cmap": v,
                             "test_cmap": e[setup.selection_key]} for s, v, o, e in runs]
-    return evaluation, outcomes
+    return evaluation, outcomes, models[best]
 
 
 # ---------------------------------------------------------------------------------------------- scikit-learn
@@ -324,8 +365,12 @@ class _Rows:
     """Standardized (``whitened``: whitened) fit rows (float64 numpy) and their targets, with the statistics that
     map queries the same way."""
 
-    def __init__(self, setup: AttackSetup, videos: np.ndarray, targets: np.ndarray, whitened: bool):
+    def __init__(self, setup: AttackSetup, videos: np.ndarray, targets: np.ndarray, whitened: bool,
+                 max_rows: int | None = None, seed: int = 0):
         rows, owners = _fit_rows(setup, videos)
+        if max_rows is not None and len(rows) > max_rows:  # drawn with the seed, kept in row order
+            keep = np.sort(np.random.default_rng(seed).choice(len(rows), max_rows, replace=False))
+            rows, owners = rows[keep], owners[keep]
         mean, scale = input_statistics(setup.features, rows, whitened)
         self.mean, self.scale = mean.double().cpu().numpy(), scale.double().cpu().numpy()
         self.whitened = whitened
@@ -394,43 +439,111 @@ def _pick(candidates: list, per_attribute: list[np.ndarray]) -> list:
     return [candidates[int(i)] for i in np.argmax(table, axis=0)]
 
 
+def _fit_svm(x: np.ndarray, y: np.ndarray, c: float, gamma: float):
+    """One attribute's RBF SVM, or (one class known) its positive rate as a constant score."""
+    from sklearn.svm import SVC
+
+    known = y >= 0
+    labels = y[known]
+    if labels.size == 0 or labels.min() == labels.max():
+        return float(labels.mean()) if labels.size else 0.5
+    return SVC(C=c, kernel="rbf", gamma=gamma).fit(x[known], labels)
+
+
+def _svm_scorer(fit: _Rows, choices: list[tuple[float, float]]) -> nn.Module:
+    """Attribute a scored by its own SVM (C, gamma x 1 / D); a constant scorer scores its rate's logit."""
+    gamma_unit = 1.0 / fit.x.shape[1]
+    models = [_fit_svm(fit.x, fit.y[:, a], c, g * gamma_unit) for a, (c, g) in enumerate(choices)]
+
+    def score(x: np.ndarray) -> np.ndarray:
+        inputs = fit.inputs(x)
+        return np.stack([np.full(len(x), float(_logit(np.array(m)))) if isinstance(m, float)
+                         else m.decision_function(inputs) for m in models], axis=1)
+
+    return ArrayScorer(score)
+
+
 def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
-                 val_fraction: float) -> tuple[Evaluation, list[TrainOutcome]]:
-    """``logreg``, ``knn`` or ``knn-whitened``."""
+                 val_fraction: float) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
+    """``logreg``, ``knn``, ``knn-whitened`` or ``svm-whitened``."""
     started = time.perf_counter()
     targets = setup.targets.cpu().numpy()
     fit_positions, val_positions = carve_validation(len(setup.train_videos), val_fraction, settings.seed)
-    whitened = attacker == "knn-whitened"
-    fit = _Rows(setup, setup.train_videos[fit_positions], targets, whitened)
+    whitened = attacker in ("knn-whitened", "svm-whitened")
+    max_rows = SVM_MAX_ROWS if attacker == "svm-whitened" else None
+    fit = _Rows(setup, setup.train_videos[fit_positions], targets, whitened, max_rows, settings.seed)
     val_evaluator = setup.make_evaluator(setup.train_videos[val_positions])
     n_attributes = targets.shape[1]
-
-    def validation_ap(model: nn.Module) -> np.ndarray:
-        with torch.no_grad():
-            return np.asarray(val_evaluator(model)[setup.attribute_selection_key], dtype=np.float64)
-
     if attacker == "logreg":
-        candidates = list(LOGREG_C)
-        scores = [validation_ap(_logreg_scorer(fit, [c] * n_attributes)) for c in candidates]
+        candidates, scorer = list(LOGREG_C), _logreg_scorer
+    elif attacker == "svm-whitened":
+        candidates, scorer = [(c, g) for c in SVM_C for g in SVM_GAMMA], _svm_scorer
     else:
         ks = sorted({min(k, len(fit.x)) for k in KNN_K})
-        candidates = [(metric, k) for metric in KNN_METRICS for k in ks]
-        scores = [validation_ap(_knn_scorer(fit, [c] * n_attributes)) for c in candidates]
+        candidates, scorer = [(metric, k) for metric in KNN_METRICS for k in ks], _knn_scorer
+
+    def validation_ap(candidate) -> np.ndarray:
+        with torch.no_grad():
+            evaluation = val_evaluator(scorer(fit, [candidate] * n_attributes))
+        return np.asarray(evaluation[setup.attribute_selection_key], dtype=np.float64)
+
+    scores = [validation_ap(candidate) for candidate in candidates]
     chosen = _pick(candidates, scores)
-    full = _Rows(setup, setup.train_videos, targets, whitened)
-    model = _logreg_scorer(full, chosen) if attacker == "logreg" else _knn_scorer(full, chosen)
+    full = _Rows(setup, setup.train_videos, targets, whitened, max_rows, settings.seed)
+    model = scorer(full, chosen)
     with torch.no_grad():
         evaluation = setup.make_evaluator(setup.test_videos)(model)
     if attacker == "logreg":
         evaluation["selected_c"] = [float(c) for c in chosen]
+    elif attacker == "svm-whitened":
+        evaluation["selected_c"] = [float(c) for c, _ in chosen]
+        evaluation["selected_gamma"] = [float(g) for _, g in chosen]
     else:
         evaluation["selected_metric"] = [m for m, _ in chosen]
         evaluation["selected_k"] = [int(k) for _, k in chosen]
     evaluation["validation_ap"] = np.max(np.stack(scores), axis=0)  # the chosen candidate's, per attribute
     evaluation["n_fit_videos"] = int(len(setup.train_videos))
+    evaluation["n_fit_rows"] = int(len(full.x))
     evaluation["n_validation_videos"] = int(len(val_positions))
     outcome = TrainOutcome(losses=[], selected_epoch=0, loop_seconds=time.perf_counter() - started)
-    return evaluation, [outcome]
+    return evaluation, [outcome], model
+
+
+class QuantileEnsemble(nn.Module):
+    """The mean over members of each member's score mapped to its quantile among ``reference`` scores (per member
+    (A, R) sorted per attribute: its scores on the training rows), as a logit."""
+
+    def __init__(self, members: list[nn.Module], references: list[torch.Tensor]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.references = references
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        quantiles = []
+        for member, reference in zip(self.members, self.references):
+            scores = member(x).T.contiguous().to(reference.dtype)  # (A, N)
+            below = torch.searchsorted(reference, scores, right=False)
+            at_most = torch.searchsorted(reference, scores, right=True)
+            quantiles.append(((below + at_most).double() / (2 * reference.shape[1])).T)  # ties: the middle
+        mean = torch.stack(quantiles).mean(dim=0).clamp(KNN_CLIP, 1.0 - KNN_CLIP)
+        return torch.log(mean / (1.0 - mean)).float()
+
+
+def _run_ensemble(setup: AttackSetup, members: dict[str, nn.Module]) -> tuple[Evaluation, list[TrainOutcome],
+                                                                              nn.Module]:
+    started = time.perf_counter()
+    missing = [a for a in ENSEMBLE_MEMBERS if a not in members]
+    if missing:
+        raise ValueError(f"the ensemble needs its members trained first; missing {missing}")
+    rows = torch.as_tensor(_fit_rows(setup, setup.train_videos)[0], device=setup.features.device)
+    with torch.no_grad():
+        references = [predict(members[a], setup.features, rows).double().T.sort(dim=1).values.contiguous()
+                      for a in ENSEMBLE_MEMBERS]
+        model = QuantileEnsemble([members[a] for a in ENSEMBLE_MEMBERS], references)
+        evaluation = setup.make_evaluator(setup.test_videos)(model)
+    evaluation["members"] = list(ENSEMBLE_MEMBERS)
+    outcome = TrainOutcome(losses=[], selected_epoch=0, loop_seconds=time.perf_counter() - started)
+    return evaluation, [outcome], model
 
 
 # ---------------------------------------------------------------------------------------------- reporting
@@ -448,7 +561,7 @@ def named(values: np.ndarray, names: list[str]) -> dict[str, float]:
 
 
 PER_ATTRIBUTE_KEYS = ("per_attribute", "per_attribute_mean", "per_attribute_max", "per_attribute_video",
-                      "validation_ap", "selected_c", "selected_k", "selected_metric")
+                      "validation_ap", "selected_c", "selected_gamma", "selected_k", "selected_metric")
 
 
 def name_attributes(evaluation: Evaluation, names: list[str]) -> Evaluation:

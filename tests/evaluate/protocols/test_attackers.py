@@ -71,7 +71,7 @@ VP_FAST = dict(epochs=30, batch_size=16)
 
 def test_the_attacker_groups():
     assert attackers_of("all") == ATTACKERS == ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened",
-                                                "knn-whitened")
+                                                "knn-whitened", "svm-whitened", "ensemble")
     assert attackers_of("both") == ("standard", "authors") and attackers_of("knn") == ("knn",)
 
 
@@ -102,6 +102,11 @@ def test_every_attacker_reads_a_planted_attribute_and_the_worst_case_is_their_ma
     for name in ("knn", "knn-whitened"):
         assert all(k in (5, 15, 45) for k in attackers[name]["selected_k"].values())
     assert "whitened inputs" in attackers["knn-whitened"]["selected_by"]
+    svm = attackers["svm-whitened"]
+    assert set(svm["selected_c"].values()) <= set(_attribute_attack.SVM_C)
+    assert set(svm["selected_gamma"].values()) <= set(_attribute_attack.SVM_GAMMA)
+    assert svm["n_fit_rows"] == N_TRAIN * ROWS  # below the cap: every static clip of the training videos
+    assert attackers["ensemble"]["members"] == list(_attribute_attack.ENSEMBLE_MEMBERS)
 
 
 def test_vp_worst_case_is_the_max_over_attackers_of_mean_and_video(planted_store):
@@ -129,9 +134,10 @@ def test_the_mlp_attackers_read_what_logistic_regression_cannot(xor_store):
     result = run_privacy(Store.open(xor_store), PrivacyConfig(epochs=60, batch_size=64))
     attackers = result["attackers"]
     assert attackers["logreg"]["cmap"] < 0.65  # no linear direction: about chance (0.5)
-    for name in ("standard", "mlp"):
-        assert attackers[name]["cmap"] > attackers["logreg"]["cmap"] + (0.3 if name == "mlp" else 0.2), name
-    assert result["worst_case"]["source"]["a0"] in ("standard", "authors", "mlp", "mlp-whitened")  # the MLPs
+    for name in ("standard", "mlp", "svm-whitened"):
+        assert attackers[name]["cmap"] > attackers["logreg"]["cmap"] + (0.2 if name == "standard" else 0.3), name
+    assert result["worst_case"]["source"]["a0"] in ("standard", "authors", "mlp", "mlp-whitened", "svm-whitened",
+                                                    "ensemble")  # the non-linear ones
     assert result["cmap"] >= attackers["mlp"]["cmap"]
 
 
@@ -177,6 +183,8 @@ def _selections(result):
         "logreg": (attackers["logreg"]["selected_c"], attackers["logreg"]["validation_ap"]),
         **{name: (attackers[name]["selected_k"], attackers[name]["selected_metric"], attackers[name]["validation_ap"])
            for name in ("knn", "knn-whitened")},
+        "svm-whitened": tuple(attackers["svm-whitened"][key] for key in ("selected_c", "selected_gamma",
+                                                                           "validation_ap")),
     }
 
 
@@ -211,7 +219,7 @@ def test_the_whitened_attackers_fit_their_whitening_on_training_rows_only(tmp_pa
         store = Store.open(array_store(tmp_path / f"{noisy}.zarr", make, n_train=80, n_test=40))
         results.append(run_privacy(store, PrivacyConfig(attacker="all", epochs=12, lr=1e-2, batch_size=64)))
     selections = [_selections(result) for result in results]
-    for name in ("mlp-whitened", "knn-whitened"):
+    for name in ("mlp-whitened", "knn-whitened", "svm-whitened"):
         assert selections[0][name] == selections[1][name], name
         assert results[0]["attackers"][name]["cmap"] != results[1]["attackers"][name]["cmap"], name
 
@@ -268,3 +276,39 @@ def test_every_nth_epoch_scores_only_those_epochs():
     select = every_nth_epoch(lambda model: 0.5, 5)
     scores = [select(None) for _ in range(11)]
     assert [epoch for epoch, score in enumerate(scores, 1) if not math.isnan(score)] == [5, 10]
+
+
+def test_the_ensemble_by_hand():
+    """Each member's score becomes its quantile among the member's reference scores (ties: the middle of the tied
+    run), the quantiles are averaged over the members and returned as a logit."""
+    first = _attribute_attack.ArrayScorer(lambda x: x[:, :2])
+    second = _attribute_attack.ArrayScorer(lambda x: -3.0 * x[:, :2])
+    references = [torch.tensor([[0.0, 1.0, 2.0, 3.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64),
+                  torch.tensor([[-9.0, -6.0, -3.0, 0.0], [-3.0, -3.0, -3.0, 0.0]], dtype=torch.float64)]
+    ensemble = _attribute_attack.QuantileEnsemble([first, second], references)
+    x = torch.tensor([[1.5, 1.0], [5.0, -1.0]])
+    # attribute 0: 1.5 is above 2 of 4 first references (0.5); -4.5 above 2 of 4 second ones (0.5)
+    # attribute 1: 1.0 ties the last two first references (middle: 3 / 4); -3.0 ties three (1.5 / 4)
+    # row 2: 5.0 above all (1.0), -15 below all (0); -1.0 below all first (0), 3.0 above all second (1.0)
+    expected = np.array([[0.5, (0.75 + 0.375) / 2], [0.5, 0.5]])
+    logit = np.log(expected / (1 - expected))
+    assert np.allclose(ensemble(x).numpy(), logit, atol=1e-6)
+
+
+def test_the_ensemble_alone_trains_its_members_without_reporting_them(planted_store):
+    alone = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="ensemble", **PRIVACY_FAST))
+    everyone = run_privacy(Store.open(planted_store), PrivacyConfig(**PRIVACY_FAST))
+    assert list(alone["attackers"]) == ["ensemble"] and alone["headline"] == "ensemble"
+    # the same members (same seeds and split) either way: the same ensemble
+    assert alone["attackers"]["ensemble"]["per_attribute"] == everyone["attackers"]["ensemble"]["per_attribute"]
+    assert alone["cmap"] > 0.9
+
+
+def test_the_svm_fit_rows_are_capped_with_the_seed(tmp_path, monkeypatch):
+    store = Store.open(array_store(tmp_path / "weak.zarr", planted(1.5)))  # no attacker reads it perfectly
+    monkeypatch.setattr(_attribute_attack, "SVM_MAX_ROWS", 100)
+    first, again, other_seed = (run_privacy(store, PrivacyConfig(attacker="svm-whitened", seed=seed, **PRIVACY_FAST))
+                                for seed in (0, 0, 1))
+    assert first["attackers"]["svm-whitened"]["n_fit_rows"] == 100 and 0.6 < first["cmap"] < 1
+    assert first["per_attribute"] == again["per_attribute"]
+    assert other_seed["per_attribute"] != first["per_attribute"]
