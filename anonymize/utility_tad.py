@@ -23,6 +23,7 @@ alone (as ``evaluate tad``); segments of validation videos without clips count a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,13 @@ from evaluate.protocols import _action_detector as detector
 from evaluate.protocols.tad import TADConfig
 from evaluate.tad_metrics import evaluate_detections
 from featstore.store import Store
+
+
+# TriDet heads pretrained in this process, by everything their pretraining read: the rows of a recipe's sweep
+# (ablation-arch: six AAMs) train on the same TAD store with the same seed, and would each repeat the same
+# deterministic pretraining. Bounded: the oldest goes first.
+PRETRAINED_HEADS: dict[str, tuple[dict[str, torch.Tensor], dict]] = {}
+PRETRAINED_HEADS_KEPT = 4
 
 
 class TadTask(SequenceTask):
@@ -76,14 +84,33 @@ class TadTask(SequenceTask):
 
     def pretrain_head(self, device: torch.device, seed: int) -> dict:
         """TriDet's recipe on the raw training sequences (the head becomes the recipe's model EMA), unless the
-        head came from ``use_trained_head``."""
+        head came from ``use_trained_head``. A head this process already pretrained on the same sequences with the
+        same architecture, recipe, seed and device is reused (``PRETRAINED_HEADS``)."""
         if self.saved_head is not None:
             return dict(self.saved_head)
         recipe = replace(self.recipe, seed=seed)
-        _, ema, losses = detector.train_tridet(self.videos, self.config, recipe, device, read=self._crop_clips)
-        self.head.load_state_dict(ema.module.state_dict())
-        return {"recipe": f"TriDet {self.preset}", "epochs": recipe.warmup_epochs + recipe.epochs, "lr": recipe.lr,
-                "final_train_loss": losses[-1]}
+        key = self._pretraining_key(recipe, device)
+        if key not in PRETRAINED_HEADS:
+            _, ema, losses = detector.train_tridet(self.videos, self.config, recipe, device, read=self._crop_clips)
+            state = {name: value.detach().cpu().clone() for name, value in ema.module.state_dict().items()}
+            record = {"recipe": f"TriDet {self.preset}", "epochs": recipe.warmup_epochs + recipe.epochs,
+                      "lr": recipe.lr, "final_train_loss": losses[-1]}
+            PRETRAINED_HEADS[key] = (state, record)
+            while len(PRETRAINED_HEADS) > PRETRAINED_HEADS_KEPT:
+                PRETRAINED_HEADS.pop(next(iter(PRETRAINED_HEADS)))
+        state, record = PRETRAINED_HEADS[key]
+        self.head.load_state_dict(state)
+        return dict(record)
+
+    def _pretraining_key(self, recipe, device: torch.device) -> str:
+        """Everything the pretraining reads: the training sequences' features and annotations, the head's
+        architecture, the recipe (with its seed) and the device."""
+        digest = hashlib.sha256(repr((self.config, recipe, str(device))).encode())
+        for video in self.videos:
+            digest.update(self._crop_clips(video, 0, len(video.rows)).numpy().tobytes())
+            digest.update(np.ascontiguousarray(video.grid_segments).tobytes())
+            digest.update(np.asarray(video.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()
 
     def _crop_clips(self, video: detector.TadVideo, start: int, end: int) -> torch.Tensor:
         return self.rows.take(video.rows[start:end])

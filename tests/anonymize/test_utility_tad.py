@@ -8,7 +8,9 @@ import json
 import pytest
 import torch
 
-import anonymize.utility_tad  # noqa: F401  (registers "tad")
+import zarr
+
+from anonymize import utility_tad  # registers "tad"
 from anonymize import checkpoint as ckpt
 from featstore.hashing import file_sha256
 from anonymize.config import TrainConfig
@@ -107,6 +109,28 @@ def test_the_head_is_pretrained_with_tridets_recipe(tad_arrays, monkeypatch):
     _, ema, losses = train_tridet(videos, model_config, defaults.train_config("small"), torch.device("cpu"))
     assert same_weights(task.head, ema.module)
     assert record["final_train_loss"] == losses[-1]
+
+
+def test_a_head_pretrained_on_the_same_sequences_is_reused(tad_arrays, tmp_path, monkeypatch):
+    """The rows of a sweep pretrain the same head: the second pretraining is the first one's head and record;
+    another seed or other features train again."""
+    monkeypatch.setitem(TRAIN_PRESETS, "small", {**TRAIN_PRESETS["small"], "warmup_epochs": 1, "epochs": 1})
+    monkeypatch.setattr(utility_tad, "PRETRAINED_HEADS", {})
+    trainings = []
+    real = utility_tad.detector.train_tridet
+    monkeypatch.setattr(utility_tad.detector, "train_tridet", lambda *args, **kw: trainings.append(1) or real(*args, **kw))
+    first, second, other_seed = (build_task("tad", Store.open(tad_arrays), 1.0) for _ in range(3))
+    records = [task.pretrain_head(torch.device("cpu"), seed=seed) for task, seed in ((first, 3), (second, 3),
+                                                                                       (other_seed, 4))]
+    assert len(trainings) == 2 and records[0] == records[1] != records[2]
+    assert same_weights(first.head, second.head) and not same_weights(first.head, other_seed.head)
+    # the same store with one feature changed is other sequences
+    changed = write_tad_array_store(tmp_path / "changed.zarr", TAD_VIDEOS, ["a", "b"], dim=DIM)
+    group = zarr.open_group(str(changed), mode="r+")
+    clips = group["clips/embeddings"]
+    clips[0, 0] = clips[0, 0] + 1
+    build_task("tad", Store.open(changed), 1.0).pretrain_head(torch.device("cpu"), seed=3)
+    assert len(trainings) == 3
 
 
 def test_a_saved_head_is_the_starting_point(tad_arrays, saved_head):
