@@ -104,9 +104,10 @@ class TadTask(SequenceTask):
 
     def _pretraining_key(self, recipe, device: torch.device) -> str:
         """Everything the pretraining reads: the training sequences' features and annotations, the head's
-        architecture, the recipe (with its seed) and the device."""
-        digest = hashlib.sha256(repr((self.config, recipe, str(device))).encode())
+        architecture, the recipe (with its seed), the device and its thread count (which moves the last digits)."""
+        digest = hashlib.sha256(repr((self.config, recipe, str(device), torch.get_num_threads())).encode())
         for video in self.videos:
+            digest.update(repr((len(video.rows), len(video.labels))).encode())  # where one video ends
             digest.update(self._crop_clips(video, 0, len(video.rows)).numpy().tobytes())
             digest.update(np.ascontiguousarray(video.grid_segments).tobytes())
             digest.update(np.asarray(video.labels, dtype=np.int64).tobytes())

@@ -91,12 +91,13 @@ def test_bad_inputs_get_one_line_and_exit_code_2(trimmed_manifest, tmp_path, mon
          "weights file not found"),
     ]
     # the first in a fresh process as a user runs it, the others in this one (no interpreter and torch start-up)
-    done = run_cli("featstore", "extract", *cases[0][0], "--out", str(tmp_path / "x.zarr"))
-    outcomes = [(done.returncode, done.stderr)]
-    for args, _ in cases[1:]:
-        code, _, err = run_in_process(monkeypatch, capsys, "featstore", "extract", *args, "--out", str(tmp_path / "x.zarr"))
-        outcomes.append((code, err))
-    for (args, message), (code, err) in zip(cases, outcomes):
+    for index, (args, message) in enumerate(cases):
+        if index == 0:
+            done = run_cli("featstore", "extract", *args, "--out", str(tmp_path / "x.zarr"))
+            code, err = done.returncode, done.stderr
+        else:
+            code, _, err = run_in_process(monkeypatch, capsys, "featstore", "extract", *args, "--out",
+                                          str(tmp_path / "x.zarr"))
         assert code == 2, (args, err)
         assert message in err, (args, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -58,15 +58,16 @@ TRAINED_ROWS = {
 
 
 def recipe_with_rows(recipe: str, labels: list[str], folder) -> str:
-    """A copy of the recipe whose sweep has only the rows ``labels`` (and no published rows: the test's encoder has
-    none), as a file ``pipelines run`` takes."""
+    """A copy of the recipe whose sweep (and published numbers) has only the rows ``labels``, as a file
+    ``pipelines run`` takes."""
     spec = yaml.safe_load(load_recipe(recipe).path.read_text())
     sweep = spec["sweep"]
     if "rows" in sweep:
         sweep["rows"] = {label: sweep["rows"][label] for label in labels}
     else:
         sweep["values"] = [value for value in sweep["values"] if load_recipe(recipe).sweep.label(value) in labels]
-    spec.pop("published", None)
+    for encoder, rows in spec.get("published", {}).items():
+        spec["published"][encoder] = {label: values for label, values in rows.items() if label in ["raw", *labels]}
     path = folder / f"{recipe}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return str(path)

@@ -15,7 +15,7 @@ from evaluate.protocols.privacy import PrivacyConfig
 from evaluate.protocols.privacy import run as run_privacy
 from evaluate.protocols.vp import VPConfig
 from evaluate.protocols.vp import run as run_vp
-from evaluate.settings import ATTACKERS
+from evaluate.settings import ATTACKERS, AttackerSettings
 from featstore.store import Store
 
 N_TRAIN, N_TEST, DIM, ROWS = 160, 60, 12, 4
@@ -75,8 +75,14 @@ def test_the_attacker_groups():
     assert attackers_of("both") == ("standard", "authors") and attackers_of("knn") == ("knn",)
 
 
-def test_every_attacker_reads_a_planted_attribute_and_the_worst_case_is_their_max(planted_store):
-    result = run_privacy(Store.open(planted_store), PrivacyConfig(**PRIVACY_FAST))
+@pytest.fixture(scope="module")
+def planted_privacy(planted_store):
+    """Every attacker on the planted store."""
+    return run_privacy(Store.open(planted_store), PrivacyConfig(**PRIVACY_FAST))
+
+
+def test_every_attacker_reads_a_planted_attribute_and_the_worst_case_is_their_max(planted_privacy):
+    result = planted_privacy
     attackers = result["attackers"]
     assert list(attackers) == list(ATTACKERS)
     for name, attacker in attackers.items():
@@ -295,20 +301,45 @@ def test_the_ensemble_by_hand():
     assert np.allclose(ensemble(x).numpy(), logit, atol=1e-6)
 
 
-def test_the_ensemble_alone_trains_its_members_without_reporting_them(planted_store):
+def test_the_ensemble_alone_trains_its_members_without_reporting_them(planted_store, planted_privacy):
     alone = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="ensemble", **PRIVACY_FAST))
-    everyone = run_privacy(Store.open(planted_store), PrivacyConfig(**PRIVACY_FAST))
     assert list(alone["attackers"]) == ["ensemble"] and alone["headline"] == "ensemble"
     # the same members (same seeds and split) either way: the same ensemble
-    assert alone["attackers"]["ensemble"]["per_attribute"] == everyone["attackers"]["ensemble"]["per_attribute"]
+    assert alone["attackers"]["ensemble"]["per_attribute"] == planted_privacy["attackers"]["ensemble"]["per_attribute"]
     assert alone["cmap"] > 0.9
 
 
-def test_the_svm_fit_rows_are_capped_with_the_seed(tmp_path, monkeypatch):
-    store = Store.open(array_store(tmp_path / "weak.zarr", planted(1.5)))  # no attacker reads it perfectly
-    monkeypatch.setattr(_attribute_attack, "SVM_MAX_ROWS", 100)
-    first, again, other_seed = (run_privacy(store, PrivacyConfig(attacker="svm-whitened", seed=seed, **PRIVACY_FAST))
-                                for seed in (0, 0, 1))
-    assert first["attackers"]["svm-whitened"]["n_fit_rows"] == 100 and 0.6 < first["cmap"] < 1
-    assert first["per_attribute"] == again["per_attribute"]
-    assert other_seed["per_attribute"] != first["per_attribute"]
+def test_the_ensemble_ranks_each_member_among_the_rows_the_test_evaluation_scores():
+    """Its quantile map comes from the rows the test evaluation scores (no label read): there each member's
+    quantile is its rank, (2 rank - 1) / (2 rows) without ties, whatever the training rows score."""
+    features = torch.tensor([[0.0], [10.0], [20.0], [3.0], [1.0], [2.0], [4.0]])  # rows 3-6: the test videos'
+    members = {name: _attribute_attack.ArrayScorer(lambda x, i=i: (i + 1) * x + i)  # the same order, other scales
+               for i, name in enumerate(_attribute_attack.ENSEMBLE_MEMBERS)}
+    scored = {}
+
+    def make_evaluator(videos):
+        def evaluate(model):
+            scored["logits"] = model(features[3:]).numpy()[:, 0]
+            return {"cmap": 0.0, "per_attribute": np.zeros(1)}
+        return evaluate
+
+    setup = _attribute_attack.AttackSetup(
+        features=features, targets=torch.zeros((7, 1), dtype=torch.int64), train_videos=np.arange(3),
+        test_videos=np.arange(3, 7), make_sampler=None, make_evaluator=make_evaluator,
+        fit_rows=lambda videos: (np.asarray(videos), np.asarray(videos)))
+    _attribute_attack.run_attacker(setup, "ensemble", AttackerSettings().train_settings(), 0.1, members=members)
+    quantiles = (2 * np.array([3, 1, 2, 4]) - 1) / 8  # ranks of 3, 1, 2, 4 (among the training rows: 1/3 each)
+    assert np.allclose(scored["logits"], np.log(quantiles / (1 - quantiles)), atol=1e-6)
+
+
+def test_the_svm_fit_rows_are_capped_with_the_seed():
+    features = torch.arange(40, dtype=torch.float32).reshape(20, 2)
+    setup = _attribute_attack.AttackSetup(
+        features=features, targets=torch.zeros((10, 1), dtype=torch.int64), train_videos=np.arange(10),
+        test_videos=np.arange(0), make_sampler=None, make_evaluator=None,
+        fit_rows=lambda videos: (np.concatenate([[2 * v, 2 * v + 1] for v in videos]), np.repeat(videos, 2)))
+    targets = np.zeros((10, 1), dtype=np.int64)
+    kept = [_attribute_attack._Rows(setup, np.arange(10), targets, True, 8, seed).x for seed in (0, 0, 1)]
+    assert all(len(x) == 8 for x in kept)
+    assert np.array_equal(kept[0], kept[1]) and not np.array_equal(kept[0], kept[2])
+    assert len(_attribute_attack._Rows(setup, np.arange(10), targets, True, None, 0).x) == 20
