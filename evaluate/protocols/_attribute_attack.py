@@ -44,7 +44,8 @@ seeds; docs/anonymize.md).
 
 ``svm-whitened``: an RBF support vector machine (scikit-learn's ``SVC``) on whitened inputs, one attribute at a
 time; C (``SVM_C``) and the kernel width (``SVM_GAMMA`` x scikit-learn's ``gamma="scale"`` of the fit rows)
-chosen per attribute by the validation AP, then refit on all training videos' rows; the score is the SVM's decision value.
+chosen per attribute by the validation AP, then refit on all training videos' rows; the score is the SVM's
+decision value.
 Its fit rows are capped at ``SVM_MAX_ROWS`` (drawn with the seed): the fit grows with their square.
 
 ``ensemble``: no training of its own and no selection: the mean over ``ENSEMBLE_MEMBERS`` (the validation-selected
@@ -102,7 +103,7 @@ KNN_METRICS = ("euclidean", "cosine")
 # the whitened attackers' covariance shrinkage, x the mean variance: small enough that a direction scaled down
 # to a fraction of a percent of the mean variance is still whitened, and the inverse stays finite
 WHITEN_SHRINKAGE = 1e-3
-LOGIT_CLIP = 1e-6  # a kNN fraction or an ensemble's mean quantile is clipped to [LOGIT_CLIP, 1 - LOGIT_CLIP] before the logit
+LOGIT_CLIP = 1e-6  # a kNN fraction or an ensemble's mean quantile: clipped to [LOGIT_CLIP, 1 - LOGIT_CLIP]
 SVM_C = (1.0, 10.0, 100.0)
 # x scikit-learn's gamma="scale", 1 / (D x the variance of the fit inputs' entries): 1 / k on whitened inputs with k
 # directions of unit variance, which an anonymizer that squeezes all but k of the D directions leaves (1 / D would
@@ -110,7 +111,7 @@ SVM_C = (1.0, 10.0, 100.0)
 SVM_GAMMA = (0.3, 1.0, 3.0, 10.0, 30.0)
 SVM_MAX_ROWS = 4000
 CAP_STREAM = 1  # the row cap's random stream under the seed (carve_validation draws from the seed's own)
-# the validation-selected attackers (authors selects on the test set; standard is mlp's first seed, unstandardized)
+# the validation-selected attackers (authors selects on the test set; standard is mlp's MLP on raw inputs, one seed)
 ENSEMBLE_MEMBERS = ("mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened")
 SELECTED_BY = {
     "standard": "best validation cMAP ({fraction:.0%} of the training videos, seed {seed})",
@@ -123,11 +124,11 @@ SELECTED_BY = {
     "knn": "standardized inputs; metric {metrics} and k {grid} per attribute by validation AP ({fraction:.0%} of "
            "the training videos, seed {seed}), refit on all training videos",
 }
-SELECTED_BY["svm-whitened"] = ("whitened inputs (shrinkage {shrink:g}); RBF kernel, C {svm_c} and gamma {svm_gamma} x "
-                                "scikit-learn's scale per attribute by validation AP ({fraction:.0%} of the training videos, seed {seed}), "
-                                "refit on all training videos (at most {svm_rows} rows)")
-SELECTED_BY["ensemble"] = ("no selection: the mean of the quantiles of {members}'s scores (each among its scores on the "
-                           "scored rows, no label read)")
+SELECTED_BY["svm-whitened"] = ("whitened inputs (shrinkage {shrink:g}); RBF kernel, C {svm_c} and gamma {svm_gamma} "
+                                "x scikit-learn's scale per attribute by validation AP ({fraction:.0%} of the training "
+                                "videos, seed {seed}), refit on all training videos (at most {svm_rows} rows)")
+SELECTED_BY["ensemble"] = ("no selection: the mean of the quantiles of {members}'s scores (each among its scores on "
+                           "the scored rows, no label read)")
 SELECTED_BY["mlp-whitened"] = SELECTED_BY["mlp"].replace("standardized inputs", "whitened inputs (shrinkage {shrink:g})")
 SELECTED_BY["knn-whitened"] = SELECTED_BY["knn"].replace("standardized inputs", "whitened inputs (shrinkage {shrink:g})")
 

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 import zarr
 
 from anonymize import utility_tad  # registers "tad"
@@ -118,7 +117,8 @@ def test_a_head_pretrained_on_the_same_sequences_is_reused(tad_arrays, tmp_path,
     monkeypatch.setattr(utility_tad, "PRETRAINED_HEADS", {})
     trainings = []
     real = utility_tad.detector.train_tridet
-    monkeypatch.setattr(utility_tad.detector, "train_tridet", lambda *args, **kw: trainings.append(1) or real(*args, **kw))
+    monkeypatch.setattr(utility_tad.detector, "train_tridet",
+                        lambda *args, **kw: trainings.append(1) or real(*args, **kw))
     first, second, other_seed = (build_task("tad", Store.open(tad_arrays), 1.0) for _ in range(3))
     records = [task.pretrain_head(torch.device("cpu"), seed=seed) for task, seed in ((first, 3), (second, 3),
                                                                                        (other_seed, 4))]
