@@ -117,6 +117,10 @@ def attacker_label(name: str, result: dict) -> str:
 
 def selection_summary(result: dict, names: list[str]) -> str:
     """How an attacker's reported model was chosen, in a few characters (for the tables)."""
+    if "members" in result:  # the ensemble
+        return "none"
+    if "selected_gamma" in result:
+        return "C/gamma " + ", ".join(f"{result['selected_c'][n]:g}/{result['selected_gamma'][n]:g}" for n in names)
     if "selected_c" in result:
         return "C " + ", ".join(f"{result['selected_c'][n]:g}" for n in names)
     if "selected_k" in result:

@@ -11,7 +11,7 @@ from anonymize.array_store import write_array_store
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import _attribute_attack
 from evaluate.protocols._attribute_attack import attackers_of, every_nth_epoch, worst_case
-from evaluate.protocols.privacy import PrivacyConfig
+from evaluate.protocols.privacy import PrivacyConfig, selection_summary
 from evaluate.protocols.privacy import run as run_privacy
 from evaluate.protocols.vp import VPConfig
 from evaluate.protocols.vp import run as run_vp
@@ -343,3 +343,12 @@ def test_the_svm_fit_rows_are_capped_with_the_seed():
     assert all(len(x) == 8 for x in kept)
     assert np.array_equal(kept[0], kept[1]) and not np.array_equal(kept[0], kept[2])
     assert len(_attribute_attack._Rows(setup, np.arange(10), targets, True, None, 0).x) == 20
+
+
+def test_the_tables_say_what_each_attacker_chose(planted_privacy):
+    attackers, names = planted_privacy["attackers"], list(planted_privacy["positive_rate"])
+    svm = attackers["svm-whitened"]
+    assert selection_summary(svm, names) == "C/gamma " + ", ".join(
+        f"{svm['selected_c'][n]:g}/{svm['selected_gamma'][n]:g}" for n in names)
+    assert selection_summary(attackers["ensemble"], names) == "none"  # it chooses nothing
+    assert selection_summary(attackers["logreg"], names).startswith("C ")
