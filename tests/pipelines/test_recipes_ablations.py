@@ -60,12 +60,13 @@ TRAINED_ROWS = {
 def recipe_with_rows(recipe: str, labels: list[str], folder) -> str:
     """A copy of the recipe whose sweep (and published numbers) has only the rows ``labels``, as a file
     ``pipelines run`` takes."""
-    spec = yaml.safe_load(load_recipe(recipe).path.read_text())
+    loaded = load_recipe(recipe)
+    spec = yaml.safe_load(loaded.path.read_text())
     sweep = spec["sweep"]
     if "rows" in sweep:
         sweep["rows"] = {label: sweep["rows"][label] for label in labels}
     else:
-        sweep["values"] = [value for value in sweep["values"] if load_recipe(recipe).sweep.label(value) in labels]
+        sweep["values"] = [value for value in sweep["values"] if loaded.sweep.label(value) in labels]
     for encoder, rows in spec.get("published", {}).items():
         spec["published"][encoder] = {label: values for label, values in rows.items() if label in ["raw", *labels]}
     path = folder / f"{recipe}.yaml"
@@ -102,9 +103,10 @@ def test_ablation_end_to_end(monkeypatch, capsys, tmp_path, ablation_root, recip
 def test_every_row_of_the_ablation_trains_its_own_settings(tmp_path, recipe):
     """What each row's run would be trained with (the end-to-end test trains two rows per recipe)."""
     _, recorded = ABLATIONS[recipe]
-    run = RecipeRun(recipe=load_recipe(recipe), out=tmp_path, encoder="tiny-vit",
+    loaded = load_recipe(recipe)
+    run = RecipeRun(recipe=loaded, out=tmp_path, encoder="tiny-vit",
                     train_overrides=parse_settings([FAST[i + 1] for i, option in enumerate(FAST) if option == "--set"]))
-    rows = load_recipe(recipe).sweep.variants()
+    rows = loaded.sweep.variants()
     configs = [json.loads(json.dumps(training_config(run, {}, changed).to_json())) for changed in rows.values()]
     assert [recorded(config) for config in configs] == [recorded(expected_config(recipe, changed))
                                                         for changed in rows.values()]
