@@ -14,8 +14,9 @@ demo: $(BIN)/.installed
 	$(BIN)/pipelines run demo
 
 # one worker per core (at most 4): test modules run whole on one worker (--dist loadscope), so
-# module fixtures are built once
-PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope
+# module fixtures are built once; in the order tests/conftest.py gives them (slow modules first), not
+# xdist's most-tests-first
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder
 
 # every test (CI runs this)
 test: $(BIN)/.installed

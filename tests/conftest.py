@@ -4,8 +4,10 @@ small TAD / AD stores), built once per test session; running a command as a user
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,11 +55,44 @@ TINY_SYNTH = SynthConfig(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a slow test first, each module's tests in their order.
+
+    make test hands whole modules to its workers (--dist loadscope, --no-loadscope-reorder) in this order: the
+    minutes-long modules start at once and the many short ones fill in after them, instead of one of them
+    starting last and running alone.
+    """
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    slow_modules = {module(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: module(item) not in slow_modules)
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` once per test session, however many xdist workers ask; the folder it filled.
+
+    make test runs one worker per core and each worker holds its own session fixtures: without this, both
+    workers generated the data and extracted the same stores. The first worker to ask builds under a lock,
+    in the folder the workers share; the others wait for it and read the result. Tests only read these.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / f"built-{name}", shared / f"built-{name}.done"
+    with open(shared / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a build that failed left
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    generate_synthetic(root, TINY_SYNTH, show_progress=False)
-    return root
+    return built_once(tmp_path_factory, "synth",
+                      lambda folder: generate_synthetic(folder, TINY_SYNTH, show_progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -74,17 +109,20 @@ def few_manifest(trimmed_manifest, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_store(trimmed_manifest, tmp_path_factory) -> Path:
-    return tiny_vit_store(trimmed_manifest, tmp_path_factory.mktemp("stores") / "tiny.zarr")
+    return built_once(tmp_path_factory, "tiny", lambda folder: tiny_vit_store(trimmed_manifest, folder / "tiny.zarr")
+                      ) / "tiny.zarr"
 
 
 @pytest.fixture(scope="session")
 def demo_store(synth_root, trimmed_manifest, tmp_path_factory) -> Path:
     """The tiny trimmed part through the demo encoder (pretrained demo-c3d): features with real signal."""
-    out = tmp_path_factory.mktemp("stores") / "demo.zarr"
-    with one_torch_thread():
-        extract(ExtractConfig(model="demo-c3d", dataset=str(trimmed_manifest), out=str(out), videos_per_part=16),
-                show_progress=False)
-    return out
+
+    def build(folder: Path) -> None:
+        with one_torch_thread():
+            extract(ExtractConfig(model="demo-c3d", dataset=str(trimmed_manifest), out=str(folder / "demo.zarr"),
+                                  videos_per_part=16), show_progress=False)
+
+    return built_once(tmp_path_factory, "demo", build) / "demo.zarr"
 
 
 def tiny_vit_store(manifest: Path, out: Path) -> Path:
@@ -151,22 +189,26 @@ def ad_rule(times: np.ndarray, segments: np.ndarray, dim: int) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def tad_store(synth_root, tmp_path_factory) -> Path:
-    return tiny_vit_store(synth_root / "manifests" / "synthetic-tad.jsonl", tmp_path_factory.mktemp("tad") / "tad.zarr")
+    return built_once(tmp_path_factory, "tad", lambda folder: tiny_vit_store(
+        synth_root / "manifests" / "synthetic-tad.jsonl", folder / "tad.zarr")) / "tad.zarr"
 
 
 @pytest.fixture(scope="session")
-def tad_planted_store(tad_store) -> Path:
-    return planted_clips(tad_store, tad_store.parent / "tad-planted.zarr", tad_rule)
+def tad_planted_store(tad_store, tmp_path_factory) -> Path:
+    return built_once(tmp_path_factory, "tad-planted", lambda folder: planted_clips(
+        tad_store, folder / "tad-planted.zarr", tad_rule)) / "tad-planted.zarr"
 
 
 @pytest.fixture(scope="session")
 def ad_store(synth_root, tmp_path_factory) -> Path:
-    return tiny_vit_store(synth_root / "manifests" / "synthetic-ad.jsonl", tmp_path_factory.mktemp("ad") / "ad.zarr")
+    return built_once(tmp_path_factory, "ad", lambda folder: tiny_vit_store(
+        synth_root / "manifests" / "synthetic-ad.jsonl", folder / "ad.zarr")) / "ad.zarr"
 
 
 @pytest.fixture(scope="session")
-def ad_planted_store(ad_store) -> Path:
-    return planted_clips(ad_store, ad_store.parent / "ad-planted.zarr", ad_rule)
+def ad_planted_store(ad_store, tmp_path_factory) -> Path:
+    return built_once(tmp_path_factory, "ad-planted", lambda folder: planted_clips(
+        ad_store, folder / "ad-planted.zarr", ad_rule)) / "ad-planted.zarr"
 
 
 def write_tad_array_store(out: Path, videos: list[tuple[str, int, list]], class_names: list[str], dim: int = 8,

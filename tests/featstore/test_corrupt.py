@@ -10,9 +10,13 @@ from featstore.summary import verify_store
 from tests.conftest import run_cli
 
 
-def damaged_copy(synth_root, tmp_path):
+def damaged_copy(synth_root, tmp_path, n_videos=12):
+    """A copy of the dataset with its trimmed part cut to the first ``n_videos`` (three extractions follow) and
+    four of them damaged, each in another way."""
     data = tmp_path / "data"
     shutil.copytree(synth_root, data)
+    manifest = data / "manifests" / "synthetic.jsonl"
+    manifest.write_text("\n".join(manifest.read_text().splitlines()[: 1 + n_videos]) + "\n")
     trimmed = data / "trimmed"
     originals = {}
     for name in ("trim_00001.mp4", "trim_00004.mp4", "trim_00007.mp4", "trim_00010.mp4"):

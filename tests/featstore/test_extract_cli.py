@@ -41,31 +41,34 @@ def assert_same_arrays(a, b):
         np.testing.assert_array_equal(left[name], right[name], err_msg=name)
 
 
-def test_cli_extract_info_verify_and_api_give_identical_arrays(trimmed_manifest, tiny_store, tmp_path):
-    out = tmp_path / "cli.zarr"
-    done = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(trimmed_manifest),
+def test_cli_extract_info_verify_and_api_give_identical_arrays(trimmed_manifest, tmp_path):
+    manifest, out, api = first_videos(trimmed_manifest, tmp_path, n=10), tmp_path / "cli.zarr", tmp_path / "api.zarr"
+    done = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(manifest),
                    "--out", str(out), "--videos-per-part", "4")
     assert done.returncode == 0, done.stderr
-    assert "90 videos" in done.stdout and "clips/s" in done.stdout + done.stderr
-    assert_same_arrays(out, tiny_store)  # tiny_store came from the Python API with the same settings
+    assert "10 videos" in done.stdout and "clips/s" in done.stdout + done.stderr
+    extract(ExtractConfig(model="tiny-vit", dataset=str(manifest), out=str(api), videos_per_part=4),
+            show_progress=False)
+    assert_same_arrays(out, api)
 
     info = run_cli("featstore", "info", str(out))
     assert info.returncode == 0
-    for fact in ("tiny-vit", "dim 192, float16", "synthetic", "90 (0 failed)", "clip_len 16", "resize short 73"):
+    for fact in ("tiny-vit", "dim 192, float16", "synthetic", "10 (0 failed)", "clip_len 16", "resize short 73"):
         assert fact in info.stdout, fact
     verify = run_cli("featstore", "verify", str(out))
     assert verify.returncode == 0 and "OK" in verify.stdout
 
-    again = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(trimmed_manifest),
+    again = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(manifest),
                     "--out", str(out), "--videos-per-part", "4", "--no-progress")
     assert again.returncode == 0 and "0 parts computed" in again.stdout
 
 
-def test_changed_sampling_is_refused_unless_overwrite(trimmed_manifest, tiny_store, tmp_path):
-    out = tmp_path / "s.zarr"
-    shutil.copytree(tiny_store, out)
+def test_changed_sampling_is_refused_unless_overwrite(trimmed_manifest, tmp_path):
+    manifest, out = first_videos(trimmed_manifest, tmp_path), tmp_path / "s.zarr"
+    extract(ExtractConfig(model="tiny-vit", dataset=str(manifest), out=str(out), videos_per_part=4),
+            show_progress=False)
     before = all_arrays(out)
-    refused = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(trimmed_manifest),
+    refused = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(manifest),
                       "--out", str(out), "--videos-per-part", "4", "--stride", "8")
     assert refused.returncode == 2
     assert "sampling" in refused.stderr and "--overwrite" in refused.stderr
@@ -73,10 +76,11 @@ def test_changed_sampling_is_refused_unless_overwrite(trimmed_manifest, tiny_sto
     after = all_arrays(out)
     assert all(np.array_equal(before[k], after[k]) for k in before)  # nothing lost
 
-    replaced = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(trimmed_manifest),
+    replaced = run_cli("featstore", "extract", "--model", "tiny-vit", "--dataset", str(manifest),
                        "--out", str(out), "--videos-per-part", "4", "--stride", "8", "--overwrite", "--no-progress")
     assert replaced.returncode == 0, replaced.stderr
     assert Store.open(out).provenance["sampling"]["stride"] == 8
+    assert Store.open(out).clip_embeddings.shape[0] > len(before["clips/embeddings"])  # more clips: re-extracted
 
 
 def test_bad_inputs_get_one_line_and_exit_code_2(trimmed_manifest, tmp_path, monkeypatch, capsys):
@@ -154,11 +158,13 @@ def test_thumos_stride_and_fps_resampling(synth_root, tmp_path):
 
 
 def test_float32_option(trimmed_manifest, tiny_store, tmp_path):
-    result = extract(ExtractConfig(model="tiny-vit", dataset=str(trimmed_manifest), out=str(tmp_path / "f32.zarr"),
+    # the first videos: the same rows as the start of tiny_store (the whole part extracted in float16)
+    manifest = first_videos(trimmed_manifest, tmp_path, n=8)
+    result = extract(ExtractConfig(model="tiny-vit", dataset=str(manifest), out=str(tmp_path / "f32.zarr"),
                                    dtype="float32", videos_per_part=4), show_progress=False)
     f32 = Store.open(result.store).clip_embeddings[...]
-    f16 = Store.open(tiny_store).clip_embeddings[...]
-    assert f32.dtype == np.float32
+    f16 = Store.open(tiny_store).clip_embeddings[: len(f32)]
+    assert f32.dtype == np.float32 and Store.open(result.store).n_videos == 8
     np.testing.assert_array_equal(f32.astype(np.float16), f16)
 
 

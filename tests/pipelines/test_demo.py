@@ -1,21 +1,33 @@
 """The demo recipe end to end on a tiny synthetic set (the full-size demo is `make demo`)."""
 
+import dataclasses
 import json
 
 import pytest
 
 from data_manifests.errors import FeatstoreError
+from data_manifests.synth import generate_synthetic
 from featstore.summary import verify_store
 from pipelines.demo import DemoConfig
-from tests.conftest import run_cli, run_in_process
+from tests.conftest import TINY_SYNTH, run_cli, run_in_process
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    """The tests' dataset with half its training videos, of 2-3 clips each: what is checked here is the demo's
+    wiring, not its numbers, and every step's time grows with the clips."""
+    root = tmp_path_factory.mktemp("demo-data")
+    generate_synthetic(root, dataclasses.replace(TINY_SYNTH, train_per_class=4, trimmed_min_frames=32,
+                                                 trimmed_max_frames=48), show_progress=False)
+    return root
 
 
 @pytest.mark.slow  # minutes: four stores extracted, three anonymizers trained, two baselines, the whole report
-def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
+def test_demo_recipe_runs_extract_train_export_and_report(demo_data, tmp_path, monkeypatch, capsys):
     out = tmp_path / "runs"
     # two of the four default baselines keep the test short; the others fit and export the same way
     # (tests/anonymize/test_baselines.py) and the demo's defaults list all four (checked below)
-    done = run_cli("pipelines", "run", "demo", "--out", str(out), "--data-root", str(synth_root),
+    done = run_cli("pipelines", "run", "demo", "--out", str(out), "--data-root", str(demo_data),
                    "--train-epochs", "2", "--eval-epochs", "2", "--sweep", "4", "--baseline", "lda-action",
                    "--baseline", "pca", "--device", "cpu", "--no-progress", timeout=900)
     assert done.returncode == 0, done.stderr
@@ -24,7 +36,7 @@ def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
         assert verify_store(out / "anon" / f"{name}.zarr") == [], f"anon {name}"
     assert "synthetic-images" in done.stdout and "0 failed" in done.stdout
     config = json.loads((out / "demo_config.json").read_text())
-    assert config["data_root"] == str(synth_root) and config["model"] == "demo-c3d"
+    assert config["data_root"] == str(demo_data) and config["model"] == "demo-c3d"
     assert (out / "aam" / "aam.safetensors").is_file() and (out / "sweep-wb4" / "aam.safetensors").is_file()
     # the default objective (self-supervised, on full clips) with the settings chosen on the demo store
     trained = json.loads((out / "sweep-wb4" / "config.json").read_text())
@@ -58,16 +70,19 @@ def test_demo_recipe_runs_extract_train_export_and_report(synth_root, tmp_path):
     assert not any(p["supervised"] for p in points) and "table" in results["attack"]
     assert "Table 1 form" in done.stdout and (out / "report" / "report.md").is_file()
 
-    # a second demo into the same folder with other anonymizer settings is refused before any work
+    # a second demo into the same folder with other anonymizer settings is refused before any work (in this process;
+    # a fresh process's one-line error: test_unknown_recipe_is_one_line)
     before = (out / "demo_config.json").read_text()
-    again = run_cli("pipelines", "run", "demo", "--out", str(out), "--data-root", str(synth_root), "--w-lc", "5",
-                    "--train-epochs", "2", "--sweep", "4", "--device", "cpu", "--no-progress")
-    assert again.returncode == 2 and "trained with other settings (w_lc)" in again.stderr, again.stderr
+    code, _, err = run_in_process(monkeypatch, capsys, "pipelines", "run", "demo", "--out", str(out), "--data-root",
+                                  str(demo_data), "--w-lc", "5", "--train-epochs", "2", "--sweep", "4", "--device",
+                                  "cpu", "--no-progress")
+    assert code == 2 and "trained with other settings (w_lc)" in err, err
     # ... and so is one made from other data (another dataset style), before anything is generated
-    again = run_cli("pipelines", "run", "demo", "--out", str(out), "--data-root", str(synth_root), "--style", "variant",
-                    "--train-epochs", "2", "--sweep", "4", "--device", "cpu", "--no-progress")
-    assert again.returncode == 2 and "other data settings (style)" in again.stderr, again.stderr
-    assert "Traceback" not in again.stderr and (out / "demo_config.json").read_text() == before
+    code, _, err = run_in_process(monkeypatch, capsys, "pipelines", "run", "demo", "--out", str(out), "--data-root",
+                                  str(demo_data), "--style", "variant", "--train-epochs", "2", "--sweep", "4",
+                                  "--device", "cpu", "--no-progress")
+    assert code == 2 and "other data settings (style)" in err, err
+    assert "Traceback" not in err and (out / "demo_config.json").read_text() == before
 
 
 def test_unknown_recipe_is_one_line(tmp_path):

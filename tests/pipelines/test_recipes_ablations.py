@@ -4,13 +4,16 @@ official layouts (tests/_layouts.py): one AAM per row of the sweep, one table ro
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
+from rich.console import Console
 
 from pipelines.cli import parse_settings
 from pipelines.recipes.loader import load_recipe
-from pipelines.recipes.runner import RecipeRun, training_config
+from pipelines.recipes.plan import check_inputs
+from pipelines.recipes.runner import STEPS_FILE, RecipeRun, StepLog, extract_step, training_config
 from pipelines.recipes.table import TABLE_FILE, TABLE_JSON
 from tests._layouts import make_hmdb51, make_kinetics400, make_thumos14, make_ucf_crime, make_vispr
 from tests.conftest import run_in_process
@@ -45,6 +48,21 @@ def ablation_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def ablation_stores(ablation_root, tmp_path_factory):
+    """Every store the ablation recipes read, extracted once by the runner's own step (the recipes share their
+    datasets); each test starts from a copy, so its extraction resumes a finished store (extracting from nothing:
+    test_recipes_table1.py, test_demo.py)."""
+    shared = tmp_path_factory.mktemp("ablation-stores")
+    for recipe in ABLATIONS:
+        run = RecipeRun(recipe=load_recipe(recipe), out=shared, encoder="tiny-vit", data_root=ablation_root,
+                        device="cpu", show_progress=False)
+        plans = check_inputs(run.recipe, run.encoder, None, ablation_root, {}, {}, [], {})
+        for plan in plans.values():
+            extract_step(run, plan, StepLog(shared / STEPS_FILE), Console(quiet=True))
+    return shared / "stores"
+
+
 # the rows trained end to end (each recipe's every row is checked without training below): two per recipe, the
 # ones whose code paths differ most (both architectures; TAD alone and a task set without it; no utility term
 # and the cross-view budget; no latent consistency; the fewest and the most heads)
@@ -76,8 +94,9 @@ def recipe_with_rows(recipe: str, labels: list[str], folder) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", list(ABLATIONS))
-def test_ablation_end_to_end(monkeypatch, capsys, tmp_path, ablation_root, recipe):
+def test_ablation_end_to_end(monkeypatch, capsys, tmp_path, ablation_root, ablation_stores, recipe):
     out = tmp_path / "out"
+    shutil.copytree(ablation_stores, out / "stores")
     labels = TRAINED_ROWS[recipe]
     code, _, err = run_in_process(monkeypatch, capsys, "pipelines", "run", recipe_with_rows(recipe, labels, tmp_path),
                                   "--data-root", str(ablation_root), "--out", str(out), *FAST)
