@@ -22,13 +22,15 @@ Each AAM setting trains (``anonymize.train``) once per seed, each baseline is fi
   second utility task).
 
 Results are cached per run in ``DIR/<name>/result.json`` (run again when the setting's options have changed;
-evaluated again, without training, when the attacker suite has changed);
+evaluated again, without training, when the attacker suite has changed: another attacker, or any change to the code
+that defines the attackers, their grids and their selection, ``ATTACKER_CODE``);
 ``DIR/results.md`` is the table, with the mean and the spread (min-max) over seeds for each setting.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -52,6 +54,19 @@ from evaluate.settings import ATTACKERS  # noqa: E402
 from evaluate.shortcut import shortcut_diagnostics  # noqa: E402
 from featstore.store import Store  # noqa: E402
 from pipelines.demo import DemoConfig  # noqa: E402
+
+# what a cached result's attackers were: their names and the code that trains, selects and scores them (a changed
+# grid re-attacks, not only a new name)
+ATTACKER_CODE = ("evaluate/settings.py", "evaluate/training.py", "evaluate/protocols/_attribute_attack.py",
+                 "evaluate/protocols/privacy.py", "evaluate/protocols/vp.py")
+
+
+def attacker_suite() -> dict:
+    digest = hashlib.sha256()
+    for name in ATTACKER_CODE:
+        digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
+    return {"names": list(ATTACKERS), "code_sha256": digest.hexdigest()}
+
 
 BASE = {"progress": False, "validate_every": 0}
 DEMO = DemoConfig()
@@ -234,10 +249,11 @@ def run_setting(setting: str, seed: int, store: Path, out: Path, device: str, ta
                    if ("tad_mAP" if task == "tad" else "ad_auc") not in result["metrics"]}
         if missing:  # a cached run evaluated without these stores: add them
             result["metrics"].update(other_tasks(run, missing, folder, device))
-        stale = result.get("attackers") != list(ATTACKERS)  # attacked by another suite (e.g. before the whitened ones)
+        suite = attacker_suite()
+        stale = result.get("attackers") != suite  # attacked by another suite (another attacker, another grid)
         if stale:
             result["metrics"].update(evaluate_store(store, anon, device))
-            result["attackers"] = list(ATTACKERS)
+            result["attackers"] = suite
         if missing or stale:
             cached.write_text(json.dumps(result, indent=1, default=float) + "\n")
         return result
@@ -260,7 +276,7 @@ def run_setting(setting: str, seed: int, store: Path, out: Path, device: str, ta
                            "seconds": sum(h.get("seconds", 0.0) for h in trained.history)}
         export_store(run, store, anon, device=device)
     result["metrics"] = evaluate_store(store, anon, device)
-    result["attackers"] = list(ATTACKERS)
+    result["attackers"] = attacker_suite()
     result["metrics"].update(other_tasks(run, tasks, folder, device))
     result["seconds"] = time.perf_counter() - started
     cached.write_text(json.dumps(result, indent=1, default=float) + "\n")
