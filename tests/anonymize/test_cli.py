@@ -15,17 +15,19 @@ FAST = ["--epochs", "2", "--batch-size", "8", "--aam-layers", "1", "--identity-i
         "--head-init-epochs", "2", "--validate-every", "1", "--device", "cpu"]
 
 
-def test_train_resume_info_export(tiny_store, tmp_path):
+def test_train_resume_info_export(tiny_store, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     first = run_cli("anonymize", "train", "--store", str(tiny_store), "--out", str(run), *FAST)
     assert first.returncode == 0, first.stderr
     assert "clips/s" in first.stderr and "2 epochs" in first.stdout
-    resumed = run_cli("anonymize", "train", "--out", str(run), "--resume", "--epochs", "3")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "3 epochs" in resumed.stdout
-    info = run_cli("anonymize", "info", "--run", str(run), "--json")
-    assert info.returncode == 0, info.stderr
-    summary = json.loads(info.stdout)
+    # resumed and shown in this process (no interpreter and torch start-up); exported as a user runs it
+    code, printed, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--out", str(run), "--resume",
+                                        "--epochs", "3")
+    assert code == 0, err
+    assert "3 epochs" in printed
+    code, printed, err = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
+    assert code == 0, err
+    summary = json.loads(printed)
     assert summary["parameters"]["aam"] > 0 and summary["parameters"]["head.action"] == 192 * 10 + 10
     assert len(summary["epochs"]) == 3 and summary["config"]["aam"]["layers"] == 1
     out = tmp_path / "anon.zarr"
