@@ -109,8 +109,8 @@ def few_manifest(trimmed_manifest, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_store(trimmed_manifest, tmp_path_factory) -> Path:
-    return built_once(tmp_path_factory, "tiny", lambda folder: tiny_vit_store(trimmed_manifest, folder / "tiny.zarr")
-                      ) / "tiny.zarr"
+    return built_once(tmp_path_factory, "tiny", lambda folder: tiny_vit_store(
+        trimmed_manifest, folder / "tiny.zarr")) / "tiny.zarr"
 
 
 @pytest.fixture(scope="session")

@@ -54,12 +54,12 @@ def ablation_stores(ablation_root, tmp_path_factory):
     datasets); each test starts from a copy, so its extraction resumes a finished store (extracting from nothing:
     test_recipes_table1.py, test_demo.py)."""
     shared = tmp_path_factory.mktemp("ablation-stores")
+    log, console = StepLog(shared / STEPS_FILE), Console(quiet=True)  # a store two recipes read is extracted once
     for recipe in ABLATIONS:
         run = RecipeRun(recipe=load_recipe(recipe), out=shared, encoder="tiny-vit", data_root=ablation_root,
                         device="cpu", show_progress=False)
-        plans = check_inputs(run.recipe, run.encoder, None, ablation_root, {}, {}, [], {})
-        for plan in plans.values():
-            extract_step(run, plan, StepLog(shared / STEPS_FILE), Console(quiet=True))
+        for plan in check_inputs(run.recipe, run.encoder, None, ablation_root, {}, {}, [], {}).values():
+            extract_step(run, plan, log, console)
     return shared / "stores"
 
 
