@@ -22,6 +22,7 @@ CLIP_SAMPLING = ("random", "all")
 ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened", "ensemble")
 ATTACKER_GROUPS = {"all": ATTACKERS, "both": ("standard", "authors")}
 ATTACKER_CHOICES = (*ATTACKER_GROUPS, *ATTACKERS)
+VALIDATION_UNITS = ("video", "subject")  # what the attackers' validation split holds out whole
 PROBE_EPOCHS = 250  # the official linear-probe preset (the authors' code)
 ATTACKER_EPOCHS = 100  # the official attribute-attacker preset
 
@@ -145,6 +146,8 @@ class AttackerSettings:
     plateau_patience: int = 10
     val_fraction: float = setting(0.1, "Validation-selected attackers: share of training videos held out for "
                                        "selection.")
+    val_unit: str = setting("video", "What the validation split holds out whole: video, or subject (whole subjects, "
+                                     "as a test split of unseen subjects; videos when a training video names none).")
     seed: int = seed_setting()
 
     def __post_init__(self):
@@ -153,6 +156,7 @@ class AttackerSettings:
         check(0 < self.plateau_factor < 1, f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
         check(self.plateau_patience >= 0, f"plateau_patience must be >= 0, got {self.plateau_patience}")
         check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_choice("val_unit", self.val_unit, VALIDATION_UNITS)
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay,

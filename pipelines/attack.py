@@ -62,7 +62,7 @@ from evaluate.training import (
     train_head,
 )
 from evaluate.metrics import mean_defined, per_attribute_ap, positive_rates, topk_accuracy, video_probabilities
-from evaluate.protocols._attribute_attack import named, position_aggregates
+from evaluate.protocols._attribute_attack import named, position_aggregates, validation_groups, validation_split
 from evaluate.protocols._classifier import train_linear_classifier
 from data_manifests.errors import FeatstoreError
 from featstore.store import CLIP_OFFSETS, STATIC_OFFSETS, VIDEO_IDS, VIDEO_SPLITS, Store
@@ -342,9 +342,10 @@ def score_attributes(data: StoreData, config: AttackConfig, variants: dict[str, 
                 return {"cmap": aggregates["cmap_mean"], "per_attribute": aggregates["per_attribute_mean"]}
         return evaluate
 
-    fit_positions, val_positions = carve_validation(len(train_videos), preset.val_fraction, settings.seed)
-    fit_videos = train_videos[fit_positions]
-    validation = scorer(train_videos[val_positions], features, lambda rows: rows)
+    split = validation_split(train_videos, targets, validation_groups(data.videos.subject, train_videos, preset.val_unit),
+                             preset.val_fraction, settings.seed)
+    fit_videos = train_videos[split.fit]
+    validation = scorer(train_videos[split.val], features, lambda rows: rows)
     model = seeded_module(mlp_head(features.shape[1], len(names)), settings.seed, data.device)
     sampler = data.all_rows_sampler(fit_videos, kind) if kind == "static" else data.random_row_sampler(fit_videos, kind)
     outcome = train_head(model, features, targets, sampler, masked_bce, settings,

@@ -8,9 +8,9 @@ targets left out) and AdamW; ``standard`` and ``mlp`` with the protocol's weight
 the learning rate reduced by the plateau factor when the mean training loss stops improving (the
 paper's recipe), ``authors`` with the authors' code's optimizer settings:
 
-- ``standard``: plain logits; a validation split (``val_fraction`` of the training *videos*, drawn
-  with the seed) is held out of training and the epoch with the best validation cMAP is evaluated
-  on the test split once.
+- ``standard``: plain logits; a validation split (``validation_split``: ``val_fraction`` of the
+  training *videos* drawn with the seed, or with ``val_unit`` subject whole subjects) is held out of
+  training and the epoch with the best validation cMAP is evaluated on the test split once.
 - ``authors``: the authors' code: the MLP output is L2-normalized before the loss (and is the score),
   trained on all training videos with AdamW weight decay ``AUTHORS_WEIGHT_DECAY`` and a constant
   learning rate (no plateau scheduler); the test cMAP is measured every ``AUTHORS_SELECT_EVERY`` epochs
@@ -55,8 +55,8 @@ what several members each read a little of (a helper's rank ensemble of other mo
 degree-2 features among them - read 0.02 cMAP more than the suite's worst case on the default AAM's demo export;
 docs/anonymize.md). Asked for alone it trains its members without reporting them.
 
-Every attacker but ``authors`` selects on the validation split only (training videos); the test set is
-scored once. All attackers output logits (the kNN fraction p as log(p / (1 - p)), clipped), so the
+Every attacker but ``authors`` selects on the same validation split only (training videos); the test set
+is scored once. All attackers output logits (the kNN fraction p as log(p / (1 - p)), clipped), so the
 protocols may average sigmoid probabilities over a video's clips.
 
 The attackers' settings and names are ``evaluate.settings.AttackerSettings`` and ``ATTACKERS``; the scoring of
@@ -114,19 +114,19 @@ CAP_STREAM = 1  # the row cap's random stream under the seed (carve_validation d
 # the validation-selected attackers (authors selects on the test set; standard is mlp's MLP on raw inputs, one seed)
 ENSEMBLE_MEMBERS = ("mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened")
 SELECTED_BY = {
-    "standard": "best validation cMAP ({fraction:.0%} of the training videos, seed {seed})",
+    "standard": "best validation cMAP ({split})",
     "authors": "best test cMAP at every {every}th epoch (optimistic: selected on the test set); AdamW weight "
                "decay {decay:g}, constant learning rate",
     "mlp": "standardized inputs; per seed ({seeds}) the epoch with the best validation cMAP, then the seed with "
-           "the best validation cMAP ({fraction:.0%} of the training videos, split seed {seed})",
-    "logreg": "standardized inputs; C per attribute from {grid} by validation AP ({fraction:.0%} of the training "
-              "videos, seed {seed}), refit on all training videos",
-    "knn": "standardized inputs; metric {metrics} and k {grid} per attribute by validation AP ({fraction:.0%} of "
-           "the training videos, seed {seed}), refit on all training videos",
+           "the best validation cMAP ({split})",
+    "logreg": "standardized inputs; C per attribute from {grid} by validation AP ({split}), refit on all training "
+              "videos",
+    "knn": "standardized inputs; metric {metrics} and k {grid} per attribute by validation AP ({split}), refit on "
+           "all training videos",
 }
 SELECTED_BY["svm-whitened"] = ("whitened inputs (shrinkage {shrink:g}); RBF kernel, C {svm_c} and gamma {svm_gamma} "
-                                "x scikit-learn's scale per attribute by validation AP ({fraction:.0%} of the training "
-                                "videos, seed {seed}), refit on all training videos (at most {svm_rows} rows)")
+                                "x scikit-learn's scale per attribute by validation AP ({split}), refit on all "
+                                "training videos (at most {svm_rows} rows)")
 SELECTED_BY["ensemble"] = ("no selection: the mean of the quantiles of {members}'s scores (each among its scores on "
                            "the scored rows, no label read)")
 SELECTED_BY["mlp-whitened"] = SELECTED_BY["mlp"].replace("standardized inputs", "whitened inputs (shrinkage {shrink:g})")
@@ -190,12 +190,80 @@ class AttackSetup:
     selection_key: str = "cmap"  # the evaluation entry the validation-selected MLP attackers select on
     authors_selection_key: str = "cmap"  # ... and the authors' attacker (on the test set)
     attribute_selection_key: str = "per_attribute"  # per-attribute AP the scikit-learn attackers select on
+    # one id per training video that the validation split keeps whole (its subject; see validation_groups); None:
+    # each video is its own
+    train_groups: np.ndarray | None = None
 
 
-def _selected_by(attacker: str, settings: TrainSettings, val_fraction: float) -> str:
+@dataclass(frozen=True)
+class ValidationSplit:
+    """The validation-selected attackers' split of the training videos (positions in ``AttackSetup.train_videos``)."""
+
+    fit: np.ndarray
+    val: np.ndarray
+    unit: str  # what it holds out whole: "subject" or "video"
+    rule: str  # in words, for ``selected_by``
+
+
+def validation_groups(subjects: np.ndarray, train_videos: np.ndarray, unit: str) -> np.ndarray | None:
+    """``AttackSetup.train_groups`` for ``val_unit``: the training videos' subjects when ``unit`` is "subject" and
+    every training video names one (on a test split of unseen subjects, held-out videos of subjects the attacker
+    fits on could favour what memorizes a subject); otherwise None (videos)."""
+    groups = np.asarray(subjects)[train_videos]
+    if unit == "video" or len(groups) == 0 or (groups == "").any():
+        return None
+    return groups
+
+
+def validation_split(train_videos: np.ndarray, targets: torch.Tensor, groups: np.ndarray | None, fraction: float,
+                     seed: int) -> ValidationSplit:
+    """The split of ``train_videos`` (``targets``: (V, A) by store video index; ``groups``: ``train_groups``).
+    Videos: ``carve_validation``'s seeded ``fraction`` of them. Subjects: whole subjects in a seeded order until
+    the held-out videos reach ``fraction`` of the training videos; then, for each value (0 / 1) of an attribute
+    that the held-out videos lack, the next subject in that order that has it, unless the fit would lose its
+    last video with it (without both values an attribute's validation AP is undefined and its selection falls
+    to the first candidate)."""
+    n = len(train_videos)
+    if groups is None:
+        fit, val = carve_validation(n, fraction, seed)
+        return ValidationSplit(fit, val, "video", f"{fraction:.0%} of the training videos, seed {seed}")
+    subjects, of_video = np.unique(groups, return_inverse=True)
+    if len(subjects) < 2:
+        raise FeatstoreError(f"cannot hold out whole subjects: the {n} training videos belong to one subject "
+                             "(use --val-unit video)")
+    labels = targets[torch.as_tensor(train_videos, device=targets.device)].cpu().numpy()
+    # (subjects, A, 2): how many of a subject's videos have value 0 / 1 of each attribute
+    counts = np.stack([np.stack([np.bincount(of_video, weights=labels[:, a] == value, minlength=len(subjects))
+                                 for a in range(labels.shape[1])], axis=1) for value in (0, 1)], axis=2)
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    held = np.zeros(len(subjects), dtype=bool)
+    sizes = np.bincount(of_video, minlength=len(subjects))
+    wanted = max(1, int(round(fraction * n)))
+    for subject in order[:-1]:  # at least one subject stays to fit on
+        if sizes[held].sum() >= wanted:
+            break
+        held[subject] = True
+    for_fraction = int(held.sum())
+    for attribute, value in np.argwhere(counts[held].sum(axis=0) == 0):
+        if counts[held, attribute, value].sum() > 0:  # a subject added for an earlier value has it
+            continue
+        for subject in order:
+            if held[subject] or counts[subject, attribute, value] == 0:
+                continue
+            if counts[~held, attribute, value].sum() > counts[subject, attribute, value] and (~held).sum() > 1:
+                held[subject] = True
+            break
+    val = np.flatnonzero(held[of_video])
+    return ValidationSplit(np.flatnonzero(~held[of_video]), val, "subject",
+                           f"{int(held.sum())} of {len(subjects)} training subjects held out whole, {len(val)} videos "
+                           f"({for_fraction} for {fraction:.0%} of the training videos, {int(held.sum()) - for_fraction} "
+                           f"more for attribute values they lacked), seed {seed}")
+
+
+def _selected_by(attacker: str, settings: TrainSettings, split: ValidationSplit) -> str:
     seeds = ", ".join(str(settings.seed + i) for i in range(MLP_SEEDS))
     grid = ", ".join(f"{c:g}" for c in LOGREG_C) if attacker == "logreg" else ", ".join(map(str, KNN_K))
-    return SELECTED_BY[attacker].format(fraction=val_fraction, seed=settings.seed, seeds=seeds, grid="{" + grid + "}",
+    return SELECTED_BY[attacker].format(split=split.rule, seeds=seeds, grid="{" + grid + "}",
                                         metrics="{" + ", ".join(KNN_METRICS) + "}", every=AUTHORS_SELECT_EVERY,
                                         decay=AUTHORS_WEIGHT_DECAY, shrink=WHITEN_SHRINKAGE, svm_c=_braced(SVM_C),
                                         svm_gamma=_braced(SVM_GAMMA), svm_rows=SVM_MAX_ROWS,
@@ -206,23 +274,26 @@ def _braced(values: tuple[float, ...]) -> str:
     return "{" + ", ".join(f"{v:g}" for v in values) + "}"
 
 
-def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
+def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, split: ValidationSplit,
                  show_progress: bool = False, members: dict[str, nn.Module] | None = None,
                  ) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
     """Train one attacker; return its test evaluation (of the selected model), the training records and the selected
-    model. ``ensemble`` combines ``members`` (the trained ``ENSEMBLE_MEMBERS``)."""
+    model. The validation-selected attackers select on ``split``; ``ensemble`` combines ``members`` (the trained
+    ``ENSEMBLE_MEMBERS``)."""
     started = time.perf_counter()
     if attacker in ("standard", "authors"):
-        evaluation, outcomes, model = _run_plain_mlp(setup, attacker, settings, val_fraction, show_progress)
+        evaluation, outcomes, model = _run_plain_mlp(setup, attacker, settings, split, show_progress)
     elif attacker in ("mlp", "mlp-whitened"):
-        evaluation, outcomes, model = _run_mlp_seeds(setup, attacker, settings, val_fraction, show_progress)
+        evaluation, outcomes, model = _run_mlp_seeds(setup, attacker, settings, split, show_progress)
     elif attacker in ("logreg", "knn", "knn-whitened", "svm-whitened"):
-        evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, val_fraction)
+        evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, split)
     elif attacker == "ensemble":
         evaluation, outcomes, model = _run_ensemble(setup, members or {})
     else:
         raise ValueError(f"unknown attacker {attacker!r}")
-    evaluation["selected_by"] = _selected_by(attacker, settings, val_fraction)
+    evaluation["selected_by"] = _selected_by(attacker, settings, split)
+    if attacker not in TEST_SELECTED and attacker != "ensemble":
+        evaluation["validation_unit"] = split.unit
     evaluation["test_selected"] = attacker in TEST_SELECTED
     evaluation["seconds"] = time.perf_counter() - started
     return evaluation, outcomes, model
@@ -238,9 +309,10 @@ def run_attackers(setup: AttackSetup, settings: AttackerSettings, names: list[st
     if "ensemble" in asked:
         needed += [a for a in ENSEMBLE_MEMBERS if a not in needed]
     results, outcomes, members = {}, [], {}
+    split = validation_split(setup.train_videos, setup.targets, setup.train_groups, settings.val_fraction, settings.seed)
     for attacker in [*needed, *(["ensemble"] if "ensemble" in asked else [])]:
         evaluation, attacker_outcomes, model = run_attacker(setup, attacker, settings.train_settings(),
-                                                            settings.val_fraction, show_progress, members)
+                                                            split, show_progress, members)
         if "ensemble" in asked and attacker in ENSEMBLE_MEMBERS:
             members[attacker] = model
         outcomes.extend(attacker_outcomes)
@@ -249,7 +321,7 @@ def run_attackers(setup: AttackSetup, settings: AttackerSettings, names: list[st
     return {a: results[a] for a in asked}, outcomes
 
 
-def _run_plain_mlp(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
+def _run_plain_mlp(setup: AttackSetup, attacker: str, settings: TrainSettings, split: ValidationSplit,
                    show_progress: bool) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
     dim, n_attributes = setup.features.shape[1], setup.targets.shape[1]
     head = seeded_module(mlp_head(dim, n_attributes), settings.seed, setup.features.device)
@@ -261,9 +333,8 @@ def _run_plain_mlp(setup: AttackSetup, attacker: str, settings: TrainSettings, v
         select = every_nth_epoch(lambda m: test_evaluator(m)[setup.authors_selection_key], AUTHORS_SELECT_EVERY)
     else:
         model = head
-        fit_positions, val_positions = carve_validation(len(setup.train_videos), val_fraction, settings.seed)
-        train_videos = setup.train_videos[fit_positions]
-        val_evaluator = setup.make_evaluator(setup.train_videos[val_positions])
+        train_videos = setup.train_videos[split.fit]
+        val_evaluator = setup.make_evaluator(setup.train_videos[split.val])
 
         def select(m: nn.Module) -> float:
             return val_evaluator(m)[setup.selection_key]
@@ -326,13 +397,12 @@ def input_statistics(features: torch.Tensor, rows: np.ndarray, whitened: bool) -
     return whitening(features, rows) if whitened else _statistics(features, rows)
 
 
-def _run_mlp_seeds(setup: AttackSetup, attacker: str, settings: TrainSettings, val_fraction: float,
+def _run_mlp_seeds(setup: AttackSetup, attacker: str, settings: TrainSettings, split: ValidationSplit,
                    show_progress: bool) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
     device = setup.features.device
     dim, n_attributes = setup.features.shape[1], setup.targets.shape[1]
-    fit_positions, val_positions = carve_validation(len(setup.train_videos), val_fraction, settings.seed)
-    fit_videos = setup.train_videos[fit_positions]
-    val_evaluator = setup.make_evaluator(setup.train_videos[val_positions])
+    fit_videos = setup.train_videos[split.fit]
+    val_evaluator = setup.make_evaluator(setup.train_videos[split.val])
     test_evaluator = setup.make_evaluator(setup.test_videos)
     whitened = attacker == "mlp-whitened"
     statistics = input_statistics(setup.features, _fit_rows(setup, fit_videos)[0], whitened)
@@ -472,15 +542,14 @@ def _svm_scorer(fit: _Rows, choices: list[tuple[float, float]]) -> nn.Module:
 
 
 def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
-                 val_fraction: float) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
+                 split: ValidationSplit) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
     """``logreg``, ``knn``, ``knn-whitened`` or ``svm-whitened``."""
     started = time.perf_counter()
     targets = setup.targets.cpu().numpy()
-    fit_positions, val_positions = carve_validation(len(setup.train_videos), val_fraction, settings.seed)
     whitened = attacker in ("knn-whitened", "svm-whitened")
     max_rows = SVM_MAX_ROWS if attacker == "svm-whitened" else None
-    fit = _Rows(setup, setup.train_videos[fit_positions], targets, whitened, max_rows, settings.seed)
-    val_evaluator = setup.make_evaluator(setup.train_videos[val_positions])
+    fit = _Rows(setup, setup.train_videos[split.fit], targets, whitened, max_rows, settings.seed)
+    val_evaluator = setup.make_evaluator(setup.train_videos[split.val])
     n_attributes = targets.shape[1]
     if attacker == "logreg":
         candidates, scorer = list(LOGREG_C), _logreg_scorer
@@ -512,7 +581,7 @@ def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
     evaluation["validation_ap"] = np.max(np.stack(scores), axis=0)  # the chosen candidate's, per attribute
     evaluation["n_fit_videos"] = int(len(setup.train_videos))
     evaluation["n_fit_rows"] = int(len(full.x))
-    evaluation["n_validation_videos"] = int(len(val_positions))
+    evaluation["n_validation_videos"] = int(len(split.val))
     outcome = TrainOutcome(losses=[], selected_epoch=0, loop_seconds=time.perf_counter() - started)
     return evaluation, [outcome], model
 

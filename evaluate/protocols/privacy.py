@@ -88,7 +88,7 @@ def run(store: Store, config: PrivacyConfig, *, show_progress: bool = False) -> 
     setup = attack.AttackSetup(
         features=features, targets=data.tensor(attributes), train_videos=train_videos, test_videos=test_videos,
         make_sampler=lambda videos: data.all_rows_sampler(videos, config.kind), make_evaluator=make_evaluator,
-        fit_rows=fit_rows,
+        fit_rows=fit_rows, train_groups=attack.validation_groups(data.videos.subject, train_videos, config.val_unit),
     )
     results, outcomes = attack.run_attackers(setup, config, names, show_progress)
     worst = attack.worst_case([(a, [r["per_attribute"][n] for n in names]) for a, r in results.items()], names)
@@ -148,8 +148,8 @@ def print_attribute_table(title: str, metrics: dict, cmap_keys: tuple[str, ...] 
 
 def register(app: typer.Typer) -> None:
     @app.command("privacy")
-    @config_options(PrivacyConfig, "attacker", "kind", "epochs", "lr", "batch_size", "val_fraction", "seed", "device",
-                    "labels_from")
+    @config_options(PrivacyConfig, "attacker", "kind", "epochs", "lr", "batch_size", "val_fraction", "val_unit", "seed",
+                    "device", "labels_from")
     def privacy_command(*, store: str = store_option(), config: PrivacyConfig, out: Optional[Path] = out_option(),
                         progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Static private-attribute attack on static-clip embeddings: worst-case cMAP over the attackers

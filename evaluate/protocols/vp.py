@@ -142,13 +142,15 @@ def run(store: Store, config: VPConfig, *, show_progress: bool = False) -> dict:
         rows = evaluation_rows(videos)
         return rows.reshape(-1), np.repeat(videos, rows.shape[1])
 
+    train_groups = attack.validation_groups(data.videos.subject, train_videos, config.val_unit)
+
     def attack_suite(targets: np.ndarray, progress: bool) -> tuple[dict, list, dict]:
         """Every attacker on ``targets`` (V, A): their results, training records and the worst case."""
         setup = attack.AttackSetup(features=features, targets=data.tensor(targets), train_videos=train_videos,
                                    test_videos=test_videos, make_sampler=make_sampler,
                                    make_evaluator=make_evaluator_of(targets), fit_rows=fit_rows,
                                    selection_key="cmap_mean", authors_selection_key="cmap_max",
-                                   attribute_selection_key="per_attribute_mean")
+                                   attribute_selection_key="per_attribute_mean", train_groups=train_groups)
         suite, records = attack.run_attackers(setup, config, names, progress)
         for evaluation in suite.values():
             attack.attacker_worst(evaluation, names)
@@ -246,7 +248,7 @@ def print_vp_table(title: str, metrics: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("vp")
     @config_options(VPConfig, "attacker", "epochs", "lr", "batch_size", "clip_sampling", "eval_clips", "positions",
-                    "val_fraction", "seed", "device", "labels_from", "null_permutations")
+                    "val_fraction", "val_unit", "seed", "device", "labels_from", "null_permutations")
     def vp_command(*, store: str = store_option(), config: VPConfig, out: Optional[Path] = out_option(),
                    progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Temporal private-attribute attack on clip embeddings: worst-case cMAP over the attackers and the

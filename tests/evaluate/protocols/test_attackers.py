@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from anonymize.array_store import write_array_store
+from data_manifests.errors import FeatstoreError
 from evaluate.metrics import leakage_removed
 from evaluate.protocols import _attribute_attack
 from evaluate.protocols._attribute_attack import attackers_of, every_nth_epoch, worst_case
@@ -16,6 +17,7 @@ from evaluate.protocols.privacy import run as run_privacy
 from evaluate.protocols.vp import VPConfig
 from evaluate.protocols.vp import run as run_vp
 from evaluate.settings import ATTACKERS, AttackerSettings
+from evaluate.training import carve_validation
 from featstore.store import Store
 
 N_TRAIN, N_TEST, DIM, ROWS = 160, 60, 12, 4
@@ -113,6 +115,49 @@ def test_every_attacker_reads_a_planted_attribute_and_the_worst_case_is_their_ma
     assert set(svm["selected_gamma"].values()) <= set(_attribute_attack.SVM_GAMMA)
     assert svm["n_fit_rows"] == N_TRAIN * ROWS  # below the cap: every static clip of the training videos
     assert attackers["ensemble"]["members"] == list(_attribute_attack.ENSEMBLE_MEMBERS)
+    selecting = [a for a in ATTACKERS if a not in ("authors", "ensemble")]
+    assert {attackers[a]["validation_unit"] for a in selecting} == {"video"}
+    assert all("10% of the training videos, seed 0" in attackers[a]["selected_by"] for a in selecting)
+    assert "validation_unit" not in attackers["authors"] and "validation_unit" not in attackers["ensemble"]
+
+
+def test_the_validation_split_holds_out_whole_subjects_with_both_values_of_each_attribute():
+    subjects = np.repeat([f"s{i}" for i in range(30)], 4)  # 120 training videos, 4 per subject
+    common = np.random.default_rng(0).random(30) < 0.5
+    rare = np.arange(30) % 10 == 0  # 3 subjects of 30: 10% of the videos would often miss them
+    targets = torch.as_tensor(np.repeat(np.stack([common, rare], axis=1), 4, axis=0).astype(np.int64))
+    train = np.arange(120)
+    splits = [_attribute_attack.validation_split(train, targets, subjects, 0.1, seed) for seed in range(6)]
+    for split in splits:
+        assert split.unit == "subject"
+        assert not set(subjects[split.fit]) & set(subjects[split.val])  # no subject on both sides
+        assert sorted([*split.fit, *split.val]) == list(range(120))
+        assert len(split.val) >= 12 and len(split.fit) > 0  # at least the fraction
+        assert all(set(column.tolist()) == {0, 1} for column in targets[split.val].T)
+    assert any(len(split.val) > 12 for split in splits)  # some seeds had to add subjects for the rare attribute
+    again = _attribute_attack.validation_split(train, targets, subjects, 0.1, 3)
+    assert np.array_equal(again.val, splits[3].val) and not np.array_equal(splits[0].val, splits[1].val)
+    # held-out videos without subjects: the seeded fraction of the videos, as before the subjects were read
+    videos = _attribute_attack.validation_split(train, targets, None, 0.1, 3)
+    fit, val = carve_validation(120, 0.1, 3)
+    assert videos.unit == "video" and np.array_equal(videos.fit, fit) and np.array_equal(videos.val, val)
+    with pytest.raises(FeatstoreError, match="one subject"):
+        _attribute_attack.validation_split(train, targets, np.full(120, "s0"), 0.1, 0)
+
+
+def test_the_validation_groups_are_the_subjects_only_where_every_training_video_names_one():
+    subjects = np.array(["a", "b", "", "c"])
+    assert _attribute_attack.validation_groups(subjects, np.array([0, 1, 3]), "subject").tolist() == ["a", "b", "c"]
+    assert _attribute_attack.validation_groups(subjects, np.array([0, 2]), "subject") is None
+    assert _attribute_attack.validation_groups(subjects, np.array([0, 1]), "video") is None
+
+
+def test_vp_holds_out_whole_subjects_when_asked(planted_store):
+    result = run_vp(Store.open(planted_store), VPConfig(attacker="logreg", val_unit="subject", **VP_FAST))
+    logreg = result["attackers"]["logreg"]
+    # the array store's 160 training videos belong to 7 subjects (video i: subject i % 7), 22 or 23 each
+    assert logreg["validation_unit"] == "subject" and "of 7 training subjects held out whole" in logreg["selected_by"]
+    assert logreg["n_validation_videos"] in (22, 23, 45, 46) and logreg["per_attribute"]["a0"] > 0.9
 
 
 def test_vp_worst_case_is_the_max_over_attackers_of_mean_and_video(planted_store):
@@ -327,7 +372,8 @@ def test_the_ensemble_ranks_each_member_among_the_rows_the_test_evaluation_score
         features=features, targets=torch.zeros((7, 1), dtype=torch.int64), train_videos=np.arange(3),
         test_videos=np.arange(3, 7), make_sampler=None, make_evaluator=make_evaluator,
         fit_rows=lambda videos: (np.asarray(videos), np.asarray(videos)))
-    _attribute_attack.run_attacker(setup, "ensemble", AttackerSettings().train_settings(), 0.1, members=members)
+    split = _attribute_attack.validation_split(setup.train_videos, setup.targets, None, 0.1, 0)
+    _attribute_attack.run_attacker(setup, "ensemble", AttackerSettings().train_settings(), split, members=members)
     quantiles = (2 * np.array([3, 1, 2, 4]) - 1) / 8  # ranks of 3, 1, 2, 4 (among the training rows: 1/3 each)
     assert np.allclose(scored["logits"], np.log(quantiles / (1 - quantiles)), atol=1e-6)
 
