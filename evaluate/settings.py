@@ -146,6 +146,9 @@ class AttackerSettings:
     plateau_patience: int = 10
     val_fraction: float = setting(0.1, "Validation-selected attackers: share of training videos held out for "
                                        "selection.")
+    val_folds: int = setting(1, "scikit-learn attackers: 1 selects on the validation split; k >= 2 by k-fold "
+                                "cross-validation over the training videos (whole subjects with --val-unit subject), "
+                                "each candidate's AP averaged over the folds.")
     val_unit: str = setting("video", "What the validation split holds out whole: video, or subject (whole subjects, "
                                      "as a test split of unseen subjects; videos when a training video names none).")
     seed: int = seed_setting()
@@ -157,6 +160,7 @@ class AttackerSettings:
         check(self.plateau_patience >= 0, f"plateau_patience must be >= 0, got {self.plateau_patience}")
         check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check_choice("val_unit", self.val_unit, VALIDATION_UNITS)
+        check(self.val_folds >= 1, f"val_folds must be >= 1, got {self.val_folds}")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay,

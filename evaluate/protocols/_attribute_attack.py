@@ -260,6 +260,20 @@ def validation_split(train_videos: np.ndarray, targets: torch.Tensor, groups: np
                            f"more for attribute values they lacked), seed {seed}")
 
 
+def validation_folds(train_videos: np.ndarray, groups: np.ndarray | None, folds: int, seed: int) -> list[ValidationSplit]:
+    """``folds`` splits of ``train_videos`` for cross-validation: whole videos (``groups`` None) or whole subjects in
+    an order drawn with the seed, cut into ``folds`` near-equal parts; each part is held out once."""
+    unit = "video" if groups is None else "subject"
+    units, of_video = (np.arange(len(train_videos)),) * 2 if groups is None else np.unique(groups, return_inverse=True)
+    if folds > len(units):
+        raise FeatstoreError(f"cannot cut {folds} validation folds out of {len(units)} training {unit}s")
+    rule = (f"{folds}-fold cross-validation over the training {unit}s (whole {unit}s, drawn with seed {seed}), the AP "
+            "averaged over the folds")
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(units)), folds)
+    return [ValidationSplit(np.flatnonzero(~np.isin(of_video, part)), np.flatnonzero(np.isin(of_video, part)), unit,
+                            rule) for part in parts]
+
+
 def _selected_by(attacker: str, settings: TrainSettings, split: ValidationSplit) -> str:
     seeds = ", ".join(str(settings.seed + i) for i in range(MLP_SEEDS))
     grid = ", ".join(f"{c:g}" for c in LOGREG_C) if attacker == "logreg" else ", ".join(map(str, KNN_K))
@@ -276,17 +290,18 @@ def _braced(values: tuple[float, ...]) -> str:
 
 def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, split: ValidationSplit,
                  show_progress: bool = False, members: dict[str, nn.Module] | None = None,
-                 ) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
+                 folds: list[ValidationSplit] | None = None) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
     """Train one attacker; return its test evaluation (of the selected model), the training records and the selected
-    model. The validation-selected attackers select on ``split``; ``ensemble`` combines ``members`` (the trained
-    ``ENSEMBLE_MEMBERS``)."""
+    model. The validation-selected attackers select on ``split`` (the scikit-learn ones on ``folds`` when given);
+    ``ensemble`` combines ``members`` (the trained ``ENSEMBLE_MEMBERS``)."""
     started = time.perf_counter()
     if attacker in ("standard", "authors"):
         evaluation, outcomes, model = _run_plain_mlp(setup, attacker, settings, split, show_progress)
     elif attacker in ("mlp", "mlp-whitened"):
         evaluation, outcomes, model = _run_mlp_seeds(setup, attacker, settings, split, show_progress)
     elif attacker in ("logreg", "knn", "knn-whitened", "svm-whitened"):
-        evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, split)
+        split = folds[0] if folds else split  # what selected_by describes
+        evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, folds or [split])
     elif attacker == "ensemble":
         evaluation, outcomes, model = _run_ensemble(setup, members or {})
     else:
@@ -310,9 +325,11 @@ def run_attackers(setup: AttackSetup, settings: AttackerSettings, names: list[st
         needed += [a for a in ENSEMBLE_MEMBERS if a not in needed]
     results, outcomes, members = {}, [], {}
     split = validation_split(setup.train_videos, setup.targets, setup.train_groups, settings.val_fraction, settings.seed)
+    folds = (validation_folds(setup.train_videos, setup.train_groups, settings.val_folds, settings.seed)
+             if settings.val_folds > 1 else None)
     for attacker in [*needed, *(["ensemble"] if "ensemble" in asked else [])]:
         evaluation, attacker_outcomes, model = run_attacker(setup, attacker, settings.train_settings(),
-                                                            split, show_progress, members)
+                                                            split, show_progress, members, folds)
         if "ensemble" in asked and attacker in ENSEMBLE_MEMBERS:
             members[attacker] = model
         outcomes.extend(attacker_outcomes)
@@ -542,27 +559,32 @@ def _svm_scorer(fit: _Rows, choices: list[tuple[float, float]]) -> nn.Module:
 
 
 def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
-                 split: ValidationSplit) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
-    """``logreg``, ``knn``, ``knn-whitened`` or ``svm-whitened``."""
+                 selection: list[ValidationSplit]) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
+    """``logreg``, ``knn``, ``knn-whitened`` or ``svm-whitened``; each candidate's validation AP per attribute is its
+    mean over the ``selection`` splits (one validation split, or the cross-validation folds)."""
     started = time.perf_counter()
     targets = setup.targets.cpu().numpy()
     whitened = attacker in ("knn-whitened", "svm-whitened")
     max_rows = SVM_MAX_ROWS if attacker == "svm-whitened" else None
-    fit = _Rows(setup, setup.train_videos[split.fit], targets, whitened, max_rows, settings.seed)
-    val_evaluator = setup.make_evaluator(setup.train_videos[split.val])
+    fits = [_Rows(setup, setup.train_videos[split.fit], targets, whitened, max_rows, settings.seed)
+            for split in selection]
+    val_evaluators = [setup.make_evaluator(setup.train_videos[split.val]) for split in selection]
     n_attributes = targets.shape[1]
     if attacker == "logreg":
         candidates, scorer = list(LOGREG_C), _logreg_scorer
     elif attacker == "svm-whitened":
         candidates, scorer = [(c, g) for c in SVM_C for g in SVM_GAMMA], _svm_scorer
     else:
-        ks = sorted({min(k, len(fit.x)) for k in KNN_K})
+        ks = sorted({min(k, min(len(fit.x) for fit in fits)) for k in KNN_K})
         candidates, scorer = [(metric, k) for metric in KNN_METRICS for k in ks], _knn_scorer
 
     def validation_ap(candidate) -> np.ndarray:
         with torch.no_grad():
-            evaluation = val_evaluator(scorer(fit, [candidate] * n_attributes))
-        return np.asarray(evaluation[setup.attribute_selection_key], dtype=np.float64)
+            per_split = np.stack([np.asarray(evaluate(scorer(fit, [candidate] * n_attributes))[
+                setup.attribute_selection_key], dtype=np.float64) for fit, evaluate in zip(fits, val_evaluators)])
+        with warnings.catch_warnings():  # an attribute no split defines stays nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(per_split, axis=0)
 
     scores = [validation_ap(candidate) for candidate in candidates]
     chosen = _pick(candidates, scores)
@@ -581,7 +603,8 @@ def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
     evaluation["validation_ap"] = np.max(np.stack(scores), axis=0)  # the chosen candidate's, per attribute
     evaluation["n_fit_videos"] = int(len(setup.train_videos))
     evaluation["n_fit_rows"] = int(len(full.x))
-    evaluation["n_validation_videos"] = int(len(split.val))
+    evaluation["n_validation_videos"] = int(sum(len(split.val) for split in selection))
+    evaluation["validation_folds"] = len(selection)
     outcome = TrainOutcome(losses=[], selected_epoch=0, loop_seconds=time.perf_counter() - started)
     return evaluation, [outcome], model
 

@@ -148,8 +148,8 @@ def print_attribute_table(title: str, metrics: dict, cmap_keys: tuple[str, ...] 
 
 def register(app: typer.Typer) -> None:
     @app.command("privacy")
-    @config_options(PrivacyConfig, "attacker", "kind", "epochs", "lr", "batch_size", "val_fraction", "val_unit", "seed",
-                    "device", "labels_from")
+    @config_options(PrivacyConfig, "attacker", "kind", "epochs", "lr", "batch_size", "val_fraction", "val_folds",
+                    "val_unit", "seed", "device", "labels_from")
     def privacy_command(*, store: str = store_option(), config: PrivacyConfig, out: Optional[Path] = out_option(),
                         progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Static private-attribute attack on static-clip embeddings: worst-case cMAP over the attackers

@@ -248,7 +248,7 @@ def print_vp_table(title: str, metrics: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("vp")
     @config_options(VPConfig, "attacker", "epochs", "lr", "batch_size", "clip_sampling", "eval_clips", "positions",
-                    "val_fraction", "val_unit", "seed", "device", "labels_from", "null_permutations")
+                    "val_fraction", "val_folds", "val_unit", "seed", "device", "labels_from", "null_permutations")
     def vp_command(*, store: str = store_option(), config: VPConfig, out: Optional[Path] = out_option(),
                    progress: bool = progress_option(), as_json: bool = json_option()) -> None:
         """Temporal private-attribute attack on clip embeddings: worst-case cMAP over the attackers and the

@@ -152,6 +152,36 @@ def test_the_validation_groups_are_the_subjects_only_where_every_training_video_
     assert _attribute_attack.validation_groups(subjects, np.array([0, 1]), "video") is None
 
 
+def test_the_cross_validation_folds_hold_out_every_training_video_once():
+    subjects = np.repeat([f"s{i}" for i in range(10)], 3)
+    train = np.arange(100, 130)  # positions in train, not store indices, come back
+    for groups, unit in ((None, "video"), (subjects, "subject")):
+        folds = _attribute_attack.validation_folds(train, groups, 4, seed=1)
+        assert len(folds) == 4 and {f.unit for f in folds} == {unit}
+        assert sorted(np.concatenate([f.val for f in folds]).tolist()) == list(range(30))  # each held out once
+        for fold in folds:
+            assert sorted([*fold.fit, *fold.val]) == list(range(30))
+            assert len(fold.val) in ((7, 8) if groups is None else (6, 9))  # 30 videos or 10 subjects in 4 parts
+            if groups is not None:
+                assert not set(subjects[fold.fit]) & set(subjects[fold.val])
+        again = _attribute_attack.validation_folds(train, groups, 4, seed=1)
+        assert all(np.array_equal(f.val, g.val) for f, g in zip(folds, again))
+        assert "4-fold cross-validation" in folds[0].rule
+    with pytest.raises(FeatstoreError, match="cannot cut 11 validation folds out of 10 training subjects"):
+        _attribute_attack.validation_folds(train, subjects, 11, seed=0)
+
+
+def test_the_scikit_learn_attackers_select_by_cross_validation_when_asked(planted_store):
+    result = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="all", val_folds=3, **PRIVACY_FAST))
+    attackers = result["attackers"]
+    for name in ("logreg", "knn", "knn-whitened", "svm-whitened"):
+        assert attackers[name]["validation_folds"] == 3 and attackers[name]["n_validation_videos"] == N_TRAIN
+        assert "3-fold cross-validation over the training videos" in attackers[name]["selected_by"]
+        assert min(attackers[name]["per_attribute"].values()) > 0.9
+    for name in ("standard", "mlp", "mlp-whitened"):  # the MLPs select their epoch on the one validation split
+        assert "validation_folds" not in attackers[name] and "10% of the training videos" in attackers[name]["selected_by"]
+
+
 def test_vp_holds_out_whole_subjects_when_asked(planted_store):
     result = run_vp(Store.open(planted_store), VPConfig(attacker="logreg", val_unit="subject", **VP_FAST))
     logreg = result["attackers"]["logreg"]

@@ -78,7 +78,7 @@ def test_full_clips_and_image_stores(tiny_store, images_store):
 
 def test_bad_configs_and_undefined_cmap(tiny_store):
     for bad in (dict(attacker="nope"), dict(kind="frames"), dict(epochs=0), dict(val_fraction=1.0),
-                dict(val_unit="clip"), dict(plateau_factor=2.0), dict(train_split="test")):
+                dict(val_unit="clip"), dict(val_folds=0), dict(plateau_factor=2.0), dict(train_split="test")):
         with pytest.raises(FeatstoreError):
             PrivacyConfig(**bad)
     with pytest.raises(FeatstoreError, match="no private attribute has a positive"):
