@@ -26,7 +26,8 @@ The scikit-learn attackers fit the *fit rows* of the training videos (``AttackSe
 inputs standardized with those rows' mean / std, one attribute at a time (unknown targets left out):
 
 - ``logreg``: ``LogisticRegression`` (lbfgs), C chosen per attribute from ``LOGREG_C`` by the
-  validation AP, then refit on all training videos' rows with the chosen C.
+  validation AP (with ``val_folds`` k >= 2: its mean over k cross-validation folds, ``validation_folds``;
+  the same for the other scikit-learn attackers), then refit on all training videos' rows with the chosen C.
 - ``knn``: k nearest fit rows (scikit-learn's brute-force neighbour search, the one
   ``KNeighborsClassifier`` uses); the score is the fraction of positives among the neighbours whose
   target is known (the attribute's positive rate if none is). The metric (euclidean / cosine) and k
@@ -260,7 +261,8 @@ def validation_split(train_videos: np.ndarray, targets: torch.Tensor, groups: np
                            f"more for attribute values they lacked), seed {seed}")
 
 
-def validation_folds(train_videos: np.ndarray, groups: np.ndarray | None, folds: int, seed: int) -> list[ValidationSplit]:
+def validation_folds(train_videos: np.ndarray, groups: np.ndarray | None, folds: int,
+                     seed: int) -> list[ValidationSplit]:
     """``folds`` splits of ``train_videos`` for cross-validation: whole videos (``groups`` None) or whole subjects in
     an order drawn with the seed, cut into ``folds`` near-equal parts; each part is held out once."""
     unit = "video" if groups is None else "subject"
@@ -300,8 +302,9 @@ def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, spl
     elif attacker in ("mlp", "mlp-whitened"):
         evaluation, outcomes, model = _run_mlp_seeds(setup, attacker, settings, split, show_progress)
     elif attacker in ("logreg", "knn", "knn-whitened", "svm-whitened"):
-        split = folds[0] if folds else split  # what selected_by describes
-        evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, folds or [split])
+        selection = folds or [split]
+        evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, selection)
+        split = selection[0]  # what selected_by describes (the folds share their rule)
     elif attacker == "ensemble":
         evaluation, outcomes, model = _run_ensemble(setup, members or {})
     else:
