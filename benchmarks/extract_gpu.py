@@ -1,7 +1,7 @@
 """GPU extraction benchmark: encoder-only vs end-to-end clips/s and model FLOP utilization, side by side.
 
     python benchmarks/extract_gpu.py [--models videomae-b vjepa-h] [--batch-size 32] [--videos 48]
-                                     [--precision bf16] [--compile] [--peak-tflops 989]
+                                     [--precision bf16] [--compile] [--peak-tflops 989] [--workers 8]
 
 Needs a CUDA GPU; without one it says so and exits 0. Random weights (a seeded model saved to a temporary
 file in the model's own key layout and loaded through ``--weights`` like a real checkpoint), 224 px inputs.
@@ -119,7 +119,8 @@ def run_model(name: str, args, device, dtype, peak: float | None, manifest: Path
 
     started = time.perf_counter()
     result = extract(ExtractConfig(model=name, dataset=str(manifest), out=str(folder / f"{name}.zarr"),
-                                   weights=str(weights), batch_size=args.batch_size, precision=args.precision),
+                                   weights=str(weights), batch_size=args.batch_size, precision=args.precision,
+                                   workers=args.workers),
                      show_progress=False)
     total_s = time.perf_counter() - started
     n_clips = result.n_clips + result.n_static
@@ -127,7 +128,8 @@ def run_model(name: str, args, device, dtype, peak: float | None, manifest: Path
     rows.append(("end-to-end (decode included)", end_to_end))
 
     print(f"\n{name}: {flops / 1e9:.1f} GFLOPs/clip ({spec.num_frames}x{spec.resolution}), batch {args.batch_size}, "
-          f"{str(dtype).replace('torch.', '')}, model load {load_s:.1f} s, {result.n_videos} videos, {n_clips} clips")
+          f"{str(dtype).replace('torch.', '')}, model load {load_s:.1f} s, {result.n_videos} videos, {n_clips} clips, "
+          f"decode workers {'default' if args.workers is None else args.workers}")
     for label, rate in rows:
         mfu = f"{100 * flops * rate / (peak * 1e12):5.1f} % of peak" if peak else "peak unknown (--peak-tflops)"
         print(f"  {label:30s} {rate:9.1f} clips/s   {flops * rate / 1e12:7.1f} TFLOPS   MFU {mfu}")
@@ -146,6 +148,8 @@ def main() -> int:
     parser.add_argument("--precision", default="auto", help="auto (bf16 where supported), bf16 or fp16")
     parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd encoder")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of this GPU")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decode processes of the end-to-end run (default: extract's, min(8, cores) on a GPU)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("extract_gpu: no CUDA GPU on this machine; this benchmark needs one, nothing was measured.")
