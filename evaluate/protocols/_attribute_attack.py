@@ -245,8 +245,8 @@ def validation_split(train_videos: np.ndarray, targets: torch.Tensor, groups: np
             break
         held[subject] = True
     for_fraction = int(held.sum())
-    for attribute, value in np.argwhere(counts[held].sum(axis=0) == 0):
-        if counts[held, attribute, value].sum() > 0:  # a subject added for an earlier value has it
+    for attribute, value in np.ndindex(counts.shape[1:]):
+        if counts[held, attribute, value].sum() > 0:  # the held-out videos have it already
             continue
         for subject in order:
             if held[subject] or counts[subject, attribute, value] == 0:
