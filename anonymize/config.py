@@ -62,6 +62,10 @@ class AAMConfig:
     # > 0: after training, the output is projected onto its directions whose variance over the training store's
     # train clips is at least output_floor x the mean variance (anonymize.model.OutputProjection); 0: no projection
     output_floor: float = 0.0
+    # after training (with the floor's fit), subtract the mean of the output over the training store's train clips: a
+    # fixed shift. The AAM's outputs share a large common offset that hides the feature magnitudes MGFN-style anomaly
+    # detection ranks clips by (docs/anonymize.md)
+    output_centre: bool = False
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:

@@ -20,8 +20,8 @@ Modes, for the attention variant:
   within ``window`` positions of itself (a banded mask) that are real (``mask`` True). A 2-D (N, D)
   input is N one-clip sequences, i.e. the clip mode.
 
-With ``output_floor`` > 0 the AAM ends in an ``OutputProjection``, the identity while it trains; ``anonymize.train``
-fits it after the last epoch (see its docs for why).
+With ``output_floor`` > 0 or ``output_centre`` the AAM ends in an ``OutputProjection``, the identity while it trains;
+``anonymize.train`` fits it after the last epoch (see its docs for why).
 
 The MLP's BatchNorm1d mixes the samples of a training batch (batch statistics); in eval mode (export,
 evaluation) every variant is batch-independent.
@@ -70,18 +70,21 @@ class AttentionBlock(nn.Module):
 
 
 class OutputProjection(nn.Module):
-    """y -> mean + (y - mean) P after it is fitted (the identity before): P the orthogonal projection onto the
-    eigen-directions of the AAM's output covariance over the training store's train clips whose eigenvalue is at
-    least ``floor`` x the mean eigenvalue.
+    """y -> mean + (y - mean) P after it is fitted (the identity before), or y -> (y - mean) P when it ``centre``s: P
+    the orthogonal projection onto the eigen-directions of the AAM's output covariance over the training store's
+    train clips whose eigenvalue is at least ``floor`` x the mean eigenvalue (the identity at floor 0), mean their
+    output mean.
 
-    Why: a budget whose dependence measure whitens with a shrunk covariance (``independence``) cannot see output
-    directions scaled below its shrinkage, so the AAM can lower the term by scaling attribute directions down
+    Why the floor: a budget whose dependence measure whitens with a shrunk covariance (``independence``) cannot see
+    output directions scaled below its shrinkage, so the AAM can lower the term by scaling attribute directions down
     instead of removing them, and an attacker on whitened inputs reads them back (docs/anonymize.md). With the
-    floor at the term's shrinkage, what the term could not see is dropped. The buffers live in the AAM's weights
-    (``aam.safetensors``, whose hash the exports record)."""
+    floor at the term's shrinkage, what the term could not see is dropped. Why the centring: the outputs share a
+    large common offset, which hides the feature magnitudes MGFN-style anomaly detection ranks clips by. The
+    buffers live in the AAM's weights (``aam.safetensors``, whose hash the exports record)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, centre: bool = False):
         super().__init__()
+        self.centre = centre
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("projection", torch.eye(dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
@@ -89,12 +92,16 @@ class OutputProjection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not bool(self.fitted):
             return x
-        return self.mean + (x - self.mean) @ self.projection
+        centred = (x - self.mean) @ self.projection
+        return centred if self.centre else self.mean + centred
 
     def fit(self, mean: torch.Tensor, covariance: torch.Tensor, floor: float) -> int:
         """Fit to the output mean and covariance (float64); returns the number of directions kept."""
-        eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
-        kept = eigenvectors[:, eigenvalues >= floor * eigenvalues.mean().clamp_min(0)]
+        dim = len(self.mean)
+        kept = torch.eye(dim, dtype=torch.float64)
+        if floor > 0:
+            eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
+            kept = eigenvectors[:, eigenvalues >= floor * eigenvalues.mean().clamp_min(0)]
         self.mean.copy_(mean)
         self.projection.copy_(kept @ kept.T)
         self.fitted.fill_(True)
@@ -108,7 +115,7 @@ class OutputProjection(nn.Module):
 
 
 def output_projection(config: AAMConfig, dim: int) -> OutputProjection | None:
-    return OutputProjection(dim) if config.output_floor > 0 else None
+    return OutputProjection(dim, config.output_centre) if config.output_floor > 0 or config.output_centre else None
 
 
 class AttentionAAM(nn.Module):

@@ -49,6 +49,10 @@ def run_summary(run: Path) -> dict:
                                     f"{fitted['dim']} directions ({fitted['rows']} train clips)" if fitted
                                     else f"{config.aam.output_floor:g} x the mean output variance: not fitted yet "
                                          "(fitted after the last epoch)")
+    if config.aam.output_centre:
+        fitted = info.get("output_projection")
+        overview["output centre"] = (f"the mean output over {fitted['rows']} train clips subtracted" if fitted
+                                     else "the mean output over the train clips: not fitted yet (after the last epoch)")
     epochs = []
     for record in history:
         if record.get("epoch") == 0:

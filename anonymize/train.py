@@ -444,7 +444,7 @@ class Trainer:
 
     @torch.no_grad()
     def fit_output_projection(self) -> dict:
-        """Fit the AAM's ``OutputProjection`` to its outputs on the training store's train-split clips (each
+        """Fit the AAM's ``OutputProjection`` (floor and centre) to its outputs on the training store's train-split clips (each
         clip's output inside its whole video in the temporal mode, as the export computes it): one pass over the
         clips (the budget's clip source when the run has one), accumulating the output mean and covariance in
         float64."""
@@ -467,7 +467,8 @@ class Trainer:
         mean = total / max(1, count)
         covariance = products / max(1, count) - torch.outer(mean, mean)
         kept = self.aam.output_projection.fit(mean, covariance, config.aam.output_floor)
-        return {"floor": config.aam.output_floor, "kept": kept, "dim": self.dim, "rows": count}
+        return {"floor": config.aam.output_floor, "kept": kept, "dim": self.dim, "rows": count,
+                "centred": config.aam.output_centre}
 
     @torch.no_grad()
     def validate(self) -> dict:

@@ -89,6 +89,9 @@ SETTINGS: dict[str, dict] = {
     # (the output directions under the term's shrinkage dropped)
     "independence": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                      "aam": {"output_floor": DEMO.train_output_floor}},
+    # the default, its output centred on the mean output over the train clips (the AD lead: MGFN reads magnitudes)
+    "independence-centred": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                             "aam": {"output_floor": DEMO.train_output_floor, "output_centre": True}},
     # the default before the output floor (the settings below are without it too)
     "independence-no-floor": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget},
     # the default on the 140-video demo store (batch 140 was then one epoch)

@@ -60,6 +60,9 @@ class DemoConfig:
     # attackers read it back. Not tuned: fixed to the term's shrinkage before any figure of it was seen; it removed
     # more on both tuning stores and on the variant (docs/anonymize.md, "The output floor").
     train_output_floor: float = INDEPENDENCE_SHRINKAGE
+    # After training (and the floor), subtract the AAM's mean output over the train clips (docs/anonymize.md, "AD:
+    # centring the output").
+    train_output_centre: bool = False
     # extra w_B runs of the default objective: 10, the default on the 140-video store
     sweep_budgets: list[float] = field(default_factory=lambda: [10.0])
     # The paper's objective (direct NT-Xent on static clips) as a trade-off point, with the settings that made
@@ -154,7 +157,7 @@ class DemoConfig:
         from anonymize.config import AAMConfig, TrainConfig
 
         return TrainConfig(store=str(self.store_path(SYNTH_PARTS[0])), out=str(self.run_path(w_budget)),
-                           aam=AAMConfig(output_floor=self.train_output_floor),
+                           aam=AAMConfig(output_floor=self.train_output_floor, output_centre=self.train_output_centre),
                            budget_mode=self.budget_mode, w_budget=w_budget, w_lc=self.train_w_lc,
                            w_within_video=self.train_w_within_video,
                            epochs=self.train_epochs, batch_size=self.train_batch_size, lr=self.train_lr,

@@ -89,3 +89,24 @@ def test_the_output_floor_from_the_command_line_to_info_and_the_export(array_sto
     singular = np.linalg.svd(clips - clips.mean(0), compute_uv=False)
     # every exported clip lies in the kept directions (up to the float16 store's rounding)
     assert rank < clips.shape[1] and (singular > 1e-2 * singular[0]).sum() <= rank
+
+
+def test_the_output_centre_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
+                                  "--out", str(run), "--aam-heads", "2", "--aam-output-centre", "--no-progress", *FAST)
+    assert code in (0, None), err
+    code, out, _ = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
+    summary = json.loads(out)
+    assert summary["config"]["aam"]["output_centre"] is True
+    assert summary["overview"]["output centre"].startswith("the mean output over ")
+    assert "output floor" not in summary["overview"]
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run), "--store",
+                                  str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu")
+    assert code in (0, None), err
+    exported, source = Store.open(tmp_path / "anon.zarr"), Store.open(array_store)
+    clips, offsets = exported.clip_embeddings[:].astype("float64"), source.clip_offsets()
+    train_rows = np.concatenate([np.arange(offsets[v], offsets[v + 1]) for v in source.split_indices("train")])
+    scale = np.abs(clips).mean()
+    # centred on the train clips' mean (up to the float16 store's rounding)
+    assert np.abs(clips[train_rows].mean(0)).max() < 1e-2 * scale

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from anonymize.model import AAMConfig, OutputProjection, build_aam, parameter_report
+from anonymize.model import AAMConfig, OutputProjection, build_aam, output_projection, parameter_report
 from anonymize.train import Trainer, zero_residual_outputs
 from data_manifests.errors import FeatstoreError
 from tests.anonymize.conftest import small_config
@@ -131,6 +131,22 @@ def test_the_output_projection_is_the_identity_until_fitted_then_drops_what_vari
     torch.testing.assert_close(projection(x), x)
     with pytest.raises(FeatstoreError, match="output floor"):
         AAMConfig(output_floor=1.5)
+
+
+def test_a_centring_output_projection_subtracts_the_fitted_mean_with_or_without_the_floor():
+    x = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])
+    mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    centring = OutputProjection(3, centre=True)
+    torch.testing.assert_close(centring(x), x)  # the identity until fitted
+    assert centring.fit(mean, torch.eye(3, dtype=torch.float64), floor=0.0) == 3  # floor 0: nothing dropped
+    torch.testing.assert_close(centring(x), x - mean.float())
+    rotation = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    covariance = rotation @ torch.diag(torch.tensor([4.0, 1.0, 1e-4], dtype=torch.float64)) @ rotation.T
+    assert centring.fit(mean, covariance, floor=0.05) == 2
+    small, large = rotation[:, 2].float(), rotation[:, 0].float()
+    torch.testing.assert_close(centring(mean.float() + large - small), large)  # projected, then not shifted back
+    assert output_projection(AAMConfig(output_centre=True), 4) is not None
+    assert output_projection(AAMConfig(), 4) is None
 
 
 PAPER_TABLE_16 = {1024: 25.6e6, 768: 14.6e6, 1280: 39.8e6, 1408: 48.0e6}

@@ -270,7 +270,8 @@ def test_the_output_projection_is_fitted_after_training_and_drops_the_directions
     kept = eigenvectors[:, eigenvalues >= floor * eigenvalues.mean()]
     assert 0 < kept.shape[1] < len(eigenvalues)  # the floor drops some directions of this store and keeps others
     info = ckpt.read_checkpoint_info(tmp_path / "projected")["output_projection"]
-    assert info == {"floor": floor, "kept": kept.shape[1], "dim": len(eigenvalues), "rows": len(plain_train)}
+    assert info == {"floor": floor, "kept": kept.shape[1], "dim": len(eigenvalues), "rows": len(plain_train),
+                    "centred": False}
     mean = plain_train.mean(0)
     expected = mean + (plain_clips - mean) @ kept @ kept.T
     projected_train, projected_clips = _train_clip_outputs(tmp_path / "projected", array_store)
@@ -278,6 +279,23 @@ def test_the_output_projection_is_fitted_after_training_and_drops_the_directions
     projected_eigenvalues = np.linalg.eigvalsh(np.cov(projected_train.T))
     assert (projected_eigenvalues > 1e-8 * projected_eigenvalues.max()).sum() == kept.shape[1]
     assert projected.aam_sha256 != plain.aam_sha256  # the exports record the projection's hash with the weights
+
+
+def test_the_centred_output_is_the_plain_output_less_its_train_clips_mean(tmp_path):
+    array_store = structured_store(tmp_path / "float32.zarr", dtype="float32")
+    settings = {"budget_mode": "independence", "batch_size": 18, "epochs": 3}
+    aam = AAMConfig(layers=2, heads=2)
+    plain = train(small_config(array_store, tmp_path / "plain", aam=aam, **settings))
+    centred = train(small_config(array_store, tmp_path / "centred", aam=replace(aam, output_centre=True), **settings))
+    assert [h["loss"] for h in plain.history[1:]] == [h["loss"] for h in centred.history[1:]]  # it trains the same
+    plain_train, plain_clips = _train_clip_outputs(tmp_path / "plain", array_store)
+    centred_train, centred_clips = _train_clip_outputs(tmp_path / "centred", array_store)
+    assert np.linalg.norm(plain_train.mean(0)) > 0.1  # the plain outputs have an offset to remove
+    np.testing.assert_allclose(centred_clips, plain_clips - plain_train.mean(0), atol=1e-4)
+    np.testing.assert_allclose(centred_train.mean(0), 0.0, atol=1e-4)
+    info = ckpt.read_checkpoint_info(tmp_path / "centred")["output_projection"]
+    assert info == {"floor": 0.0, "kept": plain_clips.shape[1], "dim": plain_clips.shape[1], "rows": len(plain_train),
+                    "centred": True}
 
 
 def test_a_finished_run_resumed_for_more_epochs_trains_without_its_projection_and_fits_it_again(array_store, tmp_path):

@@ -43,7 +43,7 @@ def test_demo_recipe_runs_extract_train_export_and_report(demo_data, tmp_path, m
     assert (trained["budget_mode"], trained["batch_size"], trained["lr"], trained["lr_used"],
             trained["w_lc"], trained["w_budget"]) == ("independence", 140, 1e-3, 1e-3, 0.1, 4.0)
     # ... ending in the output floor, fitted after training; the paper's objective is trained as the paper's, without
-    assert trained["aam"]["output_floor"] == 0.05
+    assert trained["aam"]["output_floor"] == 0.05 and trained["aam"]["output_centre"] is False  # centring: an option
     assert json.loads((out / "sweep-wb4" / "checkpoint.json").read_text())["output_projection"]["floor"] == 0.05
     # the paper's objective as a trade-off point (docs/anonymize.md: the paper's schedule barely moves a 140-video store)
     paper = json.loads((out / "paper-objective" / "config.json").read_text())
@@ -113,6 +113,14 @@ def test_demo_config_refuses_bad_settings_with_one_line(tmp_path):
             DemoConfig(out=str(tmp_path / "out"), **settings)
         assert "\n" not in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_output_centre_option_reaches_every_run_of_the_default_objective(tmp_path):
+    config = DemoConfig(out=str(tmp_path / "out"), train_output_centre=True)
+    for w_budget in (config.train_w_budget, *config.sweep_budgets):
+        aam = config.anonymizer_config(w_budget).aam
+        assert aam.output_centre and aam.output_floor == config.train_output_floor
+    assert not DemoConfig(out=str(tmp_path / "out")).anonymizer_config(3.0).aam.output_centre
 
 
 def test_out_that_is_a_file_or_cannot_be_made_is_refused_before_any_work(tmp_path):
