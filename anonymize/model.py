@@ -82,12 +82,14 @@ class OutputProjection(nn.Module):
     large common offset, which hides the feature magnitudes MGFN-style anomaly detection ranks clips by. The
     buffers live in the AAM's weights (``aam.safetensors``, whose hash the exports record)."""
 
-    def __init__(self, dim: int, centre: bool = False):
+    def __init__(self, dim: int, centre: bool):
         super().__init__()
         self.centre = centre
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("projection", torch.eye(dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        if centre:  # in the weights, so that their hash (the exports' anonymizer identity) tells the two maps apart
+            self.register_buffer("centred", torch.ones((), dtype=torch.bool))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not bool(self.fitted):

@@ -96,7 +96,8 @@ def test_the_output_centre_from_the_command_line_to_info_and_the_export(array_st
     code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
                                   "--out", str(run), "--aam-heads", "2", "--aam-output-centre", "--no-progress", *FAST)
     assert code in (0, None), err
-    code, out, _ = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
+    code, out, err = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
+    assert code in (0, None), err
     summary = json.loads(out)
     assert summary["config"]["aam"]["output_centre"] is True
     assert summary["overview"]["output centre"].startswith("the mean output over ")

@@ -116,7 +116,7 @@ def test_zero_identity_is_exact_and_trained_identity_reproduces_the_input(array_
 
 
 def test_the_output_projection_is_the_identity_until_fitted_then_drops_what_varies_under_the_floor():
-    projection = OutputProjection(3)
+    projection = OutputProjection(3, centre=False)
     x = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])
     torch.testing.assert_close(projection(x), x)
     rotation = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
@@ -147,6 +147,8 @@ def test_a_centring_output_projection_subtracts_the_fitted_mean_with_or_without_
     torch.testing.assert_close(centring(mean.float() + large - small), large)  # projected, then not shifted back
     assert output_projection(AAMConfig(output_centre=True), 4) is not None
     assert output_projection(AAMConfig(), 4) is None
+    # the choice is in the weights (their hash identifies an export's anonymizer): a floor-only map's keys stay
+    assert "centred" in centring.state_dict() and "centred" not in OutputProjection(3, centre=False).state_dict()
 
 
 PAPER_TABLE_16 = {1024: 25.6e6, 768: 14.6e6, 1280: 39.8e6, 1408: 48.0e6}

@@ -298,6 +298,15 @@ def test_the_centred_output_is_the_plain_output_less_its_train_clips_mean(tmp_pa
                     "centred": True}
 
 
+def test_a_centred_run_resumed_for_more_epochs_ends_as_one_trained_straight(array_store, tmp_path):
+    settings = {"budget_mode": "independence", "batch_size": 18, "aam": AAMConfig(layers=2, heads=2, output_centre=True)}
+    straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
+    train(small_config(array_store, tmp_path / "resumed", epochs=2, **settings))
+    resumed = train(small_config(array_store, tmp_path / "resumed", epochs=4, **settings), resume=True)
+    assert resumed.aam_sha256 == straight.aam_sha256
+    assert ckpt.read_checkpoint_info(tmp_path / "resumed")["output_projection"]["centred"] is True
+
+
 def test_a_finished_run_resumed_for_more_epochs_trains_without_its_projection_and_fits_it_again(array_store, tmp_path):
     settings = {"budget_mode": "independence", "batch_size": 18, "aam": AAMConfig(layers=2, heads=2, output_floor=0.2)}
     straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
