@@ -89,7 +89,8 @@ SETTINGS: dict[str, dict] = {
     # (the output directions under the term's shrinkage dropped)
     "independence": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                      "aam": {"output_floor": DEMO.train_output_floor}},
-    # the default, its output centred on the mean output over the train clips (the AD lead: MGFN reads magnitudes)
+    # the default, its output centred on its mean over the train clips: demo AD up, removal down 1.3 points, so not the
+    # default (docs/anonymize.md, "AD: centring the output")
     "independence-centred": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                              "aam": {"output_floor": DEMO.train_output_floor, "output_centre": True}},
     # the default before the output floor (the settings below are without it too)
