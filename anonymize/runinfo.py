@@ -43,14 +43,13 @@ def run_summary(run: Path) -> dict:
         "head init": init.get("head_init", "-"),
         "aam sha256": info.get("aam_sha256"),
     }
+    fitted = info.get("output_projection")  # the floor's and the centre's fit, once the last epoch is done
     if config.aam.output_floor > 0:
-        fitted = info.get("output_projection")
         overview["output floor"] = (f"{config.aam.output_floor:g} x the mean output variance: kept {fitted['kept']} of "
                                     f"{fitted['dim']} directions ({fitted['rows']} train clips)" if fitted
                                     else f"{config.aam.output_floor:g} x the mean output variance: not fitted yet "
                                          "(fitted after the last epoch)")
     if config.aam.output_centre:
-        fitted = info.get("output_projection")
         overview["output centre"] = (f"the mean output over {fitted['rows']} train clips subtracted" if fitted
                                      else "the mean output over the train clips: not fitted yet (after the last epoch)")
     epochs = []
