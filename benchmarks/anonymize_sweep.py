@@ -11,8 +11,8 @@ Each AAM setting trains (``anonymize.train``) once per seed, each baseline is fi
 - utility: action top-1 (``ar``, linear probe) and retrieval R@1 (``retrieval``: a task no anonymizer
   here trains on);
 - privacy, the headline: the worst-case full-clip attribute cMAP (``vp``: per attribute the highest test
-  AP of every attacker: standard, authors', standardized MLP over 3 seeds, logistic regression, k-NN, and the
-  MLP and k-NN on whitened inputs) and the share of the raw store's above-chance leakage it removed,
+  AP of every attacker of the ``all`` suite, docs/evaluate.md) and the share of the raw store's above-chance
+  leakage it removed,
   (raw - anon) / (raw - chance);
 - the second row: the worst-case static-clip cMAP (``privacy``) and the shortcut diagnostics
   (``evaluate.shortcut``): how far static clips and clips moved, relative to the data's spread;

@@ -105,9 +105,10 @@ def linear_head(dim: int, n_classes: int) -> Callable[[], nn.Module]:
     return lambda: nn.Linear(dim, n_classes)
 
 
-def mlp_head(dim: int, n_outputs: int) -> Callable[[], nn.Module]:
-    """The privacy protocols' attacker: Linear(d, d) - ReLU - Linear(d, A)."""
-    return lambda: nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, n_outputs))
+def mlp_head(dim: int, n_outputs: int, hidden: int | None = None) -> Callable[[], nn.Module]:
+    """The privacy protocols' attacker: Linear(d, h) - ReLU - Linear(h, A), h = ``hidden`` (d when not given)."""
+    width = dim if hidden is None else hidden
+    return lambda: nn.Sequential(nn.Linear(dim, width), nn.ReLU(), nn.Linear(width, n_outputs))
 
 
 def progress_bar(enabled: bool, info_prefix: str = "") -> Progress:

@@ -87,7 +87,8 @@ def register(app: typer.Typer) -> None:
             None, "--raw-store", "--raw", help="The raw (un-anonymized) store, a path or an fsspec URL: adds the raw "
                                                "point; not given: no raw point.", rich_help_panel=DATA_PANEL),
         attacker: str = protocol_option(TradeoffConfig.attacker, "Privacy coordinate: all (worst case over every "
-                                                                 "attacker), both (worst of standard and authors) or "
+                                                                 "attacker but boosting), thorough (all and "
+                                                                 "boosting), both (worst of standard and authors) or "
                                                                  "one attacker: " + ", ".join(
                                                                      a for a in ATTACKER_CHOICES
                                                                      if a not in ATTACKER_GROUPS) + "."),

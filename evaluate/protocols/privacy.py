@@ -119,6 +119,9 @@ def selection_summary(result: dict, names: list[str]) -> str:
     """How an attacker's reported model was chosen, in a few characters (for the tables)."""
     if "members" in result:  # the ensemble
         return "none"
+    if "selected_leaves" in result:
+        return "rate/leaves " + ", ".join(f"{result['selected_learning_rate'][n]:g}/{result['selected_leaves'][n]}"
+                                          for n in names)
     if "selected_gamma" in result:
         return "C/gamma " + ", ".join(f"{result['selected_c'][n]:g}/{result['selected_gamma'][n]:g}" for n in names)
     if "selected_c" in result:
