@@ -296,12 +296,13 @@ def export(
                                                   "the raw store: --labels-from).", rich_help_panel=OUTPUT_PANEL),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     batch_rows: int = typer.Option(4096, help="Rows per AAM forward."),
+    progress: bool = typer.Option(True, help="Show the progress bar.", rich_help_panel=OUTPUT_PANEL),
 ) -> None:
     """Apply a trained AAM to every clip and static embedding of a store."""
     from anonymize.export import export_store
 
     result = export_store(run, store, out, device=device, batch_rows=batch_rows, overwrite=overwrite,
-                          keep_private_labels=keep_private_labels)
+                          keep_private_labels=keep_private_labels, show_progress=progress)
     console.print(f"[bold]{result.out}[/]: {result.rows} rows anonymized in {result.seconds:.1f}s "
                   f"({result.rows / max(result.seconds, 1e-9):.0f} rows/s); aam sha256 {result.aam_sha256[:16]}; "
                   f"private labels {'kept' if keep_private_labels else 'dropped'}")

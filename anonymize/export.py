@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from anonymize import baselines
 from anonymize import checkpoint as ckpt
@@ -40,7 +43,7 @@ from anonymize.model import build_aam
 from featstore.device import resolve_device
 from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, local_output, staged_output, store_to_url
-from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, Location, Store,
+from featstore.store import (PRIVATE_LABELS_DROPPED, PRIVATE_LABELS_KEPT, ROW_KINDS, Location, Store,
                              first_nonfinite_row, utc_now, write_transformed_store)
 
 
@@ -193,7 +196,8 @@ def where(location: str | Path) -> str:
 
 
 def export_store(run: str | Path, store: str | Path, out: str | Path, device: str = "auto", batch_rows: int = 4096,
-                 overwrite: bool = False, keep_private_labels: bool = False) -> ExportResult:
+                 overwrite: bool = False, keep_private_labels: bool = False,
+                 show_progress: bool = False) -> ExportResult:
     """Write ``out``: ``store`` with every clip and static embedding replaced by AAM(embedding), without the
     private labels unless ``keep_private_labels`` (see the module docs).
 
@@ -201,7 +205,8 @@ def export_store(run: str | Path, store: str | Path, out: str | Path, device: st
     interrupted export leaves no ``out`` and its rerun needs no ``overwrite``; with ``overwrite`` an
     existing ``out`` is replaced only by a whole new store. An ``out`` that an interrupted export of an
     earlier version left in place is replaced without ``overwrite``. An ``out`` at another fsspec URL is
-    copied there once whole (with ``overwrite``, after the old one is removed).
+    copied there once whole (with ``overwrite``, after the old one is removed). ``show_progress``: a progress
+    bar over the rows (clips, then static clips) on stderr.
     """
     if batch_rows < 1:
         raise FeatstoreError(f"batch rows must be >= 1, got {batch_rows}")
@@ -209,25 +214,25 @@ def export_store(run: str | Path, store: str | Path, out: str | Path, device: st
         raise FeatstoreError("--out must differ from --store (the source store is read while writing)")
     local = local_output(out)
     if local is None:
-        return _export_to_url(run, store, str(out), device, batch_rows, overwrite, keep_private_labels)
+        return _export_to_url(run, store, str(out), device, batch_rows, overwrite, keep_private_labels, show_progress)
     if local.exists() and not local.is_dir():
         raise FeatstoreError(f"{out} is a file; --out names the store folder to write")
     if local.exists() and not overwrite and interrupted_writer(local) != "anonymize export":
         raise FeatstoreError(f"{out} already exists (pass --overwrite to replace it)")
     with staged_output(local) as staging:
-        result = _export(run, store, staging, device, batch_rows, keep_private_labels)
+        result = _export(run, store, staging, device, batch_rows, keep_private_labels, show_progress)
     return replace(result, out=local)
 
 
 def _export_to_url(run: str | Path, store: str | Path, url: str, device: str, batch_rows: int, overwrite: bool,
-                   keep_private_labels: bool) -> ExportResult:
+                   keep_private_labels: bool, show_progress: bool) -> ExportResult:
     result = store_to_url(url, overwrite, lambda local: _export(run, store, local, device, batch_rows,
-                                                                keep_private_labels))
+                                                                keep_private_labels, show_progress))
     return replace(result, out=url)
 
 
 def _export(run: str | Path, store: str | Path, out: Path, device: str, batch_rows: int,
-            keep_private_labels: bool) -> ExportResult:
+            keep_private_labels: bool, show_progress: bool) -> ExportResult:
     """The export itself, written to the local folder ``out`` (the staging folder)."""
     with ckpt.readable_run(run) as local_run:
         aam = load_trained_aam(local_run, device)
@@ -265,7 +270,13 @@ def _export(run: str | Path, store: str | Path, out: Path, device: str, batch_ro
                                   "options": aam.config.options(), "fitted": aam.config.fitted}
     attrs_update = {"provenance": dict(source.provenance, anonymizer=anonymizer)}
     started = time.perf_counter()
-    write_transformed_store(source, out, transform, attrs_update, drop_private_labels=not keep_private_labels)
+    total = sum(source.embeddings(kind).shape[0] for kind in ROW_KINDS)
+    with Progress(TextColumn("[bold]export"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+                  disable=not show_progress, transient=True) as progress:
+        bar = progress.add_task("export", total=total)
+        write_transformed_store(source, out, transform, attrs_update, drop_private_labels=not keep_private_labels,
+                                on_rows=lambda n: progress.advance(bar, n))
     if isinstance(transform, TemporalTransform):
         transform.check_complete()
     return ExportResult(out, transform.rows, time.perf_counter() - started, aam.sha256)

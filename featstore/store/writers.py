@@ -4,6 +4,7 @@ write every chunk with a crc32c and mark the store complete last."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,7 +229,8 @@ def _write_video_table(group, records, decoders, fps, duration, n_frames, n_attr
 
 
 def write_transformed_store(source: Store, out: Path, transform, attrs_update: dict,
-                            drop_private_labels: bool = False) -> None:
+                            drop_private_labels: bool = False,
+                            on_rows: Callable[[int], None] | None = None) -> None:
     """Write a copy of ``source`` whose clip and static embeddings are ``transform(rows)``.
 
     Streams whole shards: memory is bounded by one block whatever the store's size. Every other
@@ -236,6 +238,7 @@ def write_transformed_store(source: Store, out: Path, transform, attrs_update: d
     The source embeddings are not copied: only transformed rows reach ``out``. With
     ``drop_private_labels`` the ``PRIVATE_COLUMNS`` are written as unknown (attributes -1, subject and
     path "") and the failures' source paths as "": ``out`` holds no private label and no source path.
+    ``on_rows(n)`` is called after each block's ``n`` rows are written (a progress bar).
     """
     out = Path(out)
     group = zarr.open_group(str(out), mode="w")
@@ -251,6 +254,8 @@ def write_transformed_store(source: Store, out: Path, transform, attrs_update: d
                 array = _create(group, EMBEDDINGS[kind], (rows.shape[0], transformed.shape[1]), rows.dtype, sharded=True)
                 writer = _RowWriter(array)
             writer.append(transformed.astype(rows.dtype))
+            if on_rows is not None:
+                on_rows(block.shape[0])
         if writer is None:  # an empty array: keep its shape
             writer = _RowWriter(_create(group, EMBEDDINGS[kind], rows.shape, rows.dtype, sharded=True))
         writer.close()

@@ -80,7 +80,8 @@ def test_the_output_floor_from_the_command_line_to_info_and_the_export(array_sto
     kept = summary["overview"]["output floor"]
     assert summary["config"]["aam"]["output_floor"] == 0.2 and kept.startswith("0.2 x the mean output variance: kept ")
     code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run), "--store",
-                                  str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu")
+                                  str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu",
+                                  "--no-progress")
     assert code in (0, None), err
     exported = Store.open(tmp_path / "anon.zarr")
     assert exported.provenance["anonymizer"]["training_config"]["aam"]["output_floor"] == 0.2

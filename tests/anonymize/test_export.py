@@ -54,6 +54,18 @@ def test_export_round_trip(array_store, trained_run, tmp_path):
     assert anonymized.provenance["encoder"] == source.provenance["encoder"]
 
 
+def test_export_with_a_progress_bar_writes_the_same_store(array_store, trained_run, tmp_path, capsys):
+    quiet, shown = tmp_path / "quiet.zarr", tmp_path / "shown.zarr"
+    export_store(trained_run, array_store, quiet, device="cpu", batch_rows=7)
+    result = export_store(trained_run, array_store, shown, device="cpu", batch_rows=7, show_progress=True)
+    for kind in ("clips", "static"):
+        np.testing.assert_array_equal(Store.open(shown).group[f"{kind}/embeddings"][...],
+                                      Store.open(quiet).group[f"{kind}/embeddings"][...])
+    assert result.rows == Store.open(array_store).clip_embeddings.shape[0] + \
+        Store.open(array_store).static_embeddings.shape[0]
+    assert capsys.readouterr().out == ""  # the bar goes to stderr
+
+
 def test_export_contains_no_raw_embeddings(array_store, trained_run, tmp_path):
     out = tmp_path / "anon.zarr"
     export_store(trained_run, array_store, out, device="cpu")

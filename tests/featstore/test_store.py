@@ -175,3 +175,14 @@ def test_transformed_copy_has_only_transformed_rows(tiny_store, tmp_path):
     np.testing.assert_array_equal(copy.clip_offsets(), source.clip_offsets())
     assert copy.videos().video_id.tolist() == source.videos().video_id.tolist()
     assert copy.attrs["note"] == {"by": "test"} and copy.provenance == source.provenance
+
+
+def test_transformed_copy_reports_every_block_it_wrote(tiny_store, tmp_path):
+    from featstore.store import write_transformed_store
+
+    source = Store.open(tiny_store)
+    written = []
+    write_transformed_store(source, tmp_path / "t.zarr", lambda rows: rows, {}, on_rows=written.append)
+    n_clips, n_static = source.clip_embeddings.shape[0], source.static_embeddings.shape[0]
+    assert sum(written) == n_clips + n_static and all(n > 0 for n in written)
+    assert len(written) >= 2  # the clip array's blocks, then the static array's
