@@ -17,6 +17,7 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from data_manifests.errors import FeatstoreError
+from evaluate.options import progress_option
 from featstore.cli import DATA_PANEL, MODEL_PANEL, OBJECTIVE_PANEL, OPTIMIZATION_PANEL, OUTPUT_PANEL, run_app, tool_app
 
 TRAIN_HELP = "Train (or --resume) the anonymizer on a store."
@@ -296,7 +297,7 @@ def export(
                                                   "the raw store: --labels-from).", rich_help_panel=OUTPUT_PANEL),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     batch_rows: int = typer.Option(4096, help="Rows per AAM forward."),
-    progress: bool = typer.Option(True, help="Show the progress bar.", rich_help_panel=OUTPUT_PANEL),
+    progress: bool = progress_option(),
 ) -> None:
     """Apply a trained AAM to every clip and static embedding of a store."""
     from anonymize.export import export_store

@@ -32,14 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 
 from anonymize import baselines
 from anonymize import checkpoint as ckpt
 from anonymize.config import TrainConfig
 from anonymize.model import build_aam
+from evaluate.training import progress_bar
 from featstore.device import resolve_device
 from data_manifests.errors import FeatstoreError
 from featstore.exporters import interrupted_writer, local_output, staged_output, store_to_url
@@ -271,10 +269,8 @@ def _export(run: str | Path, store: str | Path, out: Path, device: str, batch_ro
     attrs_update = {"provenance": dict(source.provenance, anonymizer=anonymizer)}
     started = time.perf_counter()
     total = sum(source.embeddings(kind).shape[0] for kind in ROW_KINDS)
-    with Progress(TextColumn("[bold]export"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
-                  disable=not show_progress, transient=True) as progress:
-        bar = progress.add_task("export", total=total)
+    with progress_bar(show_progress) as progress:
+        bar = progress.add_task("export", total=total, info="rows")
         write_transformed_store(source, out, transform, attrs_update, drop_private_labels=not keep_private_labels,
                                 on_rows=lambda n: progress.advance(bar, n))
     if isinstance(transform, TemporalTransform):

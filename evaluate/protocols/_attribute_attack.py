@@ -3,7 +3,7 @@
 Every attacker trains on the training split and is scored on the test split of the same store; the
 protocols report each one by name and, per attribute, the worst case (the highest test AP) over them.
 
-The MLP attackers are Linear(d, d)-ReLU-Linear(d, A) trained with binary cross-entropy (unknown
+The MLP attackers are Linear(d, h)-ReLU-Linear(h, A) (h = d; ``mlp-wide``: 4 x d) trained with binary cross-entropy (unknown
 targets left out) and AdamW; ``standard`` and ``mlp`` with the protocol's weight decay (0 by default) and
 the learning rate reduced by the plateau factor when the mean training loss stops improving (the
 paper's recipe), ``authors`` with the authors' code's optimizer settings:
@@ -54,14 +54,14 @@ strongest single attacker on the default AAM's demo export; in the suite it rais
 training seeds by under 0.001 on each store, docs/anonymize.md).
 
 ``boosting`` (not in ``all``, in ``thorough``): scikit-learn's ``HistGradientBoostingClassifier`` on the fit rows,
-one attribute at a time, ``BOOSTING_ITERATIONS`` iterations without early stopping (seeded); learning rate
+one attribute at a time, ``BOOSTING_ITERATIONS`` iterations without early stopping; learning rate
 (``BOOSTING_LEARNING_RATE``) and leaves per tree (``BOOSTING_LEAVES``) chosen per attribute by the validation AP,
 then refit on all training videos; the score is its log-odds. It reads a few thousandths of cMAP above the rest
 of the suite on the default AAM's exports, at about the time of all of them together (docs/anonymize.md).
 
 ``ensemble``: no training of its own and no selection: the mean over ``ENSEMBLE_MEMBERS`` (the validation-selected
-attackers of ``all`` but ``standard``, which ``mlp`` extends, and ``mlp-wide``, with which it read no more on the
-demo store) of each member's score mapped to its quantile among that member's scores on the rows the test
+attackers of ``all`` except ``standard``, which ``mlp`` extends, and ``mlp-wide``, with which it read no more on
+the demo store) of each member's score mapped to its quantile among that member's scores on the rows the test
 evaluation scores (per attribute: its rank there; no label read), as a logit. It reads
 what several members each read a little of (a helper's rank ensemble of other models - boosting, a wider MLP,
 degree-2 features among them - read 0.02 cMAP more than the suite's worst case on the default AAM's demo export;

@@ -54,16 +54,26 @@ def test_export_round_trip(array_store, trained_run, tmp_path):
     assert anonymized.provenance["encoder"] == source.provenance["encoder"]
 
 
-def test_export_with_a_progress_bar_writes_the_same_store(array_store, trained_run, tmp_path, capsys):
+def test_export_with_a_progress_bar_counts_every_row_and_writes_the_same_store(array_store, trained_run, tmp_path,
+                                                                               monkeypatch):
+    bars, real_bar = [], export.progress_bar
+
+    def recording_bar(enabled):
+        bars.append(real_bar(enabled))
+        return bars[-1]
+
+    monkeypatch.setattr(export, "progress_bar", recording_bar)
     quiet, shown = tmp_path / "quiet.zarr", tmp_path / "shown.zarr"
     export_store(trained_run, array_store, quiet, device="cpu", batch_rows=7)
     result = export_store(trained_run, array_store, shown, device="cpu", batch_rows=7, show_progress=True)
+    assert [bar.disable for bar in bars] == [True, False]
+    source = Store.open(array_store)
+    total = source.clip_embeddings.shape[0] + source.static_embeddings.shape[0]
+    assert result.rows == total
+    assert all(bar.tasks[0].total == bar.tasks[0].completed == total for bar in bars)
     for kind in ("clips", "static"):
         np.testing.assert_array_equal(Store.open(shown).group[f"{kind}/embeddings"][...],
                                       Store.open(quiet).group[f"{kind}/embeddings"][...])
-    assert result.rows == Store.open(array_store).clip_embeddings.shape[0] + \
-        Store.open(array_store).static_embeddings.shape[0]
-    assert capsys.readouterr().out == ""  # the bar goes to stderr
 
 
 def test_export_contains_no_raw_embeddings(array_store, trained_run, tmp_path):

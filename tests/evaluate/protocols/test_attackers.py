@@ -90,11 +90,15 @@ def test_every_attacker_reads_a_planted_attribute_and_the_worst_case_is_their_ma
     attackers = result["attackers"]
     assert list(attackers) == list(ATTACKERS)
     for name, attacker in attackers.items():
-        # the wide MLP fits this store's validation split perfectly from its second epoch on, and the first epoch
-        # of the first seed at the best validation cMAP is the one reported (test 0.99 / 0.89 here, chance 1/2, 1/3)
+        # the wide MLP fits this store's validation split perfectly within a few epochs, and the first epoch of the
+        # first seed at the best validation cMAP is the one reported (test 0.99 / 0.89 here, chance 1/2, 1/3;
+        # asserted below); every other attacker reads both attributes above 0.9
         floor = 0.85 if name == "mlp-wide" else 0.9
         for attribute, ap in attacker["per_attribute"].items():
             assert ap > floor, (name, attribute, ap)
+    wide = attackers["mlp-wide"]
+    assert all(s["validation_cmap"] == 1.0 for s in wide["seeds"]) and wide["selected_seed"] == 0
+    assert wide["selected_epoch"] <= 3 and max(s["test_cmap"] for s in wide["seeds"]) > 0.99
     worst = result["worst_case"]
     for attribute in result["positive_rate"]:
         best = max(attacker["per_attribute"][attribute] for attacker in attackers.values())
@@ -178,13 +182,13 @@ def test_the_cross_validation_folds_hold_out_every_training_video_once():
 
 
 def test_the_scikit_learn_attackers_select_by_cross_validation_when_asked(planted_store):
-    result = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="all", val_folds=3, **PRIVACY_FAST))
+    result = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="thorough", val_folds=3, **PRIVACY_FAST))
     attackers = result["attackers"]
-    for name in ("logreg", "knn", "knn-whitened", "svm-whitened"):
+    for name in ("logreg", "knn", "knn-whitened", "svm-whitened", "boosting"):
         assert attackers[name]["validation_folds"] == 3 and attackers[name]["n_validation_videos"] == N_TRAIN
         assert "3-fold cross-validation over the training videos" in attackers[name]["selected_by"]
         assert min(attackers[name]["per_attribute"].values()) > 0.9
-    for name in ("standard", "mlp", "mlp-whitened"):  # the MLPs select their epoch on the one validation split
+    for name in ("standard", "mlp", "mlp-whitened", "mlp-wide"):  # the MLPs select their epoch on the one split
         assert "validation_folds" not in attackers[name] and "10% of the training videos" in attackers[name]["selected_by"]
 
 
