@@ -21,7 +21,7 @@ from featstore.cli import DATA_PANEL, OUTPUT_PANEL, PROTOCOL_PANEL  # the evalua
 CLIP_SAMPLING = ("random", "all")
 ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened", "mlp-wide",
              "ensemble")
-# read a little more than the suite but cost more than all of it: asked for by name or with `thorough`
+# reads a little more than the suite at about the cost of all of it (docs/evaluate.md): by name or with `thorough`
 OPT_IN_ATTACKERS = ("boosting",)
 ATTACKER_GROUPS = {"all": ATTACKERS, "both": ("standard", "authors"), "thorough": (*ATTACKERS, *OPT_IN_ATTACKERS)}
 ATTACKER_CHOICES = (*ATTACKER_GROUPS, *ATTACKERS, *OPT_IN_ATTACKERS)

@@ -9,10 +9,10 @@ clip per image. ``kind="clips"`` uses every full clip instead. Each sample is sc
 The attackers (``standard``, ``authors``, ``mlp``, ``logreg``, ``knn``, ``mlp-whitened``, ``knn-whitened``,
 ``svm-whitened``, ``mlp-wide``, ``ensemble``; the opt-in ``boosting``) are defined in ``_attribute_attack``, their
 settings in ``evaluate.settings.AttackerSettings``; ``attacker="all"`` (default) trains every one but ``boosting``,
-``"thorough"`` every one and ``boosting``, ``"both"`` the standard and the authors' MLPs (the authors' attacker with its code's optimizer settings and test selection every 5th epoch, see
-``_attribute_attack``). Each is reported by name under ``attackers``; the headline ``cmap`` / ``per_attribute`` are
-the worst case (``worst_case``: per attribute the highest test AP over the attackers) when more than one attacker
-ran, else the one attacker's.
+``"thorough"`` every one, ``"both"`` the standard and the authors' MLPs (the authors' attacker with its code's
+optimizer settings and test selection every 5th epoch, see ``_attribute_attack``). Each is reported by name under
+``attackers``; the headline ``cmap`` / ``per_attribute`` are the worst case (``worst_case``: per attribute the highest
+test AP over the attackers) when more than one attacker ran, else the one attacker's.
 """
 
 from __future__ import annotations
