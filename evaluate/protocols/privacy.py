@@ -133,20 +133,20 @@ def selection_summary(result: dict, names: list[str]) -> str:
     return f"epoch {result.get('selected_epoch', '')}"
 
 
-def print_attribute_table(title: str, metrics: dict, cmap_keys: tuple[str, ...] = ("cmap",)) -> None:
-    """Attributes x attackers AP table, the worst case over the attackers, the cMAP row(s), the chance level."""
+def print_attribute_table(title: str, metrics: dict) -> None:
+    """Attackers x attributes AP table with each attacker's cMAP and choice, then the worst case over the attackers,
+    where each attribute's worst case came from, and the chance level (one row per attacker: the attacker names
+    stay whole however many attackers ran)."""
     attackers = metrics["attackers"]
     names = list(metrics["positive_rate"])
     worst = metrics["worst_case"]
-    rows = [[name, *(attackers[a]["per_attribute"][name] for a in attackers), worst["per_attribute"][name],
-             worst["source"][name] or "", metrics["positive_rate"][name]] for name in names]
-    for key in cmap_keys:
-        rows.append([f"[bold]{key}[/]", *(attackers[a][key] for a in attackers), worst["cmap"], "",
-                     metrics["chance_cmap"]])
-    rows.append(["selected", *(selection_summary(attackers[a], names) for a in attackers), "", "", ""])
-    columns = ["attribute", *(f"AP {attacker_label(a, attackers[a])}" for a in attackers), "worst case", "from",
-               "chance (positive rate)"]
-    print_columns(title, columns, rows)
+    rows = [[attacker_label(a, result), *(result["per_attribute"][name] for name in names), result["cmap"],
+             selection_summary(result, names)] for a, result in attackers.items()]
+    rows.append(["[bold]worst case[/]", *(worst["per_attribute"][name] for name in names), worst["cmap"], ""])
+    rows.append(["from", *(worst["source"][name] or "" for name in names), "", ""])
+    rows.append(["chance (positive rate)", *(metrics["positive_rate"][name] for name in names), metrics["chance_cmap"],
+                 ""])
+    print_columns(title, ["attacker", *(f"AP {name}" for name in names), "cmap", "selected"], rows)
 
 
 def register(app: typer.Typer) -> None:

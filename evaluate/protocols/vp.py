@@ -218,7 +218,8 @@ def null_floor(nulls: list[dict], names: list[str]) -> dict | None:
 
 
 def print_vp_table(title: str, metrics: dict) -> None:
-    """Attributes x attackers (AP mean / max / video over the clip positions), the worst case, the chance level."""
+    """Attackers x attributes (AP mean / max / video over the clip positions) with each attacker's cMAPs and choice,
+    then the worst case, its sources, the null floor and the chance level (one row per attacker, as privacy's)."""
     attackers = metrics["attackers"]
     names = list(metrics["positive_rate"])
     worst = metrics["worst_case"]
@@ -227,19 +228,17 @@ def print_vp_table(title: str, metrics: dict) -> None:
         return " / ".join("n/a" if v is None or v != v else f"{v:.4f}" for v in values)
 
     aggregates = ("mean", "max", "video")
-    rows = [[name, *(triple([attackers[a][f"per_attribute_{agg}"][name] for agg in aggregates]) for a in attackers),
-             worst["per_attribute"][name], worst["source"][name] or "", metrics["positive_rate"][name]]
-            for name in names]
-    rows.append(["[bold]cmap[/]", *(triple([attackers[a][f"cmap_{agg}"] for agg in aggregates]) for a in attackers),
-                 worst["cmap"], "", metrics["chance_cmap"]])
+    rows = [[attacker_label(a, result),
+             *(triple([result[f"per_attribute_{agg}"][name] for agg in aggregates]) for name in names),
+             triple([result[f"cmap_{agg}"] for agg in aggregates]), triple([result["cmap_max_per_attribute"]]),
+             selection_summary(result, names)] for a, result in attackers.items()]
+    rows.append(["[bold]worst case[/]", *(worst["per_attribute"][name] for name in names), worst["cmap"], "", ""])
+    rows.append(["from", *(worst["source"][name] or "" for name in names), "", "", ""])
     floor = metrics.get("null_floor")
     if floor:
-        rows.append([f"null floor ({floor['permutations']} shuffles)", *("" for _ in attackers), floor["cmap"], "", ""])
-    rows.append(["max per attribute", *(triple([attackers[a]["cmap_max_per_attribute"]]) for a in attackers),
-                 "", "", ""])
-    rows.append(["selected", *(selection_summary(attackers[a], names) for a in attackers), "", "", ""])
-    columns = ["attribute", *(f"AP {attacker_label(a, attackers[a])}" for a in attackers), "worst case", "from",
-               "chance"]
+        rows.append([f"null floor ({floor['permutations']} shuffles)", *("" for _ in names), floor["cmap"], "", ""])
+    rows.append(["chance", *(metrics["positive_rate"][name] for name in names), metrics["chance_cmap"], "", ""])
+    columns = ["attacker", *(f"AP {name}" for name in names), "cmap", "max per attribute", "selected"]
     print_columns(title + f"  (AP mean / max / video over {metrics['eval_clips']} clips at {metrics['positions']}; "
                   "max = the authors': the position with the best cMAP; max per attribute = each attribute's best "
                   "position, not the authors'; worst case over mean and video)", columns, rows)
