@@ -3,8 +3,8 @@
 Every attacker trains on the training split and is scored on the test split of the same store; the
 protocols report each one by name and, per attribute, the worst case (the highest test AP) over them.
 
-The MLP attackers are Linear(d, h)-ReLU-Linear(h, A) (h = d; ``mlp-wide``: 4 x d) trained with binary cross-entropy (unknown
-targets left out) and AdamW; ``standard`` and ``mlp`` with the protocol's weight decay (0 by default) and
+The MLP attackers are Linear(d, h)-ReLU-Linear(h, A) (h = d; ``mlp-wide``: 4 x d) trained with binary
+cross-entropy (unknown targets left out) and AdamW; ``standard`` and ``mlp`` with the protocol's weight decay (0 by default) and
 the learning rate reduced by the plateau factor when the mean training loss stops improving (the
 paper's recipe), ``authors`` with the authors' code's optimizer settings:
 
@@ -560,56 +560,46 @@ def _pick(candidates: list, per_attribute: list[np.ndarray]) -> list:
     return [candidates[int(i)] for i in np.argmax(table, axis=0)]
 
 
-def _fit_svm(x: np.ndarray, y: np.ndarray, c: float, gamma: float):
-    """One attribute's RBF SVM, or (one class known) its positive rate as a constant score."""
-    from sklearn.svm import SVC
-
+def _fit_or_rate(make_model: Callable[[], object], x: np.ndarray, y: np.ndarray):
+    """One attribute's ``make_model()`` fitted on the rows whose target is known, or (one class known) its positive
+    rate as a constant score."""
     known = y >= 0
     labels = y[known]
     if labels.size == 0 or labels.min() == labels.max():
         return float(labels.mean()) if labels.size else 0.5
-    return SVC(C=c, kernel="rbf", gamma=gamma).fit(x[known], labels)
+    return make_model().fit(x[known], labels)
+
+
+def _decision_scorer(fit: _Rows, models: list) -> nn.Module:
+    """Attribute a scored by ``models[a]``'s decision value on the mapped inputs; a constant scorer scores its rate's
+    logit."""
+
+    def score(x: np.ndarray) -> np.ndarray:
+        inputs = fit.inputs(x)
+        return np.stack([np.full(len(x), float(_logit(np.array(m)))) if isinstance(m, float)
+                         else m.decision_function(inputs) for m in models], axis=1)
+
+    return ArrayScorer(score)
 
 
 def _svm_scorer(fit: _Rows, choices: list[tuple[float, float]]) -> nn.Module:
-    """Attribute a scored by its own SVM (C, gamma x scikit-learn's "scale" of the fit rows); a constant scorer
-    scores its rate's logit."""
+    """Attribute a scored by its own RBF SVM (C, gamma x scikit-learn's "scale" of the fit rows)."""
+    from sklearn.svm import SVC
+
     spread = float(fit.x.var())
     gamma_unit = 1.0 / (fit.x.shape[1] * spread) if spread > 0 else 1.0
-    models = [_fit_svm(fit.x, fit.y[:, a], c, g * gamma_unit) for a, (c, g) in enumerate(choices)]
-
-    def score(x: np.ndarray) -> np.ndarray:
-        inputs = fit.inputs(x)
-        return np.stack([np.full(len(x), float(_logit(np.array(m)))) if isinstance(m, float)
-                         else m.decision_function(inputs) for m in models], axis=1)
-
-    return ArrayScorer(score)
-
-
-def _fit_boosting(x: np.ndarray, y: np.ndarray, learning_rate: float, leaves: int, seed: int):
-    """One attribute's gradient-boosted trees, or (one class known) its positive rate as a constant score."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    known = y >= 0
-    labels = y[known]
-    if labels.size == 0 or labels.min() == labels.max():
-        return float(labels.mean()) if labels.size else 0.5
-    return HistGradientBoostingClassifier(learning_rate=learning_rate, max_leaf_nodes=leaves,
-                                          max_iter=BOOSTING_ITERATIONS, early_stopping=False,
-                                          random_state=seed).fit(x[known], labels)
+    return _decision_scorer(fit, [_fit_or_rate(partial(SVC, C=c, kernel="rbf", gamma=g * gamma_unit), fit.x,
+                                               fit.y[:, a]) for a, (c, g) in enumerate(choices)])
 
 
 def _boosting_scorer(fit: _Rows, choices: list[tuple[float, int]], seed: int) -> nn.Module:
-    """Attribute a scored by its own boosted trees (learning rate, leaves) as log-odds; a constant scorer scores its
-    rate's logit."""
-    models = [_fit_boosting(fit.x, fit.y[:, a], rate, leaves, seed) for a, (rate, leaves) in enumerate(choices)]
+    """Attribute a scored by its own gradient-boosted trees (learning rate, leaves), as log-odds."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
-    def score(x: np.ndarray) -> np.ndarray:
-        inputs = fit.inputs(x)
-        return np.stack([np.full(len(x), float(_logit(np.array(m)))) if isinstance(m, float)
-                         else m.decision_function(inputs) for m in models], axis=1)
-
-    return ArrayScorer(score)
+    return _decision_scorer(fit, [_fit_or_rate(partial(HistGradientBoostingClassifier, learning_rate=rate,
+                                                       max_leaf_nodes=leaves, max_iter=BOOSTING_ITERATIONS,
+                                                       early_stopping=False, random_state=seed),
+                                               fit.x, fit.y[:, a]) for a, (rate, leaves) in enumerate(choices)])
 
 
 def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
