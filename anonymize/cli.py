@@ -52,7 +52,7 @@ console = Console()
 AAM_OPTIONS = {"aam_architecture": "architecture", "aam_layers": "layers", "aam_heads": "heads",
                "aam_block": "block", "aam_ffn_ratio": "ffn_ratio", "aam_dropout": "dropout",
                "aam_mode": "mode", "aam_window": "window", "aam_output_floor": "output_floor",
-               "aam_output_centre": "output_centre"}
+               "aam_output_centre": "output_centre", "aam_output_rank": "output_rank"}
 IDENTITY_OPTIONS = {"identity_init": "preset", "identity_loss": "loss", "identity_lr": "lr",
                     "identity_epochs": "epochs"}
 # the options that name a task's store, weight and starting head: task -> (store, weight, head)
@@ -112,6 +112,8 @@ def train_command() -> TyperCommand:
                                          MODEL_PANEL),
         aam_output_centre: bool = option(aam["output_centre"], "After training, subtract the mean output over the "
                                          "train clips (MGFN-style AD reads feature magnitudes).", MODEL_PANEL),
+        aam_output_rank: int = option(aam["output_rank"], "After training, keep at most this many of the largest "
+                                      "output directions the floor keeps (0: no cap).", MODEL_PANEL),
         identity_init: str = option(identity["preset"], "paper (L1, 2e-5, 100 ep), code (MSE, 1e-4, 500 ep), "
                                                         "zero (exact), none.", MODEL_PANEL),
         identity_loss: Optional[str] = option(None, "Override the preset's identity loss: mse, l1, l2 (not given: "

@@ -66,6 +66,10 @@ class AAMConfig:
     # fixed shift. The AAM's outputs share a large common offset that hides the feature magnitudes MGFN-style anomaly
     # detection ranks clips by (docs/anonymize.md)
     output_centre: bool = False
+    # > 0: the output projection (fitted after training like the floor's) keeps at most the output_rank largest of
+    # the directions the floor keeps: a point further along the privacy-utility trade-off from the same training
+    # (docs/anonymize.md, "At equal utility: a rank cap"); 0: no cap
+    output_rank: int = 0
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
@@ -86,6 +90,8 @@ class AAMConfig:
             raise FeatstoreError(f"AAM temporal window must be >= 1, got {self.window}")
         if not 0 <= self.output_floor <= 1:
             raise FeatstoreError(f"AAM output floor must be in [0, 1] (x the mean output variance), got {self.output_floor}")
+        if self.output_rank < 0:
+            raise FeatstoreError(f"AAM output rank must be >= 0 (0: no cap), got {self.output_rank}")
         if self.mode == "temporal" and self.architecture != "attention":
             raise FeatstoreError("the temporal mode needs the attention AAM (the MLP has no sequence axis)")
 

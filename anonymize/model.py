@@ -20,8 +20,8 @@ Modes, for the attention variant:
   within ``window`` positions of itself (a banded mask) that are real (``mask`` True). A 2-D (N, D)
   input is N one-clip sequences, i.e. the clip mode.
 
-With ``output_floor`` > 0 or ``output_centre`` the AAM ends in an ``OutputProjection``, the identity while it trains;
-``anonymize.train`` fits it after the last epoch (see its docs for why).
+With ``output_floor`` > 0, ``output_rank`` > 0 or ``output_centre`` the AAM ends in an ``OutputProjection``, the
+identity while it trains; ``anonymize.train`` fits it after the last epoch (see its docs for why).
 
 The MLP's BatchNorm1d mixes the samples of a training batch (batch statistics); in eval mode (export,
 evaluation) every variant is batch-independent.
@@ -72,8 +72,8 @@ class AttentionBlock(nn.Module):
 class OutputProjection(nn.Module):
     """y -> mean + (y - mean) P after it is fitted (the identity before), or y -> (y - mean) P when it ``centre``s: P
     the orthogonal projection onto the eigen-directions of the AAM's output covariance over the training store's
-    train clips whose eigenvalue is at least ``floor`` x the mean eigenvalue (the identity at floor 0), mean their
-    output mean.
+    train clips whose eigenvalue is at least ``floor`` x the mean eigenvalue (the identity at floor 0), at most the
+    ``rank`` largest of them when a rank is given, mean their output mean.
 
     Why the floor: a budget whose dependence measure whitens with a shrunk covariance (``independence``) cannot see
     output directions scaled below its shrinkage, so the AAM can lower the term by scaling attribute directions down
@@ -97,13 +97,18 @@ class OutputProjection(nn.Module):
         centred = (x - self.mean) @ self.projection
         return centred if self.centre else self.mean + centred
 
-    def fit(self, mean: torch.Tensor, covariance: torch.Tensor, floor: float) -> int:
-        """Fit to the output mean and covariance (float64); returns the number of directions kept."""
+    def fit(self, mean: torch.Tensor, covariance: torch.Tensor, floor: float, rank: int = 0) -> int:
+        """Fit to the output mean and covariance (float64), keeping at most the ``rank`` largest of the directions
+        above the floor (0: no cap); returns the number of directions kept."""
         dim = len(self.mean)
         kept = torch.eye(dim, dtype=torch.float64)
-        if floor > 0:
-            eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
-            kept = eigenvectors[:, eigenvalues >= floor * eigenvalues.mean().clamp_min(0)]
+        if floor > 0 or rank > 0:
+            eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())  # ascending
+            keep = (eigenvalues >= floor * eigenvalues.mean().clamp_min(0) if floor > 0
+                    else torch.ones(dim, dtype=torch.bool))
+            if rank > 0:
+                keep &= torch.arange(dim) >= dim - rank
+            kept = eigenvectors[:, keep]
         self.mean.copy_(mean)
         self.projection.copy_(kept @ kept.T)
         self.fitted.fill_(True)
@@ -117,7 +122,8 @@ class OutputProjection(nn.Module):
 
 
 def output_projection(config: AAMConfig, dim: int) -> OutputProjection | None:
-    return OutputProjection(dim, config.output_centre) if config.output_floor > 0 or config.output_centre else None
+    return (OutputProjection(dim, config.output_centre)
+            if config.output_floor > 0 or config.output_rank > 0 or config.output_centre else None)
 
 
 class AttentionAAM(nn.Module):

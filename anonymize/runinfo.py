@@ -49,6 +49,10 @@ def run_summary(run: Path) -> dict:
                                     f"{fitted['dim']} directions ({fitted['rows']} train clips)" if fitted
                                     else f"{config.aam.output_floor:g} x the mean output variance: not fitted yet "
                                          "(fitted after the last epoch)")
+    if config.aam.output_rank > 0:
+        cap = f"at most {config.aam.output_rank} directions"
+        overview["output rank"] = (f"{cap}: kept {fitted['kept']} of {fitted['dim']}" if fitted
+                                   else f"{cap}: not fitted yet (fitted after the last epoch)")
     if config.aam.output_centre:
         overview["output centre"] = (f"the mean output over {fitted['rows']} train clips subtracted" if fitted
                                      else "the mean output over the train clips: not fitted yet (after the last epoch)")

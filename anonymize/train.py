@@ -466,9 +466,9 @@ class Trainer:
         self.aam.train()
         mean = total / max(1, count)
         covariance = products / max(1, count) - torch.outer(mean, mean)
-        kept = self.aam.output_projection.fit(mean, covariance, config.aam.output_floor)
-        return {"floor": config.aam.output_floor, "kept": kept, "dim": self.dim, "rows": count,
-                "centred": config.aam.output_centre}
+        kept = self.aam.output_projection.fit(mean, covariance, config.aam.output_floor, config.aam.output_rank)
+        return {"floor": config.aam.output_floor, "rank": config.aam.output_rank, "kept": kept, "dim": self.dim,
+                "rows": count, "centred": config.aam.output_centre}
 
     @torch.no_grad()
     def validate(self) -> dict:

@@ -93,6 +93,14 @@ SETTINGS: dict[str, dict] = {
     # default (docs/anonymize.md, "AD: centring the output")
     "independence-centred": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                              "aam": {"output_floor": DEMO.train_output_floor, "output_centre": True}},
+    # the default capped at its 4 largest output directions: a point at lower utility from the same training, to set
+    # the default's training against lda-action at equal utility (docs/anonymize.md, "At equal utility: a rank cap")
+    "independence-rank4": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                           "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 4}},
+    # the default capped at its 5 largest output directions: a candidate default (docs/anonymize.md, "At equal utility:
+    # a rank cap")
+    "independence-rank5": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                           "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 5}},
     # the default before the output floor (the settings below are without it too)
     "independence-no-floor": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget},
     # the default on the 140-video demo store (batch 140 was then one epoch)

@@ -379,12 +379,19 @@ def run(runs: Sequence[str | Path], config: TradeoffConfig, *, out: Path | None 
     chance_source = raw_point or points[0]
     metrics = summarize(points, {"utility": config.reference_utility, "privacy": config.reference_privacy},
                         raw=raw_point, utility_metric=UTILITY_METRIC,
-                        privacy_metric=("worst-case" if config.attacker in ATTACKER_GROUPS else config.attacker)
-                        + (" full-clip cMAP" if config.privacy_kind == "clips" else " static-clip cMAP"),
+                        privacy_metric=privacy_metric_name(config.attacker, config.privacy_kind),
                         chance={"utility": chance_source["chance_utility"], "privacy": chance_source["chance_privacy"]},
                         plot=Path(out) / PLOT_FILE if out is not None else None)
     metrics["timing"] = {"total_s": time.perf_counter() - started}
     return metrics
+
+
+def privacy_metric_name(attacker: str, privacy_kind: str) -> str:
+    """The privacy axis's name: "worst-case" for the default group ``all``, the group named for another group (their
+    worst cases differ), the attacker's name for one attacker; then the rows it reads."""
+    if attacker in ATTACKER_GROUPS:
+        attacker = "worst-case" if attacker == "all" else f"worst-case ({attacker})"
+    return attacker + (" full-clip cMAP" if privacy_kind == "clips" else " static-clip cMAP")
 
 
 # ---------------------------------------------------------------------------------------------- plot and table

@@ -92,6 +92,29 @@ def test_the_output_floor_from_the_command_line_to_info_and_the_export(array_sto
     assert rank < clips.shape[1] and (singular > 1e-2 * singular[0]).sum() <= rank
 
 
+def test_the_output_rank_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
+                                  "--out", str(run), "--aam-heads", "2", "--aam-output-rank", "2", "--no-progress",
+                                  *FAST)
+    assert code in (0, None), err
+    code, out, _ = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
+    summary = json.loads(out)
+    assert summary["config"]["aam"]["output_rank"] == 2
+    assert summary["overview"]["output rank"].startswith("at most 2 directions: kept 2 of ")
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run), "--store",
+                                  str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu",
+                                  "--no-progress")
+    assert code in (0, None), err
+    clips = Store.open(tmp_path / "anon.zarr").clip_embeddings[:].astype("float64")
+    singular = np.linalg.svd(clips - clips.mean(0), compute_uv=False)
+    # every exported clip lies in the two kept directions (up to the float16 store's rounding)
+    assert (singular > 1e-2 * singular[0]).sum() == 2
+    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
+                                  "--out", str(tmp_path / "bad"), "--aam-output-rank", "-1", "--no-progress", *FAST)
+    assert code == 2 and "output rank must be >= 0" in err and not (tmp_path / "bad").exists()
+
+
 def test_the_output_centre_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),

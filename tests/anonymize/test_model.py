@@ -133,6 +133,23 @@ def test_the_output_projection_is_the_identity_until_fitted_then_drops_what_vari
         AAMConfig(output_floor=1.5)
 
 
+def test_a_rank_cap_keeps_the_largest_of_the_directions_above_the_floor():
+    rotation = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    covariance = rotation @ torch.diag(torch.tensor([4.0, 1.0, 1e-4], dtype=torch.float64)) @ rotation.T
+    mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    largest, middle, small = (rotation[:, i].float() for i in range(3))
+    centre = mean.float()
+    capped = OutputProjection(3, centre=False)
+    assert capped.fit(mean, covariance, floor=0.05, rank=1) == 1  # two above the floor, the larger kept
+    torch.testing.assert_close(capped(centre + largest - middle + small), centre + largest)
+    assert capped.fit(mean, covariance, floor=0.0, rank=2) == 2  # without a floor: the two largest
+    torch.testing.assert_close(capped(centre + largest + middle - small), centre + largest + middle)
+    assert capped.fit(mean, covariance, floor=0.05, rank=3) == 2  # a cap above what the floor keeps changes nothing
+    assert output_projection(AAMConfig(output_rank=2), 4) is not None
+    with pytest.raises(FeatstoreError, match="output rank"):
+        AAMConfig(output_rank=-1)
+
+
 def test_a_centring_output_projection_subtracts_the_fitted_mean_with_or_without_the_floor():
     x = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])
     mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)

@@ -270,8 +270,8 @@ def test_the_output_projection_is_fitted_after_training_and_drops_the_directions
     kept = eigenvectors[:, eigenvalues >= floor * eigenvalues.mean()]
     assert 0 < kept.shape[1] < len(eigenvalues)  # the floor drops some directions of this store and keeps others
     info = ckpt.read_checkpoint_info(tmp_path / "projected")["output_projection"]
-    assert info == {"floor": floor, "kept": kept.shape[1], "dim": len(eigenvalues), "rows": len(plain_train),
-                    "centred": False}
+    assert info == {"floor": floor, "rank": 0, "kept": kept.shape[1], "dim": len(eigenvalues),
+                    "rows": len(plain_train), "centred": False}
     mean = plain_train.mean(0)
     expected = mean + (plain_clips - mean) @ kept @ kept.T
     projected_train, projected_clips = _train_clip_outputs(tmp_path / "projected", array_store)
@@ -294,8 +294,8 @@ def test_the_centred_output_is_the_plain_output_less_its_train_clips_mean(tmp_pa
     np.testing.assert_allclose(centred_clips, plain_clips - plain_train.mean(0), atol=1e-4)
     np.testing.assert_allclose(centred_train.mean(0), 0.0, atol=1e-4)
     info = ckpt.read_checkpoint_info(tmp_path / "centred")["output_projection"]
-    assert info == {"floor": 0.0, "kept": plain_clips.shape[1], "dim": plain_clips.shape[1], "rows": len(plain_train),
-                    "centred": True}
+    assert info == {"floor": 0.0, "rank": 0, "kept": plain_clips.shape[1], "dim": plain_clips.shape[1],
+                    "rows": len(plain_train), "centred": True}
 
 
 def test_a_centred_run_resumed_for_more_epochs_ends_as_one_trained_straight(array_store, tmp_path):

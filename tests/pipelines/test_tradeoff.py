@@ -320,6 +320,13 @@ def test_config_defaults_are_the_official_presets():
     assert np.isclose(tradeoff.objectives({"utility": 0.1, "privacy": 0.75})[1], 0.25)
 
 
+def test_the_privacy_axis_names_the_group_whose_worst_case_it_is():
+    assert tradeoff.privacy_metric_name("all", "clips") == "worst-case full-clip cMAP"
+    assert tradeoff.privacy_metric_name("thorough", "clips") == "worst-case (thorough) full-clip cMAP"
+    assert tradeoff.privacy_metric_name("both", "static") == "worst-case (both) static-clip cMAP"
+    assert tradeoff.privacy_metric_name("svm-whitened", "clips") == "svm-whitened full-clip cMAP"
+
+
 def test_the_default_privacy_coordinate_is_the_worst_case_full_clip_cmap_and_each_method_has_its_front(
         trained, tmp_path):
     from anonymize.baselines import BaselineConfig, fit_baseline
