@@ -60,7 +60,7 @@ class AAMConfig:
     mode: str = "clip"
     window: int = 2  # temporal mode: attend to clips within +-window positions
     # > 0: after training, the output is projected onto its directions whose variance over the training store's
-    # train clips is at least output_floor x the mean variance (anonymize.model.OutputProjection); 0: no projection
+    # train clips is at least output_floor x the mean variance (anonymize.model.OutputProjection); 0: no floor
     output_floor: float = 0.0
     # after training (with the floor's fit), subtract the mean of the output over the training store's train clips: a
     # fixed shift. The AAM's outputs share a large common offset that hides the feature magnitudes MGFN-style anomaly

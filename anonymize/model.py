@@ -72,8 +72,8 @@ class AttentionBlock(nn.Module):
 class OutputProjection(nn.Module):
     """y -> mean + (y - mean) P after it is fitted (the identity before), or y -> (y - mean) P when it ``centre``s: P
     the orthogonal projection onto the eigen-directions of the AAM's output covariance over the training store's
-    train clips whose eigenvalue is at least ``floor`` x the mean eigenvalue (the identity at floor 0), at most the
-    ``rank`` largest of them when a rank is given, mean their output mean.
+    train clips whose eigenvalue is at least ``floor`` x the mean eigenvalue, at most the ``rank`` largest of them
+    when a rank is given (the identity at floor 0 without a rank), mean their output mean.
 
     Why the floor: a budget whose dependence measure whitens with a shrunk covariance (``independence``) cannot see
     output directions scaled below its shrinkage, so the AAM can lower the term by scaling attribute directions down
@@ -104,11 +104,11 @@ class OutputProjection(nn.Module):
         kept = torch.eye(dim, dtype=torch.float64)
         if floor > 0 or rank > 0:
             eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())  # ascending
-            keep = (eigenvalues >= floor * eigenvalues.mean().clamp_min(0) if floor > 0
-                    else torch.ones(dim, dtype=torch.bool))
+            chosen = (eigenvalues >= floor * eigenvalues.mean().clamp_min(0) if floor > 0
+                      else torch.ones(dim, dtype=torch.bool, device=eigenvalues.device))
             if rank > 0:
-                keep &= torch.arange(dim) >= dim - rank
-            kept = eigenvectors[:, keep]
+                chosen &= torch.arange(dim, device=eigenvalues.device) >= dim - rank
+            kept = eigenvectors[:, chosen]
         self.mean.copy_(mean)
         self.projection.copy_(kept @ kept.T)
         self.fitted.fill_(True)

@@ -43,12 +43,16 @@ def run_summary(run: Path) -> dict:
         "head init": init.get("head_init", "-"),
         "aam sha256": info.get("aam_sha256"),
     }
-    fitted = info.get("output_projection")  # the floor's and the centre's fit, once the last epoch is done
+    fitted = info.get("output_projection")  # the floor's, rank's and centre's fit, once the last epoch is done
     if config.aam.output_floor > 0:
-        overview["output floor"] = (f"{config.aam.output_floor:g} x the mean output variance: kept {fitted['kept']} of "
-                                    f"{fitted['dim']} directions ({fitted['rows']} train clips)" if fitted
-                                    else f"{config.aam.output_floor:g} x the mean output variance: not fitted yet "
-                                         "(fitted after the last epoch)")
+        floor = f"{config.aam.output_floor:g} x the mean output variance"
+        if not fitted:
+            overview["output floor"] = f"{floor}: not fitted yet (fitted after the last epoch)"
+        elif config.aam.output_rank > 0:  # what is kept is counted after the cap, on the rank's line
+            overview["output floor"] = f"{floor}, then the rank cap ({fitted['rows']} train clips)"
+        else:
+            overview["output floor"] = (f"{floor}: kept {fitted['kept']} of {fitted['dim']} directions "
+                                        f"({fitted['rows']} train clips)")
     if config.aam.output_rank > 0:
         cap = f"at most {config.aam.output_rank} directions"
         overview["output rank"] = (f"{cap}: kept {fitted['kept']} of {fitted['dim']}" if fitted

@@ -444,10 +444,10 @@ class Trainer:
 
     @torch.no_grad()
     def fit_output_projection(self) -> dict:
-        """Fit the AAM's ``OutputProjection`` (floor and centre) to its outputs on the training store's train-split
-        clips (each clip's output inside its whole video in the temporal mode, as the export computes it): one pass
-        over the clips (the budget's clip source when the run has one), accumulating the output mean and covariance
-        in float64."""
+        """Fit the AAM's ``OutputProjection`` (floor, rank and centre) to its outputs on the training store's
+        train-split clips (each clip's output inside its whole video in the temporal mode, as the export computes
+        it): one pass over the clips (the budget's clip source when the run has one), accumulating the output mean and
+        covariance in float64."""
         config = self.config
         context = config.aam.context_window
         source = self.clip_source or BudgetClipSource(self.store, config.row_source, context, config.stream_cache_chunks)

@@ -97,8 +97,8 @@ SETTINGS: dict[str, dict] = {
     # the default's training against lda-action at equal utility (docs/anonymize.md, "At equal utility: a rank cap")
     "independence-rank4": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                            "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 4}},
-    # the default capped at its 5 largest output directions: a candidate default (docs/anonymize.md, "At equal utility:
-    # a rank cap")
+    # the default capped at its 5 largest output directions: a candidate default, not adopted (it cost the demo store's
+    # R@1 and AD; docs/anonymize.md, "At equal utility: a rank cap")
     "independence-rank5": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                            "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 5}},
     # the default before the output floor (the settings below are without it too)

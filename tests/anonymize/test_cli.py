@@ -69,44 +69,44 @@ def test_info_prints_config_losses_and_parameters(array_store, tmp_path, monkeyp
     assert "output floor" not in out  # off by default
 
 
-def test_the_output_floor_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
+def train_info_and_export(array_store, tmp_path, monkeypatch, capsys, *train_options) -> tuple[dict, Store]:
+    """A small run trained with ``train_options`` into tmp_path/run: its `anonymize info --json` summary and its export
+    of ``array_store``."""
     run = tmp_path / "run"
     code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
-                                  "--out", str(run), "--aam-heads", "2", "--aam-output-floor", "0.2", "--no-progress",
-                                  *FAST)
+                                  "--out", str(run), "--aam-heads", "2", *train_options, "--no-progress", *FAST)
     assert code in (0, None), err
-    code, out, _ = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
-    summary = json.loads(out)
-    kept = summary["overview"]["output floor"]
-    assert summary["config"]["aam"]["output_floor"] == 0.2 and kept.startswith("0.2 x the mean output variance: kept ")
+    code, out, err = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
+    assert code in (0, None), err
     code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run), "--store",
                                   str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu",
                                   "--no-progress")
     assert code in (0, None), err
-    exported = Store.open(tmp_path / "anon.zarr")
+    return json.loads(out), Store.open(tmp_path / "anon.zarr")
+
+
+def test_the_output_floor_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
+    summary, exported = train_info_and_export(array_store, tmp_path, monkeypatch, capsys, "--aam-output-floor", "0.2")
+    kept = summary["overview"]["output floor"]
+    assert summary["config"]["aam"]["output_floor"] == 0.2 and kept.startswith("0.2 x the mean output variance: kept ")
     assert exported.provenance["anonymizer"]["training_config"]["aam"]["output_floor"] == 0.2
     clips = exported.clip_embeddings[:].astype("float64")
-    rank = ckpt.read_checkpoint_info(run)["output_projection"]["kept"]
+    rank = ckpt.read_checkpoint_info(tmp_path / "run")["output_projection"]["kept"]
     singular = np.linalg.svd(clips - clips.mean(0), compute_uv=False)
     # every exported clip lies in the kept directions (up to the float16 store's rounding)
     assert rank < clips.shape[1] and (singular > 1e-2 * singular[0]).sum() <= rank
 
 
 def test_the_output_rank_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
-                                  "--out", str(run), "--aam-heads", "2", "--aam-output-rank", "2", "--no-progress",
-                                  *FAST)
-    assert code in (0, None), err
-    code, out, _ = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
-    summary = json.loads(out)
+    summary, exported = train_info_and_export(array_store, tmp_path, monkeypatch, capsys, "--aam-output-floor", "0.01",
+                                              "--aam-output-rank", "2")
     assert summary["config"]["aam"]["output_rank"] == 2
     assert summary["overview"]["output rank"].startswith("at most 2 directions: kept 2 of ")
-    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run), "--store",
-                                  str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu",
-                                  "--no-progress")
-    assert code in (0, None), err
-    clips = Store.open(tmp_path / "anon.zarr").clip_embeddings[:].astype("float64")
+    # the floor's line does not count what the cap then dropped
+    assert summary["overview"]["output floor"].startswith("0.01 x the mean output variance, then the rank cap (")
+    record = ckpt.read_checkpoint_info(tmp_path / "run")["output_projection"]
+    assert record["rank"] == 2 and record["kept"] == 2 and record["floor"] == 0.01
+    clips = exported.clip_embeddings[:].astype("float64")
     singular = np.linalg.svd(clips - clips.mean(0), compute_uv=False)
     # every exported clip lies in the two kept directions (up to the float16 store's rounding)
     assert (singular > 1e-2 * singular[0]).sum() == 2
@@ -116,20 +116,11 @@ def test_the_output_rank_from_the_command_line_to_info_and_the_export(array_stor
 
 
 def test_the_output_centre_from_the_command_line_to_info_and_the_export(array_store, tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "train", "--store", str(array_store),
-                                  "--out", str(run), "--aam-heads", "2", "--aam-output-centre", "--no-progress", *FAST)
-    assert code in (0, None), err
-    code, out, err = run_in_process(monkeypatch, capsys, "anonymize", "info", "--run", str(run), "--json")
-    assert code in (0, None), err
-    summary = json.loads(out)
+    summary, exported = train_info_and_export(array_store, tmp_path, monkeypatch, capsys, "--aam-output-centre")
     assert summary["config"]["aam"]["output_centre"] is True
     assert summary["overview"]["output centre"].startswith("the mean output over ")
     assert "output floor" not in summary["overview"]
-    code, _, err = run_in_process(monkeypatch, capsys, "anonymize", "export", "--run", str(run), "--store",
-                                  str(array_store), "--out", str(tmp_path / "anon.zarr"), "--device", "cpu")
-    assert code in (0, None), err
-    exported, source = Store.open(tmp_path / "anon.zarr"), Store.open(array_store)
+    source = Store.open(array_store)
     clips, offsets = exported.clip_embeddings[:].astype("float64"), source.clip_offsets()
     train_rows = np.concatenate([np.arange(offsets[v], offsets[v + 1]) for v in source.split_indices("train")])
     scale = np.abs(clips).mean()

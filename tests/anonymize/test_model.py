@@ -145,6 +145,10 @@ def test_a_rank_cap_keeps_the_largest_of_the_directions_above_the_floor():
     assert capped.fit(mean, covariance, floor=0.0, rank=2) == 2  # without a floor: the two largest
     torch.testing.assert_close(capped(centre + largest + middle - small), centre + largest + middle)
     assert capped.fit(mean, covariance, floor=0.05, rank=3) == 2  # a cap above what the floor keeps changes nothing
+    assert capped.fit(mean, covariance, floor=0.0, rank=5) == 3  # nor one above the dimension
+    centred = OutputProjection(3, centre=True)
+    assert centred.fit(mean, covariance, floor=0.0, rank=1) == 1  # centring and a cap: the largest, not shifted back
+    torch.testing.assert_close(centred(centre + largest - middle), largest)
     assert output_projection(AAMConfig(output_rank=2), 4) is not None
     with pytest.raises(FeatstoreError, match="output rank"):
         AAMConfig(output_rank=-1)
