@@ -4,8 +4,8 @@ Every attacker trains on the training split and is scored on the test split of t
 protocols report each one by name and, per attribute, the worst case (the highest test AP) over them.
 
 The MLP attackers are Linear(d, h)-ReLU-Linear(h, A) (h = d; ``mlp-wide``: 4 x d) trained with binary
-cross-entropy (unknown targets left out) and AdamW; ``standard`` and ``mlp`` with the protocol's weight decay (0 by default) and
-the learning rate reduced by the plateau factor when the mean training loss stops improving (the
+cross-entropy (unknown targets left out) and AdamW; ``standard`` and ``mlp`` with the protocol's weight decay (0 by
+default) and the learning rate reduced by the plateau factor when the mean training loss stops improving (the
 paper's recipe), ``authors`` with the authors' code's optimizer settings:
 
 - ``standard``: plain logits; a validation split (``validation_split``: ``val_fraction`` of the
