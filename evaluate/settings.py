@@ -20,7 +20,7 @@ from featstore.cli import DATA_PANEL, OUTPUT_PANEL, PROTOCOL_PANEL  # the evalua
 
 CLIP_SAMPLING = ("random", "all")
 ATTACKERS = ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened", "mlp-wide",
-             "ensemble")
+             "quadratic", "ensemble")
 # reads a little more than the suite at about the cost of all of it (docs/evaluate.md): by name or with `thorough`
 OPT_IN_ATTACKERS = ("boosting",)
 ATTACKER_GROUPS = {"all": ATTACKERS, "both": ("standard", "authors"), "thorough": (*ATTACKERS, *OPT_IN_ATTACKERS)}
@@ -139,8 +139,8 @@ class AttackerSettings:
 
     attacker: str = setting("all", "all (every attacker but boosting; cmap = the worst case), thorough (all and "
                                    "boosting, about twice as long), both (standard + authors), standard, authors, mlp, "
-                                   "logreg, knn, mlp-whitened, knn-whitened, svm-whitened, mlp-wide, ensemble or "
-                                   "boosting (see docs/evaluate.md).")
+                                   "logreg, knn, mlp-whitened, knn-whitened, svm-whitened, mlp-wide, quadratic, "
+                                   "ensemble or boosting (see docs/evaluate.md).")
     epochs: int = setting(ATTACKER_EPOCHS, "Training epochs.")
     lr: float = setting(1e-3, "AdamW learning rate.")
     batch_size: int = setting(512, "Samples per step.")

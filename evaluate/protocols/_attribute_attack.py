@@ -53,6 +53,14 @@ Its fit rows are capped at ``SVM_MAX_ROWS`` (drawn with the seed): the fit grows
 strongest single attacker on the default AAM's demo export; in the suite it raised the mean worst case over three
 training seeds by under 0.001 on each store, docs/anonymize.md).
 
+``quadratic``: logistic regression on degree-2 features, one attribute at a time: the standardized fit rows' top k
+principal components, each scaled to unit variance (z), expanded to [z_i] and [z_i z_j, i <= j] and standardized
+(``QuadraticFeatures``); k (``QUADRATIC_COMPONENTS``, capped by the dimension) and C (``QUADRATIC_C``) chosen per
+attribute by the validation AP, then refit on all training videos. It reads what is linear in products of
+directions (an attribute carried by a sign agreement or a variance); a helper's rank ensemble had degree-2
+features among its members. In the suite it raised the mean worst case over the default AAM's three training seeds
+on both tuning stores by 0.001 to 0.003 (docs/anonymize.md).
+
 ``boosting`` (not in ``all``, in ``thorough``): scikit-learn's ``HistGradientBoostingClassifier`` on the fit rows,
 one attribute at a time, ``BOOSTING_ITERATIONS`` iterations without early stopping; learning rate
 (``BOOSTING_LEARNING_RATE``) and leaves per tree (``BOOSTING_LEAVES``) chosen per attribute by the validation AP,
@@ -60,12 +68,12 @@ then refit on all training videos; the score is its log-odds. It reads a few tho
 of the suite on the default AAM's exports, at about the time of all of them together (docs/anonymize.md).
 
 ``ensemble``: no training of its own and no selection: the mean over ``ENSEMBLE_MEMBERS`` (the validation-selected
-attackers of ``all`` except ``standard``, which ``mlp`` extends, and ``mlp-wide``, with which it read no more on
-the demo store) of each member's score mapped to its quantile among that member's scores on the rows the test
-evaluation scores (per attribute: its rank there; no label read), as a logit. It reads
-what several members each read a little of (a helper's rank ensemble of other models - boosting, a wider MLP,
-degree-2 features among them - read 0.02 cMAP more than the suite's worst case on the default AAM's demo export;
-docs/anonymize.md). Asked for alone it trains its members without reporting them.
+attackers of ``all`` except ``standard``, which ``mlp`` extends, ``mlp-wide``, with which it read no more on the
+demo store, and ``quadratic``, which joined the suite without being tried in it) of each member's score mapped to
+its quantile among that member's scores on the rows the test evaluation scores (per attribute: its rank there; no
+label read), as a logit. It reads what several members each read a little of (a helper's rank ensemble of other
+models - boosting, a wider MLP, degree-2 features among them - read 0.02 cMAP more than the suite's worst case on
+the default AAM's demo export; docs/anonymize.md). Asked for alone it trains its members without reporting them.
 
 Every attacker but ``authors`` selects on the same validation split only (training videos); the test set
 is scored once. All attackers output logits (the kNN fraction p as log(p / (1 - p)), clipped), so the
@@ -127,6 +135,9 @@ WIDE_HIDDEN = 4  # mlp-wide's hidden units, x the input dimension
 BOOSTING_LEARNING_RATE = (0.05, 0.2)
 BOOSTING_LEAVES = (7, 31)
 BOOSTING_ITERATIONS = 200
+QUADRATIC_COMPONENTS = (8, 16, 32)  # quadratic's k: principal components expanded to degree 2
+QUADRATIC_C = (1e-2, 1e-1, 1.0)
+SKLEARN_ATTACKERS = ("logreg", "knn", "knn-whitened", "svm-whitened", "boosting", "quadratic")
 CAP_STREAM = 1  # the row cap's random stream under the seed (carve_validation draws from the seed's own)
 # the validation-selected attackers (authors selects on the test set; standard is mlp's MLP on raw inputs, one seed)
 ENSEMBLE_MEMBERS = ("mlp", "logreg", "knn", "mlp-whitened", "knn-whitened", "svm-whitened")
@@ -150,6 +161,9 @@ SELECTED_BY["mlp-whitened"] = SELECTED_BY["mlp"].replace("standardized inputs", 
 SELECTED_BY["knn-whitened"] = SELECTED_BY["knn"].replace("standardized inputs", "whitened inputs (shrinkage {shrink:g})")
 SELECTED_BY["mlp-wide"] = SELECTED_BY["mlp"].replace("standardized inputs",
                                                      "standardized inputs, {wide} x d hidden units")
+SELECTED_BY["quadratic"] = ("standardized inputs; logistic regression on degree-2 features of the top k principal "
+                             "components (each scaled to unit variance); k {components} and C {quadratic_c} per "
+                             "attribute by validation AP ({split}), refit on all training videos")
 SELECTED_BY["boosting"] = ("gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier, {iterations} "
                            "iterations); learning rate {rates} and leaves {leaves} per attribute by validation AP "
                            "({split}), refit on all training videos")
@@ -306,7 +320,8 @@ def _selected_by(attacker: str, settings: TrainSettings, split: ValidationSplit)
                                         svm_gamma=_braced(SVM_GAMMA), svm_rows=SVM_MAX_ROWS,
                                         members=", ".join(ENSEMBLE_MEMBERS), wide=WIDE_HIDDEN,
                                         iterations=BOOSTING_ITERATIONS, rates=_braced(BOOSTING_LEARNING_RATE),
-                                        leaves=_braced(BOOSTING_LEAVES))
+                                        leaves=_braced(BOOSTING_LEAVES), components=_braced(QUADRATIC_COMPONENTS),
+                                        quadratic_c=_braced(QUADRATIC_C))
 
 
 def _braced(values: tuple[float, ...]) -> str:
@@ -324,7 +339,7 @@ def run_attacker(setup: AttackSetup, attacker: str, settings: TrainSettings, spl
         evaluation, outcomes, model = _run_plain_mlp(setup, attacker, settings, split, show_progress)
     elif attacker in ("mlp", "mlp-whitened", "mlp-wide"):
         evaluation, outcomes, model = _run_mlp_seeds(setup, attacker, settings, split, show_progress)
-    elif attacker in ("logreg", "knn", "knn-whitened", "svm-whitened", "boosting"):
+    elif attacker in SKLEARN_ATTACKERS:
         selection = folds or [split]
         evaluation, outcomes, model = _run_sklearn(setup, attacker, settings, selection)
         split = selection[0]  # what selected_by describes (the folds share their rule)
@@ -602,10 +617,51 @@ def _boosting_scorer(fit: _Rows, choices: list[tuple[float, int]], seed: int) ->
                                                fit.x, fit.y[:, a]) for a, (rate, leaves) in enumerate(choices)])
 
 
+class QuadraticFeatures:
+    """Degree-2 features of mapped inputs: their top ``k`` principal components over the fit rows, each scaled to
+    unit variance (z), then [z_i] and [z_i z_j, i <= j], standardized with the fit rows' statistics."""
+
+    def __init__(self, x: np.ndarray, k: int):
+        covariance = np.cov(x, rowvar=False, bias=True).reshape(x.shape[1], x.shape[1])
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        top = np.argsort(eigenvalues)[::-1][:min(k, x.shape[1])]
+        floor = max(float(eigenvalues.max()), 1.0) * 1e-12  # a direction without variance stays finite
+        self.mean = x.mean(axis=0)
+        self.basis = eigenvectors[:, top] / np.sqrt(np.maximum(eigenvalues[top], floor))
+        self.pairs = np.triu_indices(len(top))
+        expanded = self._expand(x)
+        self.feature_mean = expanded.mean(axis=0)
+        spread = expanded.std(axis=0)
+        self.feature_scale = np.where(spread > 1e-8, spread, 1.0)
+
+    def _expand(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean) @ self.basis
+        return np.concatenate([z, z[:, self.pairs[0]] * z[:, self.pairs[1]]], axis=1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (self._expand(x) - self.feature_mean) / self.feature_scale
+
+
+def _quadratic_scorer(fit: _Rows, choices: list[tuple[int, float]]) -> nn.Module:
+    """Attribute a scored by a logistic regression (C) on the degree-2 features of k components; one feature map
+    per distinct k."""
+    maps = {k: QuadraticFeatures(fit.x, k) for k in dict.fromkeys(k for k, _ in choices)}
+    expanded = {k: feature_map(fit.x) for k, feature_map in maps.items()}
+    fitted = [(k, *_fit_logreg(expanded[k], fit.y[:, a], c)) for a, (k, c) in enumerate(choices)]
+
+    def score(x: np.ndarray) -> np.ndarray:
+        inputs = fit.inputs(x)
+        features = {k: feature_map(inputs) for k, feature_map in maps.items()}
+        return np.stack([features[k] @ weights + bias for k, weights, bias in fitted], axis=1)
+
+    return ArrayScorer(score)
+
+
 def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
                  selection: list[ValidationSplit]) -> tuple[Evaluation, list[TrainOutcome], nn.Module]:
-    """``logreg``, ``knn``, ``knn-whitened``, ``svm-whitened`` or ``boosting``; each candidate's validation AP per
-    attribute is its mean over the ``selection`` splits (one validation split, or the cross-validation folds)."""
+    """``logreg``, ``knn``, ``knn-whitened``, ``svm-whitened``, ``boosting`` or ``quadratic``; each candidate's
+    validation AP per attribute is its mean over the ``selection`` splits (one validation split, or the
+    cross-validation folds)."""
     started = time.perf_counter()
     targets = setup.targets.cpu().numpy()
     whitened = attacker in ("knn-whitened", "svm-whitened")
@@ -621,6 +677,10 @@ def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
     elif attacker == "boosting":
         candidates = [(rate, leaves) for rate in BOOSTING_LEARNING_RATE for leaves in BOOSTING_LEAVES]
         scorer = partial(_boosting_scorer, seed=settings.seed)
+    elif attacker == "quadratic":
+        dim = setup.features.shape[1]
+        ks = sorted({min(k, dim) for k in QUADRATIC_COMPONENTS})
+        candidates, scorer = [(k, c) for k in ks for c in QUADRATIC_C], _quadratic_scorer
     else:
         ks = sorted({min(k, min(len(fit.x) for fit in fits)) for k in KNN_K})
         candidates, scorer = [(metric, k) for metric in KNN_METRICS for k in ks], _knn_scorer
@@ -647,6 +707,9 @@ def _run_sklearn(setup: AttackSetup, attacker: str, settings: TrainSettings,
     elif attacker == "boosting":
         evaluation["selected_learning_rate"] = [float(r) for r, _ in chosen]
         evaluation["selected_leaves"] = [int(n) for _, n in chosen]
+    elif attacker == "quadratic":
+        evaluation["selected_components"] = [int(k) for k, _ in chosen]
+        evaluation["selected_c"] = [float(c) for _, c in chosen]
     else:
         evaluation["selected_metric"] = [m for m, _ in chosen]
         evaluation["selected_k"] = [int(k) for _, k in chosen]
@@ -716,7 +779,7 @@ def named(values: np.ndarray, names: list[str]) -> dict[str, float]:
 
 PER_ATTRIBUTE_KEYS = ("per_attribute", "per_attribute_mean", "per_attribute_max", "per_attribute_video",
                       "validation_ap", "selected_c", "selected_gamma", "selected_k", "selected_metric",
-                      "selected_learning_rate", "selected_leaves")
+                      "selected_learning_rate", "selected_leaves", "selected_components")
 
 
 def name_attributes(evaluation: Evaluation, names: list[str]) -> Evaluation:

@@ -7,12 +7,12 @@ clip per image. ``kind="clips"`` uses every full clip instead. Each sample is sc
 (image-level AP, as VISPR); see ``vp`` for the 5-clip video-level variant.
 
 The attackers (``standard``, ``authors``, ``mlp``, ``logreg``, ``knn``, ``mlp-whitened``, ``knn-whitened``,
-``svm-whitened``, ``mlp-wide``, ``ensemble``; the opt-in ``boosting``) are defined in ``_attribute_attack``, their
-settings in ``evaluate.settings.AttackerSettings``; ``attacker="all"`` (default) trains every one but ``boosting``,
-``"thorough"`` every one, ``"both"`` the standard and the authors' MLPs (the authors' attacker with its code's
-optimizer settings and test selection every 5th epoch, see ``_attribute_attack``). Each is reported by name under
-``attackers``; the headline ``cmap`` / ``per_attribute`` are the worst case (``worst_case``: per attribute the highest
-test AP over the attackers) when more than one attacker ran, else the one attacker's.
+``svm-whitened``, ``mlp-wide``, ``quadratic``, ``ensemble``; the opt-in ``boosting``) are defined in
+``_attribute_attack``, their settings in ``evaluate.settings.AttackerSettings``; ``attacker="all"`` (default) trains
+every one but ``boosting``, ``"thorough"`` every one, ``"both"`` the standard and the authors' MLPs (the authors'
+attacker with its code's optimizer settings and test selection every 5th epoch, see ``_attribute_attack``). Each is
+reported by name under ``attackers``; the headline ``cmap`` / ``per_attribute`` are the worst case (``worst_case``:
+per attribute the highest test AP over the attackers) when more than one attacker ran, else the one attacker's.
 """
 
 from __future__ import annotations
@@ -124,6 +124,8 @@ def selection_summary(result: dict, names: list[str]) -> str:
                                           for n in names)
     if "selected_gamma" in result:
         return "C/gamma " + ", ".join(f"{result['selected_c'][n]:g}/{result['selected_gamma'][n]:g}" for n in names)
+    if "selected_components" in result:
+        return "k/C " + ", ".join(f"{result['selected_components'][n]}/{result['selected_c'][n]:g}" for n in names)
     if "selected_c" in result:
         return "C " + ", ".join(f"{result['selected_c'][n]:g}" for n in names)
     if "selected_k" in result:

@@ -73,7 +73,8 @@ VP_FAST = dict(epochs=30, batch_size=16)
 
 def test_the_attacker_groups():
     assert attackers_of("all") == ATTACKERS == ("standard", "authors", "mlp", "logreg", "knn", "mlp-whitened",
-                                                "knn-whitened", "svm-whitened", "mlp-wide", "ensemble")
+                                                "knn-whitened", "svm-whitened", "mlp-wide", "quadratic",
+                                                "ensemble")
     assert attackers_of("thorough") == (*ATTACKERS, "boosting") and "boosting" not in ATTACKERS
     assert attackers_of("both") == ("standard", "authors") and attackers_of("knn") == ("knn",)
     assert attackers_of("boosting") == ("boosting",)
@@ -495,3 +496,51 @@ def test_the_tables_say_what_each_attacker_chose(planted_privacy):
         f"{svm['selected_c'][n]:g}/{svm['selected_gamma'][n]:g}" for n in names)
     assert selection_summary(attackers["ensemble"], names) == "none"  # it chooses nothing
     assert selection_summary(attackers["logreg"], names).startswith("C ")
+
+
+def test_quadratic_features_are_the_degree_two_terms_of_unit_variance_components():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.1, 0.0])  # one dimension without variance
+    features = _attribute_attack.QuadraticFeatures(x, 3)
+    z = (x - x.mean(axis=0)) @ features.basis
+    assert z.shape == (500, 3)
+    assert np.allclose(z.var(axis=0), 1.0)  # the three largest components, each scaled to unit variance
+    # the components are the three largest axes (independent, with distinct scales): component j = +-e_j / std_j
+    assert np.allclose(np.abs(features.basis[:3]) * x[:, :3].std(axis=0)[:, None], np.eye(3), atol=0.05)
+    assert np.allclose(features.basis[3:], 0.0, atol=0.05)
+    expanded = features(x)
+    pairs = [(i, j) for i in range(3) for j in range(i, 3)]
+    assert expanded.shape == (500, 3 + len(pairs))
+    raw = np.concatenate([z, np.stack([z[:, i] * z[:, j] for i, j in pairs], axis=1)], axis=1)
+    assert np.allclose(expanded, (raw - raw.mean(axis=0)) / raw.std(axis=0))
+    assert np.allclose(expanded.mean(axis=0), 0.0) and np.allclose(expanded.std(axis=0), 1.0)
+    assert _attribute_attack.QuadraticFeatures(x, 10).basis.shape == (6, 6)  # k capped by the dimension
+    assert np.isfinite(_attribute_attack.QuadraticFeatures(x, 10)(x)).all()
+
+
+def test_quadratic_reads_what_is_linear_in_products_of_directions(planted_store, xor_store):
+    xor_result = run_privacy(Store.open(xor_store), PrivacyConfig(attacker="quadratic", **PRIVACY_FAST))
+    quadratic = xor_result["attackers"]["quadratic"]
+    assert list(xor_result["attackers"]) == ["quadratic"]
+    assert quadratic["cmap"] > 0.85  # the XOR of two signs is the sign of a product; logistic regression reads ~0.5
+    assert set(quadratic["selected_components"].values()) <= {8}  # the xor store has 8 dimensions: k capped there
+    assert set(quadratic["selected_c"].values()) <= set(_attribute_attack.QUADRATIC_C)
+    assert quadratic["validation_unit"] == "video" and not quadratic["test_selected"]
+    planted_result = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="quadratic", **PRIVACY_FAST))
+    planted_quadratic = planted_result["attackers"]["quadratic"]
+    assert all(ap > 0.9 for ap in planted_quadratic["per_attribute"].values()), planted_quadratic["per_attribute"]
+    assert set(planted_quadratic["selected_components"].values()) <= {8, DIM}
+    names = list(planted_result["positive_rate"])
+    assert selection_summary(planted_quadratic, names) == "k/C " + ", ".join(
+        f"{planted_quadratic['selected_components'][n]}/{planted_quadratic['selected_c'][n]:g}" for n in names)
+    assert "degree-2 features of the top k principal components" in planted_quadratic["selected_by"]
+
+
+def test_quadratic_selects_on_validation_only(tmp_path):
+    stores = [array_store(tmp_path / f"{i}.zarr", planted(1.0), n_train=80, n_test=40, permute_test=bool(i))
+              for i in range(2)]
+    results = [run_vp(Store.open(s), VPConfig(attacker="quadratic", **VP_FAST))["attackers"]["quadratic"]
+               for s in stores]
+    for key in ("selected_components", "selected_c", "validation_ap"):
+        assert results[0][key] == results[1][key], key
+    assert results[0]["cmap"] != results[1]["cmap"]

@@ -70,7 +70,7 @@ def test_full_clips_and_image_stores(tiny_store, images_store):
     images = run(Store.open(images_store), PrivacyConfig(**FAST))  # every attacker, on 8 training images
     assert images["n_test_samples"] == images["n_test_videos"] == 4  # one static clip per image
     assert set(images["attackers"]) == {"standard", "authors", "mlp", "logreg", "knn", "mlp-whitened", "knn-whitened",
-                                        "svm-whitened", "mlp-wide", "ensemble"}
+                                        "svm-whitened", "mlp-wide", "quadratic", "ensemble"}
     for knn in ("knn", "knn-whitened"):  # k capped by the 7 fit rows
         assert all(k <= 7 for k in images["attackers"][knn]["selected_k"].values())
     json.dumps(json_safe(images), allow_nan=False)
