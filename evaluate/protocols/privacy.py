@@ -125,7 +125,7 @@ def selection_summary(result: dict, names: list[str]) -> str:
     if "selected_gamma" in result:
         return "C/gamma " + ", ".join(f"{result['selected_c'][n]:g}/{result['selected_gamma'][n]:g}" for n in names)
     if "selected_components" in result:
-        return "k/C " + ", ".join(f"{result['selected_components'][n]}/{result['selected_c'][n]:g}" for n in names)
+        return "pc/C " + ", ".join(f"{result['used_components'][n]}/{result['selected_c'][n]:g}" for n in names)
     if "selected_c" in result:
         return "C " + ", ".join(f"{result['selected_c'][n]:g}" for n in names)
     if "selected_k" in result:

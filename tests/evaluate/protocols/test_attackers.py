@@ -185,7 +185,7 @@ def test_the_cross_validation_folds_hold_out_every_training_video_once():
 def test_the_scikit_learn_attackers_select_by_cross_validation_when_asked(planted_store):
     result = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="thorough", val_folds=3, **PRIVACY_FAST))
     attackers = result["attackers"]
-    for name in ("logreg", "knn", "knn-whitened", "svm-whitened", "boosting"):
+    for name in ("logreg", "knn", "knn-whitened", "svm-whitened", "boosting", "quadratic"):
         assert attackers[name]["validation_folds"] == 3 and attackers[name]["n_validation_videos"] == N_TRAIN
         assert "3-fold cross-validation over the training videos" in attackers[name]["selected_by"]
         assert min(attackers[name]["per_attribute"].values()) > 0.9
@@ -234,7 +234,7 @@ def test_the_mlp_attackers_read_what_logistic_regression_cannot(xor_store):
     for name in ("standard", "mlp", "svm-whitened"):
         assert attackers[name]["cmap"] > attackers["logreg"]["cmap"] + (0.2 if name == "standard" else 0.3), name
     assert result["worst_case"]["source"]["a0"] in ("standard", "authors", "mlp", "mlp-whitened", "svm-whitened",
-                                                    "ensemble")  # the non-linear ones
+                                                    "mlp-wide", "quadratic", "ensemble")  # the non-linear ones
     assert result["cmap"] >= attackers["mlp"]["cmap"]
 
 
@@ -334,6 +334,8 @@ def _selections(result):
            for name in ("knn", "knn-whitened")},
         "svm-whitened": tuple(attackers["svm-whitened"][key] for key in ("selected_c", "selected_gamma",
                                                                            "validation_ap")),
+        "quadratic": tuple(attackers["quadratic"][key] for key in ("selected_components", "used_components",
+                                                                     "selected_c", "validation_ap")),
     }
 
 
@@ -368,7 +370,7 @@ def test_the_whitened_attackers_fit_their_whitening_on_training_rows_only(tmp_pa
         store = Store.open(array_store(tmp_path / f"{noisy}.zarr", make, n_train=80, n_test=40))
         results.append(run_privacy(store, PrivacyConfig(attacker="all", epochs=12, lr=1e-2, batch_size=64)))
     selections = [_selections(result) for result in results]
-    for name in ("mlp-whitened", "knn-whitened", "svm-whitened"):
+    for name in ("mlp-whitened", "knn-whitened", "svm-whitened", "quadratic"):  # quadratic: its components too
         assert selections[0][name] == selections[1][name], name
         assert results[0]["attackers"][name]["cmap"] != results[1]["attackers"][name]["cmap"], name
 
@@ -500,22 +502,41 @@ def test_the_tables_say_what_each_attacker_chose(planted_privacy):
 
 def test_quadratic_features_are_the_degree_two_terms_of_unit_variance_components():
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((500, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.1, 0.0])  # one dimension without variance
+    scales = np.array([5.0, 3.0, 1.0, 0.5, 0.1, 0.0])  # independent axes; the last one without variance
+    x, queries = rng.standard_normal((500, 6)) * scales, rng.standard_normal((50, 6)) * scales + 1.0
     features = _attribute_attack.QuadraticFeatures(x, 3)
     z = (x - x.mean(axis=0)) @ features.basis
     assert z.shape == (500, 3)
     assert np.allclose(z.var(axis=0), 1.0)  # the three largest components, each scaled to unit variance
-    # the components are the three largest axes (independent, with distinct scales): component j = +-e_j / std_j
+    # the components are the three largest axes: component j = +-e_j / std_j
     assert np.allclose(np.abs(features.basis[:3]) * x[:, :3].std(axis=0)[:, None], np.eye(3), atol=0.05)
     assert np.allclose(features.basis[3:], 0.0, atol=0.05)
-    expanded = features(x)
     pairs = [(i, j) for i in range(3) for j in range(i, 3)]
-    assert expanded.shape == (500, 3 + len(pairs))
-    raw = np.concatenate([z, np.stack([z[:, i] * z[:, j] for i, j in pairs], axis=1)], axis=1)
-    assert np.allclose(expanded, (raw - raw.mean(axis=0)) / raw.std(axis=0))
-    assert np.allclose(expanded.mean(axis=0), 0.0) and np.allclose(expanded.std(axis=0), 1.0)
-    assert _attribute_attack.QuadraticFeatures(x, 10).basis.shape == (6, 6)  # k capped by the dimension
-    assert np.isfinite(_attribute_attack.QuadraticFeatures(x, 10)(x)).all()
+
+    def expand(rows):
+        zs = (rows - x.mean(axis=0)) @ features.basis
+        return np.concatenate([zs, np.stack([zs[:, i] * zs[:, j] for i, j in pairs], axis=1)], axis=1)
+
+    fit_expanded = expand(x)
+    assert features(x).shape == (500, 3 + len(pairs))
+    assert np.allclose(features(x), (fit_expanded - fit_expanded.mean(axis=0)) / fit_expanded.std(axis=0))
+    assert np.allclose(features(x).mean(axis=0), 0.0) and np.allclose(features(x).std(axis=0), 1.0)
+    # queries are mapped with the fit rows' statistics, not their own
+    assert np.allclose(features(queries), (expand(queries) - fit_expanded.mean(axis=0)) / fit_expanded.std(axis=0))
+    # k above the number of directions with variance (above 1e-3 x the mean): capped there, the empty axis left out
+    assert _attribute_attack.QuadraticFeatures(x, 10).basis.shape == (6, 5)
+
+
+def test_quadratic_features_leave_out_the_directions_a_low_rank_store_lacks():
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.standard_normal((40, 4)))[0]  # 4 directions in 40 dimensions
+    x = (rng.standard_normal((300, 4)) * 3.0 @ basis.T + 2.0).astype(np.float32).astype(np.float64)  # float rounding
+    features = _attribute_attack.QuadraticFeatures(x, 32)
+    assert features.basis.shape == (40, 4)  # not 32: the other 36 hold rounding noise only
+    off_span = x[:5] + rng.standard_normal((5, 40))  # queries off the fit rows' span stay on the features' scale
+    assert np.abs(features(off_span)).max() < 100
+    assert _attribute_attack.QuadraticFeatures(np.ones((10, 3)), 8).basis.shape == (3, 1)  # no variance: one
+    assert np.isfinite(_attribute_attack.QuadraticFeatures(np.ones((10, 3)), 8)(rng.standard_normal((4, 3)))).all()
 
 
 def test_quadratic_reads_what_is_linear_in_products_of_directions(planted_store, xor_store):
@@ -523,24 +544,15 @@ def test_quadratic_reads_what_is_linear_in_products_of_directions(planted_store,
     quadratic = xor_result["attackers"]["quadratic"]
     assert list(xor_result["attackers"]) == ["quadratic"]
     assert quadratic["cmap"] > 0.85  # the XOR of two signs is the sign of a product; logistic regression reads ~0.5
-    assert set(quadratic["selected_components"].values()) <= {8}  # the xor store has 8 dimensions: k capped there
+    assert set(quadratic["selected_components"].values()) == {8}  # the xor store has 8 dimensions: k capped there
     assert set(quadratic["selected_c"].values()) <= set(_attribute_attack.QUADRATIC_C)
     assert quadratic["validation_unit"] == "video" and not quadratic["test_selected"]
     planted_result = run_privacy(Store.open(planted_store), PrivacyConfig(attacker="quadratic", **PRIVACY_FAST))
     planted_quadratic = planted_result["attackers"]["quadratic"]
     assert all(ap > 0.9 for ap in planted_quadratic["per_attribute"].values()), planted_quadratic["per_attribute"]
     assert set(planted_quadratic["selected_components"].values()) <= {8, DIM}
+    assert planted_quadratic["used_components"] == planted_quadratic["selected_components"]  # full rank
     names = list(planted_result["positive_rate"])
-    assert selection_summary(planted_quadratic, names) == "k/C " + ", ".join(
-        f"{planted_quadratic['selected_components'][n]}/{planted_quadratic['selected_c'][n]:g}" for n in names)
+    assert selection_summary(planted_quadratic, names) == "pc/C " + ", ".join(
+        f"{planted_quadratic['used_components'][n]}/{planted_quadratic['selected_c'][n]:g}" for n in names)
     assert "degree-2 features of the top k principal components" in planted_quadratic["selected_by"]
-
-
-def test_quadratic_selects_on_validation_only(tmp_path):
-    stores = [array_store(tmp_path / f"{i}.zarr", planted(1.0), n_train=80, n_test=40, permute_test=bool(i))
-              for i in range(2)]
-    results = [run_vp(Store.open(s), VPConfig(attacker="quadratic", **VP_FAST))["attackers"]["quadratic"]
-               for s in stores]
-    for key in ("selected_components", "selected_c", "validation_ap"):
-        assert results[0][key] == results[1][key], key
-    assert results[0]["cmap"] != results[1]["cmap"]
