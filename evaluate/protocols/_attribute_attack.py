@@ -57,10 +57,10 @@ training seeds by under 0.001 on each store, docs/anonymize.md).
 principal components (only those whose variance is above ``WHITEN_SHRINKAGE`` x the mean variance, so k or fewer:
 ``used_components``), each scaled to unit variance (z), expanded to [z_i] and [z_i z_j, i <= j] and standardized
 (``QuadraticFeatures``); k (``QUADRATIC_COMPONENTS``, capped by the dimension) and C (``QUADRATIC_C``) chosen per
-attribute by the validation AP (ties: the smaller k, then the smaller C), then refit on all training videos. It reads what is linear in products of
-directions (an attribute carried by a sign agreement or a variance); a helper's rank ensemble had degree-2
-features among its members. In the suite it raised the mean worst case over the default AAM's three training seeds
-on both tuning stores by 0.001 to 0.003 (docs/anonymize.md).
+attribute by the validation AP (ties: the smaller k, then the smaller C), then refit on all training videos. It
+reads what is linear in products of directions (an attribute carried by a sign agreement or a variance); a helper's
+rank ensemble had degree-2 features among its members. In the suite it raised the mean worst case over the default
+AAM's three training seeds on both tuning stores, by 0.002 to 0.006 (docs/anonymize.md).
 
 ``boosting`` (not in ``all``, in ``thorough``): scikit-learn's ``HistGradientBoostingClassifier`` on the fit rows,
 one attribute at a time, ``BOOSTING_ITERATIONS`` iterations without early stopping; learning rate
@@ -69,12 +69,12 @@ then refit on all training videos; the score is its log-odds. It reads a few tho
 of the suite on the default AAM's exports, at about the time of all of them together (docs/anonymize.md).
 
 ``ensemble``: no training of its own and no selection: the mean over ``ENSEMBLE_MEMBERS`` (the validation-selected
-attackers of ``all`` except ``standard``, which ``mlp`` extends, ``mlp-wide``, with which it read no more on the
-demo store, and ``quadratic``, not tried as a member) of each member's score mapped to
-its quantile among that member's scores on the rows the test evaluation scores (per attribute: its rank there; no
-label read), as a logit. It reads what several members each read a little of (a helper's rank ensemble of other
-models - boosting, a wider MLP, degree-2 features among them - read 0.02 cMAP more than the suite's worst case on
-the default AAM's demo export; docs/anonymize.md). Asked for alone it trains its members without reporting them.
+attackers of ``all`` except ``standard``, which ``mlp`` extends, ``mlp-wide``, with which it read no more on the demo
+store, and ``quadratic``, not tried as a member) of each member's score mapped to its quantile among that member's
+scores on the rows the test evaluation scores (per attribute: its rank there; no label read), as a logit. It reads what
+several members each read a little of (a helper's rank ensemble of other models - boosting, a wider MLP, degree-2
+features among them - read 0.02 cMAP more than the suite's worst case on the default AAM's demo export;
+docs/anonymize.md). Asked for alone it trains its members without reporting them.
 
 Every attacker but ``authors`` selects on the same validation split only (training videos); the test set
 is scored once. All attackers output logits (the kNN fraction p as log(p / (1 - p)), clipped), so the
