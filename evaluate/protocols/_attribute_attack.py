@@ -641,6 +641,7 @@ class QuadraticFeatures:
         self.feature_mean = expanded.mean(axis=0)
         spread = expanded.std(axis=0)
         self.feature_scale = np.where(spread > 1e-8, spread, 1.0)
+        self.fit_features = (expanded - self.feature_mean) / self.feature_scale  # what the regressions fit
 
     def _expand(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.mean) @ self.basis
@@ -654,8 +655,7 @@ def _quadratic_scorer(fit: _Rows, choices: list[tuple[int, float]]) -> nn.Module
     """Attribute a scored by a logistic regression (C) on the degree-2 features of k components; one feature map
     per distinct k."""
     maps = {k: QuadraticFeatures(fit.x, k) for k in dict.fromkeys(k for k, _ in choices)}
-    expanded = {k: feature_map(fit.x) for k, feature_map in maps.items()}
-    fitted = [(k, *_fit_logreg(expanded[k], fit.y[:, a], c)) for a, (k, c) in enumerate(choices)]
+    fitted = [(k, *_fit_logreg(maps[k].fit_features, fit.y[:, a], c)) for a, (k, c) in enumerate(choices)]
 
     def score(x: np.ndarray) -> np.ndarray:
         inputs = fit.inputs(x)
