@@ -173,6 +173,8 @@ def train_command() -> TyperCommand:
                                                "shrinkage of the whitening, x the mean variance.", OBJECTIVE_PANEL),
         independence_given: str = option(default["independence_given"], "independence: nothing, or labels (given the "
                                          "utility labels: each batch centred per class).", OBJECTIVE_PANEL),
+        independence_estimator: str = option(default["independence_estimator"], "independence: the HSIC estimate, "
+                                             "biased or unbiased (no reward for a low output rank).", OBJECTIVE_PANEL),
         static_noise: float = option(default["static_noise"], "Latent augmentation: Gaussian noise on static clips, "
                                      "x per-dim std.", OBJECTIVE_PANEL),
         static_feature_dropout: float = option(default["static_feature_dropout"], "Latent augmentation: feature "

@@ -16,6 +16,8 @@ SUPERVISED_OBJECTIVES = ("maximize", "confusion")
 CRITIC_OBJECTIVES = ("confusion", "maximize")
 INDEPENDENCE_KERNELS = ("gaussian", "gaussian+linear")
 INDEPENDENCE_GIVEN = ("nothing", "labels")
+# the HSIC estimate of the independence term: the biased one (Gretton et al. 2005) or the unbiased one (Song et al. 2012)
+INDEPENDENCE_ESTIMATORS = ("biased", "unbiased")
 # the independence term's covariance shrinkage of the whitening, x the mean variance (the demo's output floor too)
 INDEPENDENCE_SHRINKAGE = 0.05
 # what a full-clip budget mode sees of each video: one random clip per step, or the mean over all of its clips
@@ -209,6 +211,10 @@ class TrainConfig:
     # labels: independence given the utility labels (each batch centred per action class first), so what a frame
     # says about the action may stay
     independence_given: str = "nothing"
+    # unbiased: the alignment from the unbiased HSIC estimate, whose expectation is 0 for an output independent of the
+    # static clip whatever its rank; the biased estimate grows with the output's rank when the batch has fewer rows than
+    # dimensions (docs/anonymize.md); the AAM minimizes the unbiased alignment's absolute value
+    independence_estimator: str = "biased"
     # Latent-space augmentation of the static clips fed to the budget (extraction-time crops/flips are
     # not available on stored embeddings): Gaussian noise (std relative to each dimension's std) and
     # feature dropout.
@@ -290,6 +296,11 @@ class TrainConfig:
              "utility target raw-head keeps what the head learned on raw features: head init epochs must be > 0"),
             (self.independence_given in INDEPENDENCE_GIVEN,
              f"independence given must be one of {list(INDEPENDENCE_GIVEN)}, got {self.independence_given!r}"),
+            (self.independence_estimator in INDEPENDENCE_ESTIMATORS,
+             f"independence estimator must be one of {list(INDEPENDENCE_ESTIMATORS)}, got {self.independence_estimator!r}"),
+            (self.independence_estimator != "unbiased" or self.independence_given == "nothing",
+             "the unbiased independence estimator is not unbiased on batches centred per class: use it with "
+             "independence given nothing"),
             (self.independence_kernels in INDEPENDENCE_KERNELS,
              f"independence kernels must be one of {list(INDEPENDENCE_KERNELS)}, got {self.independence_kernels!r}"),
             (not (self.budget_inputs == "static+clips" and (self.budget_mode in OWN_CLIP_MODES or (

@@ -17,7 +17,13 @@ Why whitened: on per-dimension standardized outputs the anonymizer lowered the t
 output direction up until the kernels saw nothing else, while the attribute directions underneath stayed
 readable by a logistic regression (docs/anonymize.md, "Does it anonymize?"). With fewer rows than
 dimensions the whitened kernels saturate along the high-variance directions, and the term then also
-rewards a low effective rank of the output (measured and documented there).
+rewards a low effective rank of the output (measured and documented there): the biased HSIC estimate of two
+independent whitened batches is far from 0 and grows with the output's rank. With
+``independence_estimator="unbiased"`` each HSIC is the unbiased estimate (Song et al. 2012), whose expectation is 0
+for independent batches whatever their rank, so only dependence counts; the estimate can fall below 0 by chance,
+and the anonymizer minimizes the alignment's absolute value (anti-aligned kernels are dependence too). Not with
+``independence_given="labels"`` (refused): batches centred per class share a block structure that the estimate
+reads as dependence, again growing with the rank.
 
 With ``independence_given="labels"`` the term is conditional on the utility labels: both batches are first
 centred per action class (each row minus its class's batch mean; unknown labels, and classes with a single
@@ -75,6 +81,20 @@ def hsic(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return torch.trace(first @ centring @ second @ centring) / (n - 1) ** 2
 
 
+def hsic_unbiased(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Unbiased HSIC estimate of two symmetric kernel matrices (Song et al. 2012, eq. 5), for n >= 4 rows:
+    [tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3)), K~ and L~ the kernels with zero diagonals."""
+    n = first.shape[0]
+    first = first - torch.diag_embed(first.diagonal())
+    second = second - torch.diag_embed(second.diagonal())
+    row_sums = second.sum(1)
+    return (torch.sum(first * second) + first.sum() * second.sum() / ((n - 1) * (n - 2))
+            - 2.0 / (n - 2) * first.sum(0) @ row_sums) / (n * (n - 3))
+
+
+HSIC_ESTIMATES = {"biased": hsic, "unbiased": hsic_unbiased}
+
+
 def linear_kernel(values: torch.Tensor) -> torch.Tensor:
     """Linear kernel matrix of the (whitened) rows."""
     return values @ values.T
@@ -89,25 +109,30 @@ def centre_per_group(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor
     return values - group_means(values, index, int(index.max()) + 1)[index]
 
 
-def kernel_alignment(anonymized: torch.Tensor, raw_static: torch.Tensor, kernel: str, shrinkage: float) -> torch.Tensor:
+def kernel_alignment(anonymized: torch.Tensor, raw_static: torch.Tensor, kernel: str, shrinkage: float,
+                     estimator: str) -> torch.Tensor:
     """CKA with one kernel between two (n, D) batches, each whitened (``whiten``): 0 = independent (in the
-    kernel's sense), 1 = the same information."""
+    kernel's sense), 1 = the same information; from the ``estimator`` ("biased", "unbiased") HSIC estimates."""
+    estimate = HSIC_ESTIMATES[estimator]
     first = KERNELS[kernel](whiten(anonymized, shrinkage))
     second = KERNELS[kernel](whiten(raw_static.detach(), shrinkage))
-    return hsic(first, second) / torch.sqrt(hsic(first, first) * hsic(second, second)).clamp_min(1e-12)
+    # an unbiased self-estimate is >= 0 in exact arithmetic but can round below 0 (small shrinkage, n < D)
+    norms = estimate(first, first).clamp_min(0) * estimate(second, second).clamp_min(0)
+    return estimate(first, second) / torch.sqrt(norms.clamp_min(1e-24))
 
 
 def dependence(anonymized: torch.Tensor, raw_static: torch.Tensor, labels: torch.Tensor | None, kernels: str,
-               shrinkage: float) -> torch.Tensor:
-    """The mean kernel alignment over ``kernels`` ("gaussian+linear"); given ``labels``, of the batches centred
-    per label."""
+               shrinkage: float, estimator: str) -> torch.Tensor:
+    """The mean kernel alignment over ``kernels`` ("gaussian+linear"; with the unbiased ``estimator``, of its
+    absolute value); given ``labels``, of the batches centred per label."""
     if labels is not None:
         # a class with one row in the batch would centre to zero and drop out: such rows join the unknown group
         _, index, counts = torch.unique(labels, return_inverse=True, return_counts=True)
         labels = torch.where(counts[index] > 1, labels, torch.full_like(labels, -1))
         anonymized, raw_static = centre_per_group(anonymized, labels), centre_per_group(raw_static, labels)
     names = kernels.split("+")
-    return sum(kernel_alignment(anonymized, raw_static, kernel, shrinkage) for kernel in names) / len(names)
+    alignments = [kernel_alignment(anonymized, raw_static, kernel, shrinkage, estimator) for kernel in names]
+    return sum(a.abs() if estimator == "unbiased" else a for a in alignments) / len(names)
 
 
 @register_budget
@@ -132,4 +157,4 @@ class IndependenceBudget(BudgetMode):
         config = self.config
         labels = clips.labels if config.independence_given == "labels" else None
         return dependence(clips.anonymized, clips.raw_static, labels, config.independence_kernels,
-                          config.independence_shrinkage), []
+                          config.independence_shrinkage, config.independence_estimator), []

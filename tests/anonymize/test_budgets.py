@@ -151,6 +151,8 @@ def test_config_validation_of_the_new_fields_is_one_line(array_store, tmp_path):
     cases = [({"budget_mode": "magic"}, "budget mode"), ({"critic_hidden": 0}, "critic sizes"),
              ({"critic_temperature": 0.0}, "critic temperature"), ({"critic_objective": "win"}, "critic objective"),
              ({"bottleneck_noise": 0.0}, "bottleneck noise"), ({"adversary_ensemble": 0}, "adversary ensemble"),
+             ({"independence_estimator": "jackknife"}, "independence estimator"),
+             ({"independence_estimator": "unbiased", "independence_given": "labels"}, "per class"),
              ({"budget_mode": "cross-view", "budget_inputs": "static+clips"}, "does not read them"),
              ({"budget_mode": "bottleneck", "budget_inputs": "static+clips"}, "does not read them")]
     for bad, match in cases:
@@ -177,7 +179,7 @@ def test_train_command_saves_the_new_options(array_store, tmp_path, monkeypatch,
         "anonymize", "train", "--store", str(array_store), "--out", str(run), "--budget-mode", "cross-view",
         "--critic-hidden", "8", "--critic-proj", "4", "--critic-temperature", "0.2", "--critic-objective", "maximize",
         "--bottleneck-noise", "0.3", "--bottleneck-with-ntxent", "--adversary-ensemble", "2", "--budget-clips",
-        "video-mean", "--utility-target", "raw-head", "--epochs", "1",
+        "video-mean", "--utility-target", "raw-head", "--independence-estimator", "unbiased", "--epochs", "1",
         "--batch-size", "8", "--aam-layers", "1", "--identity-init", "zero", "--head-init-epochs", "1",
         "--validate-every", "0", "--device", "cpu", "--no-progress"])
     with pytest.raises(SystemExit) as exited:
@@ -186,10 +188,12 @@ def test_train_command_saves_the_new_options(array_store, tmp_path, monkeypatch,
     saved = json.loads((run / "config.json").read_text())
     assert {key: saved[key] for key in ("budget_mode", "critic_hidden", "critic_proj", "critic_temperature",
                                         "critic_objective", "bottleneck_noise", "bottleneck_with_ntxent",
-                                        "adversary_ensemble", "budget_clips", "utility_target")} == {
+                                        "adversary_ensemble", "budget_clips", "utility_target",
+                                        "independence_estimator")} == {
         "budget_mode": "cross-view", "critic_hidden": 8, "critic_proj": 4, "critic_temperature": 0.2,
         "critic_objective": "maximize", "bottleneck_noise": 0.3, "bottleneck_with_ntxent": True,
-        "adversary_ensemble": 2, "budget_clips": "video-mean", "utility_target": "raw-head"}
+        "adversary_ensemble": 2, "budget_clips": "video-mean", "utility_target": "raw-head",
+        "independence_estimator": "unbiased"}
     info = json.loads((run / "checkpoint.json").read_text())
     assert info["parameters"]["critic"] == 2 * (16 * 8 + 8 + 8 * 4 + 4)
     objective = run_summary(run)["overview"]["objective"]
@@ -323,12 +327,52 @@ def test_kernel_alignment_is_one_for_the_same_batch_small_for_independent_ones_a
     mixed = x @ torch.randn(8, 8, generator=generator) + 3.0  # an invertible linear map and a shift
     scaled = x * torch.tensor([10.0, 1, 1, 1, 1, 1, 1, 0.1])  # one direction blown up, one squashed
     for kernel in ("gaussian", "linear"):
-        assert float(kernel_alignment(x, x, kernel, 1e-6)) == pytest.approx(1.0, abs=1e-4)
-        assert float(kernel_alignment(independent, x, kernel, 1e-6)) < 0.2
+        assert float(kernel_alignment(x, x, kernel, 1e-6, "biased")) == pytest.approx(1.0, abs=1e-4)
+        assert float(kernel_alignment(independent, x, kernel, 1e-6, "biased")) < 0.2
         # whitened: a linear map of the anonymized side changes nothing (up to the shrinkage)
         for transformed in (mixed, scaled):
-            assert float(kernel_alignment(transformed, x, kernel, 1e-6)) == pytest.approx(
-                float(kernel_alignment(x, x, kernel, 1e-6)), abs=1e-3)
+            assert float(kernel_alignment(transformed, x, kernel, 1e-6, "biased")) == pytest.approx(
+                float(kernel_alignment(x, x, kernel, 1e-6, "biased")), abs=1e-3)
+
+
+def test_unbiased_hsic_is_the_u_statistic_over_distinct_quadruples_of_rows():
+    """Song et al. 2012: HSIC_u = 1/(n)_4 sum over distinct (i, j, q, r) of k_ij l_ij + k_ij l_qr - 2 k_ij l_iq."""
+    from itertools import permutations
+
+    from anonymize.budgets.independence import gaussian_kernel, hsic_unbiased, linear_kernel
+
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(7, 3, generator=generator, dtype=torch.float64), torch.randn(7, 2, generator=generator,
+                                                                                   dtype=torch.float64)
+    k, l = gaussian_kernel(x), linear_kernel(y)
+    quadruples = list(permutations(range(7), 4))
+    expected = sum(float(k[i, j] * l[i, j] + k[i, j] * l[q, r] - 2 * k[i, j] * l[i, q])
+                   for i, j, q, r in quadruples) / len(quadruples)
+    assert float(hsic_unbiased(k, l)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_the_biased_alignment_grows_with_the_output_rank_and_the_unbiased_one_reads_only_dependence():
+    """With fewer rows than dimensions the whitened batches' biased alignment rewards a low output rank: an output
+    independent of the static clips reads more at rank 60 than at rank 2. The unbiased one reads about 0 at both
+    ranks and more for an output that shares directions with the static clips."""
+    from anonymize.budgets.independence import dependence
+
+    generator = torch.Generator().manual_seed(0)
+    rows, dims = 100, 128
+    static = torch.randn(rows, dims, generator=generator) * torch.linspace(3.0, 0.1, dims)
+
+    def output(shared: int, rank: int) -> torch.Tensor:
+        codes = torch.cat([static[:, :shared], torch.randn(rows, rank - shared, generator=generator)], dim=1)
+        return codes @ torch.randn(rank, dims, generator=generator)
+
+    low, high, leaky = output(0, 2), output(0, 60), output(4, 6)
+    biased = {name: float(dependence(out, static, None, "gaussian+linear", 0.05, "biased"))
+              for name, out in (("low", low), ("high", high), ("leaky", leaky))}
+    unbiased = {name: float(dependence(out, static, None, "gaussian+linear", 0.05, "unbiased"))
+                for name, out in (("low", low), ("high", high), ("leaky", leaky))}
+    assert biased["high"] > biased["low"] + 0.3 and biased["high"] > biased["leaky"] + 0.3, biased
+    assert max(unbiased["low"], unbiased["high"]) < 0.05, unbiased
+    assert unbiased["leaky"] > max(unbiased["low"], unbiased["high"]) + 0.05, unbiased
 
 
 def test_the_shrinkage_follows_the_mean_variance_so_an_extreme_blow_up_still_hides_a_squashed_direction():
@@ -338,7 +382,7 @@ def test_the_shrinkage_follows_the_mean_variance_so_an_extreme_blow_up_still_hid
 
     x = torch.randn(200, 8, generator=torch.Generator().manual_seed(0))
     extreme = x * torch.tensor([1000.0, 1, 1, 1, 1, 1, 1, 0.001])
-    assert float(kernel_alignment(extreme, x, "linear", 1e-6)) < 0.95
+    assert float(kernel_alignment(extreme, x, "linear", 1e-6, "biased")) < 0.95
 
 
 def test_independence_given_labels_ignores_what_both_say_about_the_class_and_still_sees_the_rest():
@@ -354,17 +398,17 @@ def test_independence_given_labels_ignores_what_both_say_about_the_class_and_sti
     attribute = torch.randn(200, 8, generator=generator)
     leaky_clips, leaky_frames = clips + 2 * attribute, frames + 2 * attribute
     for kernels in ("gaussian", "gaussian+linear"):
-        assert float(dependence(clips, frames, None, kernels, 0.05)) > 0.5
-        assert float(dependence(clips, frames, labels, kernels, 0.05)) < 0.2
-        assert float(dependence(leaky_clips, leaky_frames, labels, kernels, 0.05)) > 0.5
+        assert float(dependence(clips, frames, None, kernels, 0.05, "biased")) > 0.5
+        assert float(dependence(clips, frames, labels, kernels, 0.05, "biased")) < 0.2
+        assert float(dependence(leaky_clips, leaky_frames, labels, kernels, 0.05, "biased")) > 0.5
     centred = centre_per_group(clips, labels)
     for label in range(5):
         assert torch.allclose(centred[labels == label].mean(0), torch.zeros(8), atol=1e-5)
     # a class with a single row in the batch is not centred away: it joins the unknown group
     singles = torch.arange(6)  # six classes of one row each, the rest unknown
     mixed = torch.cat([singles, torch.full((194,), -1)])
-    assert float(dependence(leaky_clips, leaky_frames, mixed, "gaussian+linear", 0.05)) == pytest.approx(
-        float(dependence(leaky_clips, leaky_frames, torch.full((200,), -1), "gaussian+linear", 0.05)))
+    assert float(dependence(leaky_clips, leaky_frames, mixed, "gaussian+linear", 0.05, "biased")) == pytest.approx(
+        float(dependence(leaky_clips, leaky_frames, torch.full((200,), -1), "gaussian+linear", 0.05, "biased")))
     # within a class the differences between rows stay as they were
     same = labels == 3
     assert torch.allclose(centred[same][1:] - centred[same][:-1], clips[same][1:] - clips[same][:-1], atol=1e-5)
@@ -376,9 +420,9 @@ def test_the_trainer_hands_the_budget_the_labels_of_the_videos_its_clips_come_fr
     seen = []
     original = independence.dependence
 
-    def recording(anonymized, raw_static, labels, kernels, shrinkage):
+    def recording(anonymized, raw_static, labels, kernels, shrinkage, estimator):
         seen.append((raw_static.detach().clone(), labels.clone()))
-        return original(anonymized, raw_static, labels, kernels, shrinkage)
+        return original(anonymized, raw_static, labels, kernels, shrinkage, estimator)
 
     monkeypatch.setattr(independence, "dependence", recording)
     trainer = Trainer(small_config(array_store, tmp_path / "run", budget_mode="independence", independence_given="labels",
@@ -403,9 +447,9 @@ def test_independence_drops_only_a_trailing_batch_not_a_store_smaller_than_one_b
     rows = []
     original = independence.dependence
 
-    def recording(anonymized, raw_static, labels, kernels, shrinkage):
+    def recording(anonymized, raw_static, labels, kernels, shrinkage, estimator):
         rows.append(len(anonymized))
-        return original(anonymized, raw_static, labels, kernels, shrinkage)
+        return original(anonymized, raw_static, labels, kernels, shrinkage, estimator)
 
     monkeypatch.setattr(independence, "dependence", recording)
     store = Store.open(array_store)
@@ -423,6 +467,30 @@ def test_independence_drops_only_a_trailing_batch_not_a_store_smaller_than_one_b
                                    batch_size=batch, lr_reference_batch=batch, epochs=1))
     trainer.train_epoch(0)
     assert rows == [batch]
+
+
+def test_the_independence_term_is_the_configured_estimators_absolute_alignment(array_store, tmp_path, monkeypatch):
+    from anonymize.budgets import independence
+
+    terms = []
+    original = independence.dependence
+
+    def recording(anonymized, raw_static, labels, kernels, shrinkage, estimator):
+        term = original(anonymized, raw_static, labels, kernels, shrinkage, estimator)
+        alignments = [independence.kernel_alignment(anonymized, raw_static, kernel, shrinkage, estimator)
+                      for kernel in kernels.split("+")]
+        terms.append((estimator, float(term), [float(a) for a in alignments]))
+        return term
+
+    monkeypatch.setattr(independence, "dependence", recording)
+    for estimator in ("biased", "unbiased"):
+        trainer = Trainer(small_config(array_store, tmp_path / estimator, budget_mode="independence", batch_size=16,
+                                       lr_reference_batch=16, epochs=1, independence_estimator=estimator))
+        trainer.train_epoch(0)
+    assert {estimator for estimator, _, _ in terms} == {"biased", "unbiased"}
+    for estimator, term, alignments in terms:
+        expected = [abs(a) for a in alignments] if estimator == "unbiased" else alignments
+        assert term == pytest.approx(sum(expected) / len(expected), abs=1e-6)
 
 
 @pytest.mark.parametrize("aam", [AAMConfig(layers=1, heads=2), AAMConfig(mode="temporal", layers=1, heads=2, window=1)],

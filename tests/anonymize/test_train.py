@@ -53,11 +53,12 @@ def _assert_same_tensors(a, b):
                                                                                    window=1)},
     {"budget_mode": "independence", "batch_size": 18, "aam": AAMConfig(layers=2, heads=2, output_floor=0.05)},
     {"budget_mode": "direct", "aam": AAMConfig(mode="temporal", layers=2, heads=2, window=1, output_floor=0.05)},
+    {"budget_mode": "independence", "independence_estimator": "unbiased", "batch_size": 18},
 ], ids=["direct", "adversarial-restarts-augment", "supervised-mlp-dropout", "temporal", "cross-view-restarts-augment",
         "cross-view-maximize-temporal", "bottleneck-ntxent", "supervised-clips-restarts-mlp-dropout",
         "independence-within-video", "direct-within-video", "independence-raw-head",
         "independence-video-mean-within-video", "bottleneck-video-mean-temporal", "independence-output-floor",
-        "temporal-output-floor"])
+        "temporal-output-floor", "independence-unbiased"])
 def test_resume_is_bit_exact(array_store, tmp_path, settings):
     straight = train(small_config(array_store, tmp_path / "straight", epochs=4, **settings))
     train(small_config(array_store, tmp_path / "resumed", epochs=2, **settings))
