@@ -125,6 +125,11 @@ SETTINGS: dict[str, dict] = {
     # the default with the unbiased HSIC estimate, which does not reward a low output rank (docs/anonymize.md)
     "independence-unbiased": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                               "independence_estimator": "unbiased", "aam": {"output_floor": DEMO.train_output_floor}},
+    # the same with all of the demo store's 420 training videos in one batch: whether more rows give the unbiased term the
+    # power to see the attributes
+    "independence-unbiased-batch420": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                                       "batch_size": 420, "independence_estimator": "unbiased",
+                                       "aam": {"output_floor": DEMO.train_output_floor}},
     # independence given the action labels (each batch centred per class): what a frame says about the action may stay
     "independence-given-labels": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                                   "independence_given": "labels"},
