@@ -479,7 +479,7 @@ def test_the_independence_term_is_the_configured_estimators_absolute_alignment(a
         term = original(anonymized, raw_static, labels, kernels, shrinkage, estimator)
         alignments = [independence.kernel_alignment(anonymized, raw_static, kernel, shrinkage, estimator)
                       for kernel in kernels.split("+")]
-        terms.append((estimator, float(term), [float(a) for a in alignments]))
+        terms.append((estimator, float(term.detach()), [float(a.detach()) for a in alignments]))
         return term
 
     monkeypatch.setattr(independence, "dependence", recording)
