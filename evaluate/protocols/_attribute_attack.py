@@ -70,11 +70,11 @@ of the suite on the default AAM's exports, at about the time of all of them toge
 
 ``ensemble``: no training of its own and no selection: the mean over ``ENSEMBLE_MEMBERS`` (the validation-selected
 attackers of ``all`` except ``standard``, which ``mlp`` extends, and ``mlp-wide``, with which it read no more on the
-demo store; ``quadratic`` joined it because with it it read more on both tuning stores) of each member's score mapped to its quantile among that member's
-scores on the rows the test evaluation scores (per attribute: its rank there; no label read), as a logit. It reads what
-several members each read a little of (a helper's rank ensemble of other models - boosting, a wider MLP, degree-2
-features among them - read 0.02 cMAP more than the suite's worst case on the default AAM's demo export;
-docs/anonymize.md). Asked for alone it trains its members without reporting them.
+demo store; with ``quadratic`` it read more on both tuning stores) of each member's score mapped to its quantile
+among that member's scores on the rows the test evaluation scores (per attribute: its rank there; no label read), as
+a logit. It reads what several members each read a little of (a helper's rank ensemble of other models - boosting,
+a wider MLP, degree-2 features among them - read 0.02 cMAP more than the suite's worst case on the default AAM's
+demo export; docs/anonymize.md). Asked for alone it trains its members without reporting them.
 
 Every attacker but ``authors`` selects on the same validation split only (training videos); the test set
 is scored once. All attackers output logits (the kNN fraction p as log(p / (1 - p)), clipped), so the
