@@ -71,7 +71,7 @@ def train_command() -> TyperCommand:
     Every option's value reaches the config only when given on the command line (click's parameter source):
     otherwise the --config file's, the resumed run's or the dataclass's value holds.
     """
-    from anonymize.config import LR_SCALINGS, AAMConfig, IdentityInit, TaskSpec, TrainConfig
+    from anonymize.config import LR_SCALINGS, LR_SCHEDULES, AAMConfig, IdentityInit, TaskSpec, TrainConfig
 
     default, identity = field_defaults(TrainConfig), field_defaults(IdentityInit)
     aam = field_defaults(AAMConfig)
@@ -187,6 +187,8 @@ def train_command() -> TyperCommand:
                                  "--lr x --batch-size / --lr-reference-batch.", OPTIMIZATION_PANEL),
         lr_reference_batch: int = option(default["lr_reference_batch"], "The batch size --lr is given for, with "
                                          "--lr-scaling linear.", OPTIMIZATION_PANEL),
+        lr_schedule: str = option(default["lr_schedule"], f"{' or '.join(LR_SCHEDULES)}: cosine anneals the AAM's and "
+                                  "the heads' learning rate from --lr to 0 over --epochs.", OPTIMIZATION_PANEL),
         budget_lr: Optional[float] = option(None, "Adversary learning rate (not given: the AAM's).",
         OPTIMIZATION_PANEL),
         head_init_epochs: int = option(default["head_init_epochs"], "Epochs of action/AD head training on raw "

@@ -7,6 +7,7 @@ against (budget modes, distances, row sources) are imported when a config is bui
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -38,6 +39,7 @@ IDENTITY_CHOICES = (*IDENTITY_PRESETS, "zero", "none")
 RUN_SETTINGS = ("out", "progress", "device", "row_source", "validate_every")
 # none: ``lr`` is the learning rate used; linear: the paper's rule, ``lr`` at ``lr_reference_batch`` x batch_size
 LR_SCALINGS = ("none", "linear")
+LR_SCHEDULES = ("constant", "cosine")
 # A config record saved before ``lr_scaling`` existed trained at lr x batch_size / lr_reference_batch.
 LEGACY_LR_SCALING = "linear"
 # Written into every saved config for its reader; derived from the other settings, so ignored when read.
@@ -226,6 +228,8 @@ class TrainConfig:
     lr: float = 1e-4  # the learning rate of the AAM and the task heads (with lr_scaling linear: at lr_reference_batch)
     lr_scaling: str = "none"  # none, or linear (the paper's rule: lr x batch_size / lr_reference_batch)
     lr_reference_batch: int = 512
+    # constant, or cosine: the AAM's and the heads' lr x (1 + cos(pi e / epochs)) / 2 in epoch e = 0, 1, ...
+    lr_schedule: str = "constant"
     weight_decay: float = 0.01
     seed: int = 0
     device: str = "auto"
@@ -268,6 +272,8 @@ class TrainConfig:
             (self.batch_size >= 2, f"batch size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}"),
             (self.lr > 0 and self.lr_reference_batch > 0, "learning rate and its reference batch must be > 0"),
             (self.lr_scaling in LR_SCALINGS, f"lr scaling must be one of {list(LR_SCALINGS)}, got {self.lr_scaling!r}"),
+            (self.lr_schedule in LR_SCHEDULES,
+             f"lr schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.head_init_epochs >= 0 and self.head_init_lr > 0, "head init epochs must be >= 0 and its lr > 0"),
             (self.budget_hidden >= 1 and self.budget_proj >= 1, "budget head sizes must be >= 1"),
@@ -323,6 +329,12 @@ class TrainConfig:
         if self.lr_scaling == "linear":
             return self.lr * self.batch_size / self.lr_reference_batch
         return self.lr
+
+    def lr_factor(self, epoch: int) -> float:
+        """The factor on the AAM's and the heads' learning rate in epoch ``epoch`` (0-based) of ``epochs``."""
+        if self.lr_schedule == "cosine":
+            return (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+        return 1.0
 
     def to_json(self) -> dict:
         return {**asdict(self), LR_USED: self.scaled_lr}

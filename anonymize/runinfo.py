@@ -36,7 +36,8 @@ def run_summary(run: Path) -> dict:
                                                  if config.w_within_video else ""),
         "optimization": f"AdamW lr {config.scaled_lr:.3g}" + (
             f" (= {config.lr:g} x {config.batch_size}/{config.lr_reference_batch}, linear scaling)"
-            if config.lr_scaling == "linear" else "") + f", batch {config.batch_size}, wd {config.weight_decay}, "
+            if config.lr_scaling == "linear" else "") + (
+            f", {config.lr_schedule} schedule" if config.lr_schedule != "constant" else "") + f", batch {config.batch_size}, wd {config.weight_decay}, "
                         f"seed {config.seed}",
         "epochs": f"{info['epoch']} of {config.epochs}",
         "identity init": init.get("identity_init", "-"),

@@ -139,6 +139,7 @@ class Trainer:
                            "weight_decay": task.head_weight_decay if task.head_weight_decay is not None
                            else config.weight_decay})
         self.optimizer = torch.optim.AdamW(groups)
+        self.base_lrs = [group["lr"] for group in groups]  # what config.lr_schedule scales in each epoch
         self.history: list[dict] = []
         self.epochs_done = 0
         self.initialized = False
@@ -374,6 +375,8 @@ class Trainer:
         augment_generator = generator_for(config.seed, epoch, STREAM_AUGMENT)
         clip_generator = generator_for(config.seed, epoch, STREAM_BUDGET_CLIPS)
         task_iterators = self._task_iterators(epoch)
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base_lr * config.lr_factor(epoch)
         self.aam.train()
         for task in self.tasks:
             task.head.train()
@@ -440,6 +443,8 @@ class Trainer:
         seconds = time.perf_counter() - started
         record = {key: value / max(1, steps) for key, value in sums.items()}
         record.update(epoch=epoch + 1, steps=steps, seconds=seconds, clips_per_s=rows / max(seconds, 1e-9))
+        if config.lr_schedule != "constant":
+            record["lr_factor"] = config.lr_factor(epoch)
         return record
 
     @torch.no_grad()

@@ -93,6 +93,13 @@ SETTINGS: dict[str, dict] = {
     # default (docs/anonymize.md, "AD: centring the output")
     "independence-centred": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                              "aam": {"output_floor": DEMO.train_output_floor, "output_centre": True}},
+    # the default with its learning rate annealed to 0 over the epochs (cosine): whether the independence term, which
+    # hovers on a plateau at the constant rate, settles lower
+    "independence-cosine": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                            "lr_schedule": "cosine", "aam": {"output_floor": DEMO.train_output_floor}},
+    # the same at a lighter budget (w_B 2): the schedule's removal at the default's utility
+    "independence-cosine-wb2": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 2.0, "lr_schedule": "cosine",
+                                "aam": {"output_floor": DEMO.train_output_floor}},
     # the default capped at its 4 largest output directions: a point at lower utility from the same training, to set
     # the default's training against lda-action at equal utility (docs/anonymize.md, "At equal utility: a rank cap")
     "independence-rank4": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,

@@ -20,7 +20,7 @@ app = tool_app("pipelines", help="End-to-end recipes.")
 DEMO_MODEL = "demo-c3d"
 # the options only the demo reads; a table recipe refuses them when given
 DEMO_ONLY = ("style", "budget_mode", "train_epochs", "batch_size", "lr", "w_lc", "w_within_video", "w_budget",
-             "output_floor", "output_centre", "sweep", "paper_objective", "baseline", "no_baselines")
+             "output_floor", "output_centre", "lr_schedule", "sweep", "paper_objective", "baseline", "no_baselines")
 TABLE_ONLY = ("weights", "root", "set_", "pixel_baselines", "boxes")
 
 
@@ -71,6 +71,8 @@ def run(
                                             "under this x the mean (0 = keep all)."),
     output_centre: bool = typer.Option(DEFAULTS["train_output_centre"],
                                        help="After training, subtract the anonymizer's mean output over the train clips."),
+    lr_schedule: str = typer.Option(DEFAULTS["train_lr_schedule"],
+                                    help="Anonymizer learning-rate schedule: constant, or cosine (annealed to 0)."),
     sweep: list[float] = typer.Option(DEFAULTS["sweep_budgets"], "--sweep",
                                       help="Extra budget weights w_B of the default objective for the trade-off (repeat)."),
     paper_objective: bool = typer.Option(DEFAULTS["paper_objective"], help="Add the paper's objective (direct "
@@ -110,7 +112,7 @@ def run(
                         train_epochs=train_epochs, train_batch_size=batch_size, train_lr=lr, train_w_lc=w_lc,
                         train_w_within_video=w_within_video,
                         train_w_budget=w_budget, train_output_floor=output_floor,
-                        train_output_centre=output_centre, sweep_budgets=list(sweep),
+                        train_output_centre=output_centre, train_lr_schedule=lr_schedule, sweep_budgets=list(sweep),
                         paper_objective=paper_objective,
                         baselines=[] if no_baselines else list(baseline), eval_epochs=eval_epochs, device=device)
     run_demo(config, show_progress=progress)

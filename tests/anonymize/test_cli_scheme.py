@@ -177,6 +177,26 @@ def test_lr_is_the_learning_rate_used_and_linear_scaling_is_an_option(array_stor
     assert TrainConfig(**paper).scaled_lr == TrainConfig(**paper, lr_scaling="linear").scaled_lr == 1e-4
 
 
+def test_lr_schedule_cosine_anneals_the_aam_and_head_rates_over_the_epochs(array_store, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "cosine"
+    assert FAST[:2] == ["--epochs", "1"]
+    code, _, err = anonymize(monkeypatch, capsys, "train", "--store", str(array_store), "--run", str(run), *FAST[2:],
+                             "--epochs", "4", "--lr", "1e-3", "--lr-schedule", "cosine")
+    assert code == 0, err
+    history = ckpt.read_checkpoint_info(run)["history"]
+    # epoch e of 4 trains at (1 + cos(pi e / 4)) / 2 of --lr
+    assert [record["lr_factor"] for record in history[1:]] == pytest.approx([1.0, 0.853553, 0.5, 0.146447], abs=1e-6)
+    groups = ckpt.read_checkpoint_info(run)["optimizers"]["main"]["param_groups"]
+    assert len(groups) == 2 and [g["lr"] for g in groups] == pytest.approx([1e-3 * 0.146447] * 2, rel=1e-5)
+    assert json.loads((run / ckpt.CONFIG_FILE).read_text())["lr_schedule"] == "cosine"
+    code, out, _ = anonymize(monkeypatch, capsys, "info", "--run", str(run))
+    assert "AdamW lr 0.001, cosine schedule, batch 8" in " ".join(out.split())
+    err = one_line_error(*anonymize(monkeypatch, capsys, "train", "--store", str(array_store), "--run",
+                                    str(tmp_path / "step"), *FAST, "--lr-schedule", "step")[::2])
+    assert "lr schedule must be one of ['constant', 'cosine'], got 'step'" in err
+    assert not (tmp_path / "step" / ckpt.CONFIG_FILE).exists()
+
+
 def test_a_run_saved_before_lr_scaling_resumes_with_its_linear_scaling(array_store, tmp_path):
     run = tmp_path / "old"
     # trained at 1e-4 x 8/32, as the code before --lr became literal trained it

@@ -95,7 +95,8 @@ def test_bad_training_settings_are_one_line_before_anything_is_written(tmp_path,
     # in this process (the one-line error of a fresh process: test_unknown_recipe_is_one_line)
     for option, value, message in (("--batch-size", "0", "train_batch_size"), ("--lr", "-1", "train_lr"),
                                    ("--w-lc", "-2", "train_w_lc"), ("--budget-mode", "magic", "budget_mode must be one of"),
-                                   ("--output-floor", "-1", "train_output_floor"), ("--device", "tpu", "device")):
+                                   ("--output-floor", "-1", "train_output_floor"), ("--device", "tpu", "device"),
+                                   ("--lr-schedule", "step", "train_lr_schedule must be one of")):
         out = tmp_path / option.strip("-")
         code, _, err = run_in_process(monkeypatch, capsys, "pipelines", "run", "demo", "--out", str(out),
                                       option, value)
@@ -121,6 +122,13 @@ def test_the_output_centre_option_reaches_every_run_of_the_default_objective(tmp
         aam = config.anonymizer_config(w_budget).aam
         assert aam.output_centre and aam.output_floor == config.train_output_floor
     assert not DemoConfig(out=str(tmp_path / "out")).anonymizer_config(3.0).aam.output_centre
+
+
+def test_the_lr_schedule_option_reaches_every_run_of_the_default_objective_and_not_the_papers(tmp_path):
+    config = DemoConfig(out=str(tmp_path / "out"), train_lr_schedule="cosine")
+    assert [config.anonymizer_config(w).lr_schedule for w in config.budgets] == ["cosine"] * len(config.budgets)
+    assert config.paper_config().lr_schedule == "constant"
+    assert DemoConfig(out=str(tmp_path / "out")).anonymizer_config(3.0).lr_schedule == "constant"
 
 
 def test_out_that_is_a_file_or_cannot_be_made_is_refused_before_any_work(tmp_path):
