@@ -331,7 +331,12 @@ class TrainConfig:
         return self.lr
 
     def lr_factor(self, epoch: int) -> float:
-        """The factor on the AAM's and the heads' learning rate in epoch ``epoch`` (0-based) of ``epochs``."""
+        """The factor on the AAM's and the heads' learning rate in epoch ``epoch`` (0-based) of ``epochs``.
+
+        The curve of ``evaluate.heads.training.warmup_cosine`` without warmup, computed as pi x epoch / epochs: that
+        function's pi x (epoch / epochs) rounds 65 of 300 epochs' rates one ulp apart, which would change the
+        measured runs of docs/anonymize.md ("A cosine learning-rate schedule") bit for bit.
+        """
         if self.lr_schedule == "cosine":
             return (1 + math.cos(math.pi * epoch / self.epochs)) / 2
         return 1.0

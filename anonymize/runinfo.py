@@ -37,8 +37,8 @@ def run_summary(run: Path) -> dict:
         "optimization": f"AdamW lr {config.scaled_lr:.3g}" + (
             f" (= {config.lr:g} x {config.batch_size}/{config.lr_reference_batch}, linear scaling)"
             if config.lr_scaling == "linear" else "") + (
-            f", {config.lr_schedule} schedule" if config.lr_schedule != "constant" else "") + f", batch {config.batch_size}, wd {config.weight_decay}, "
-                        f"seed {config.seed}",
+            f", {config.lr_schedule} schedule" if config.lr_schedule != "constant" else "")
+            + f", batch {config.batch_size}, wd {config.weight_decay}, seed {config.seed}",
         "epochs": f"{info['epoch']} of {config.epochs}",
         "identity init": init.get("identity_init", "-"),
         "head init": init.get("head_init", "-"),

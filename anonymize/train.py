@@ -375,8 +375,9 @@ class Trainer:
         augment_generator = generator_for(config.seed, epoch, STREAM_AUGMENT)
         clip_generator = generator_for(config.seed, epoch, STREAM_BUDGET_CLIPS)
         task_iterators = self._task_iterators(epoch)
+        lr_factor = config.lr_factor(epoch)
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base_lr * config.lr_factor(epoch)
+            group["lr"] = base_lr * lr_factor
         self.aam.train()
         for task in self.tasks:
             task.head.train()
@@ -444,7 +445,7 @@ class Trainer:
         record = {key: value / max(1, steps) for key, value in sums.items()}
         record.update(epoch=epoch + 1, steps=steps, seconds=seconds, clips_per_s=rows / max(seconds, 1e-9))
         if config.lr_schedule != "constant":
-            record["lr_factor"] = config.lr_factor(epoch)
+            record["lr_factor"] = lr_factor
         return record
 
     @torch.no_grad()
