@@ -85,20 +85,36 @@ SETTINGS: dict[str, dict] = {
     # the paper's objective with the settings that made it move on a 140-video store (the demo's trade-off point)
     "paper-demo": {"budget_mode": "direct", "batch_size": DEMO.paper_batch_size, "lr": DEMO.paper_lr,
                    "w_lc": DEMO.paper_w_lc, "epochs": DEMO.paper_epochs},
-    # the default: kernel independence of anonymized clips from their video's raw static clip, then the output floor
-    # (the output directions under the term's shrinkage dropped)
+    # the default until 2026-12-05 (constant lr; the default is now `independence-cosine`): kernel independence of
+    # anonymized clips from their video's raw static clip, then the output floor (the output directions under the
+    # term's shrinkage dropped). The settings below without "cosine" in their name keep the constant lr.
     "independence": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                      "aam": {"output_floor": DEMO.train_output_floor}},
     # the default, its output centred on its mean over the train clips: demo AD up, removal down 1.3 points, so not the
     # default (docs/anonymize.md, "AD: centring the output")
     "independence-centred": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                              "aam": {"output_floor": DEMO.train_output_floor, "output_centre": True}},
-    # the default with its learning rate annealed to 0 over the epochs (cosine): more removal on both tuning stores, 1.7
-    # points less demo top-1, past its rule's 1, so not the default (docs/anonymize.md, "A cosine learning-rate schedule")
+    # the default since 2026-12-05: the above with its learning rate annealed to 0 over the epochs (cosine); more
+    # removal than the constant lr's front at equal utility (docs/anonymize.md, "Cosine at equal utility")
     "independence-cosine": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
-                            "lr_schedule": "cosine", "aam": {"output_floor": DEMO.train_output_floor}},
+                            "lr_schedule": DEMO.train_lr_schedule, "aam": {"output_floor": DEMO.train_output_floor}},
+    # cosine, its output then centred on its mean over the train clips (docs/anonymize.md, "Cosine at equal utility")
+    "independence-cosine-centred": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                                    "lr_schedule": "cosine",
+                                    "aam": {"output_floor": DEMO.train_output_floor, "output_centre": True}},
+    # the default capped at its 4 largest output directions: a point near lda-action's utility from the same training
+    # (docs/anonymize.md, "Cosine at equal utility")
+    "independence-cosine-rank4": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                                  "lr_schedule": DEMO.train_lr_schedule,
+                                  "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 4}},
     # the same at a lighter budget (w_B 2), to keep the default's utility: it did not (demo top-1 1.3 points less)
     "independence-cosine-wb2": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 2.0, "lr_schedule": "cosine",
+                                "aam": {"output_floor": DEMO.train_output_floor}},
+    # the default at heavier budgets (constant lr, the floor on): the default schedule's trade-off front, against
+    # which cosine is judged at equal utility (docs/anonymize.md, "Cosine at equal utility")
+    "independence-floor-wb5": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 5.0,
+                               "aam": {"output_floor": DEMO.train_output_floor}},
+    "independence-floor-wb10": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 10.0,
                                 "aam": {"output_floor": DEMO.train_output_floor}},
     # the default capped at its 4 largest output directions: a point at lower utility from the same training, to set
     # the default's training against lda-action at equal utility (docs/anonymize.md, "At equal utility: a rank cap")

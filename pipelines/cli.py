@@ -72,7 +72,8 @@ def run(
     output_centre: bool = typer.Option(DEFAULTS["train_output_centre"],
                                        help="After training, subtract the anonymizer's mean output over the train clips."),
     lr_schedule: str = typer.Option(DEFAULTS["train_lr_schedule"],
-                                    help="Anonymizer learning-rate schedule: constant, or cosine (annealed to 0)."),
+                                    help="Anonymizer learning-rate schedule: cosine (annealed to 0), or constant "
+                                         "(the default before 2026-12-05)."),
     sweep: list[float] = typer.Option(DEFAULTS["sweep_budgets"], "--sweep",
                                       help="Extra budget weights w_B of the default objective for the trade-off (repeat)."),
     paper_objective: bool = typer.Option(DEFAULTS["paper_objective"], help="Add the paper's objective (direct "
