@@ -97,7 +97,7 @@ SETTINGS: dict[str, dict] = {
     # the default since 2026-12-05: the above with its learning rate annealed to 0 over the epochs (cosine); more
     # removal than the constant lr's front at equal utility (docs/anonymize.md, "Cosine at equal utility")
     "independence-cosine": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
-                            "lr_schedule": DEMO.train_lr_schedule, "aam": {"output_floor": DEMO.train_output_floor}},
+                            "lr_schedule": "cosine", "aam": {"output_floor": DEMO.train_output_floor}},
     # cosine, its output then centred on its mean over the train clips (docs/anonymize.md, "Cosine at equal utility")
     "independence-cosine-centred": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                                     "lr_schedule": "cosine",
@@ -105,7 +105,7 @@ SETTINGS: dict[str, dict] = {
     # the default capped at its 4 largest output directions: a point near lda-action's utility from the same training
     # (docs/anonymize.md, "Cosine at equal utility")
     "independence-cosine-rank4": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
-                                  "lr_schedule": DEMO.train_lr_schedule,
+                                  "lr_schedule": "cosine",
                                   "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 4}},
     # the same at a lighter budget (w_B 2), to keep the default's utility: it did not (demo top-1 1.3 points less)
     "independence-cosine-wb2": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 2.0, "lr_schedule": "cosine",
