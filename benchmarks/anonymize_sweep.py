@@ -107,15 +107,16 @@ SETTINGS: dict[str, dict] = {
     "independence-cosine-rank4": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                                   "lr_schedule": "cosine",
                                   "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 4}},
-    # the same capped at 5: the next point of that front, after rank 4 fell under lda-action's top-1 on dev and the variant
+    # the same capped at 5: the next point of that front, after rank 4 fell under lda-action's top-1 on dev and the
+    # variant
     "independence-cosine-rank5": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                                   "lr_schedule": "cosine",
                                   "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 5}},
     # the same at a lighter budget (w_B 2), to keep the default's utility: it did not (demo top-1 1.3 points less)
     "independence-cosine-wb2": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 2.0, "lr_schedule": "cosine",
                                 "aam": {"output_floor": DEMO.train_output_floor}},
-    # the default at heavier budgets (constant lr, the floor on): the default schedule's trade-off front, against
-    # which cosine is judged at equal utility (docs/anonymize.md, "Cosine at equal utility")
+    # the former default at heavier budgets (constant lr, the floor on): the constant rate's trade-off front, against
+    # which cosine was judged at equal utility (docs/anonymize.md, "Cosine at equal utility")
     "independence-floor-wb5": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 5.0,
                                "aam": {"output_floor": DEMO.train_output_floor}},
     "independence-floor-wb10": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 10.0,
