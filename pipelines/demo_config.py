@@ -64,8 +64,8 @@ class DemoConfig:
     # store's AD but removed 1.3 points less, past its rule's 1 (docs/anonymize.md, "AD: centring the output").
     train_output_centre: bool = False
     # The learning-rate schedule: cosine (annealed to 0 over the epochs). At equal utility it removed more than the
-    # constant rate's front (w_B 3, 5, 10) on both tuning stores; the untuned variant did not veto it (docs/anonymize.md,
-    # "Cosine at equal utility"). The constant rate was the default before 2026-12-05.
+    # constant rate's front (w_B 3, 5, 10) on both tuning stores; the untuned variant did not veto it
+    # (docs/anonymize.md, "Cosine at equal utility"). The constant rate was the default before 2026-12-05.
     train_lr_schedule: str = "cosine"
     # extra w_B runs of the default objective: 10, the default on the 140-video store
     sweep_budgets: list[float] = field(default_factory=lambda: [10.0])
