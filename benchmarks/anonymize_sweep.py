@@ -112,7 +112,7 @@ SETTINGS: dict[str, dict] = {
     "independence-cosine-rank5": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                                   "lr_schedule": "cosine",
                                   "aam": {"output_floor": DEMO.train_output_floor, "output_rank": 5}},
-    # the same at a lighter budget (w_B 2), to keep the default's utility: it did not (demo top-1 1.3 points less)
+    # cosine at a lighter budget (w_B 2), to keep the former default's utility: it did not (demo top-1 1.3 points less)
     "independence-cosine-wb2": {**FULL_CLIP, "budget_mode": "independence", "w_budget": 2.0, "lr_schedule": "cosine",
                                 "aam": {"output_floor": DEMO.train_output_floor}},
     # the former default at heavier budgets (constant lr, the floor on): the constant rate's trade-off front, against
