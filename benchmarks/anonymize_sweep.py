@@ -189,6 +189,14 @@ SETTINGS: dict[str, dict] = {
                                 AD_TASK_WEIGHT: 0.1},
     "independence-ad-task1": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
                               AD_TASK_WEIGHT: 1.0},
+    # the default since 2026-12-05 (cosine) plus the AD task at weight w_t (docs/anonymize.md, "AD as a second task
+    # under cosine")
+    "independence-cosine-ad-task0.1": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                                       "lr_schedule": "cosine", "aam": {"output_floor": DEMO.train_output_floor},
+                                       AD_TASK_WEIGHT: 0.1},
+    "independence-cosine-ad-task0.3": {**FULL_CLIP, "budget_mode": "independence", "w_budget": DEMO.train_w_budget,
+                                       "lr_schedule": "cosine", "aam": {"output_floor": DEMO.train_output_floor},
+                                       AD_TASK_WEIGHT: 0.3},
 }
 # name -> BaselineConfig options (the demo's settings for the unsupervised ones; leace and inlp read labels)
 BASELINES: dict[str, dict] = {
