@@ -18,7 +18,7 @@ Each AAM setting trains (``anonymize.train``) once per seed, each baseline is fi
   (``evaluate.shortcut``): how far static clips and clips moved, relative to the data's spread;
 - with ``--tad-store`` / ``--ad-store`` (stores of the same encoder): the anonymizer, trained on
   ``--store`` with action labels only, applied to those stores: TAD average mAP (``tad``) and AD ROC AUC
-  (``ad``), tasks it never trained on. The ``independence-ad-task*`` settings also train on ``--ad-store`` (AD as a
+  (``ad``), tasks it never trained on. The ``*-ad-task*`` settings also train on ``--ad-store`` (AD as a
   second utility task).
 
 Results are cached per run in ``DIR/<name>/result.json`` (run again when the setting's options have changed;
