@@ -13,7 +13,8 @@
 - ``norm``: the clip's L2 norm as the anomaly score (clip-level ROC AUC on the test split), as it is and
   about the training clips' mean: MGFN's loss works on feature magnitudes.
 
-``--heads 0`` reads the probes and norms only (seconds instead of minutes).
+``--heads 0`` reads the probes and norms only (seconds instead of minutes). ``--centre train-mean`` trains and scores
+the heads on clips centred on the train split's mean clip (``evaluate ad --centre``); the probes and norms stay as above.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def norm_auc(train: list[np.ndarray], test: list[np.ndarray], test_labels: list[
     return float(roc_auc_score(np.concatenate(test_labels), np.linalg.norm(np.concatenate(test) - centre, axis=1)))
 
 
-def readout(path: Path, heads: int) -> dict:
+def readout(path: Path, heads: int, centre: str) -> dict:
     store = Store.open(path)
     train, train_labels = clip_labels(store, "train")
     test, test_labels = clip_labels(store, "test")
@@ -80,7 +81,7 @@ def readout(path: Path, heads: int) -> dict:
              "norm": norm_auc(train, test, test_labels, centred=False),
              "norm_centred": norm_auc(train, test, test_labels, centred=True)}
     if heads:
-        result = ad.run(store, ad.ADConfig(seeds=heads, save_head=None))
+        result = ad.run(store, ad.ADConfig(seeds=heads, centre=centre, save_head=None))
         found["heads"] = result["roc_auc"]
         found["per_head"] = [seed["roc_auc"] for seed in result.get("per_seed", [result])]  # one head: no per_seed
     return found
@@ -90,6 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stores", nargs="+", type=Path, help="AD stores (raw and anonymized exports).")
     parser.add_argument("--heads", type=int, default=10, help="MGFN heads per store (seeds 0, 1, ...); 0: none.")
+    parser.add_argument("--centre", choices=ad.CENTRE_CHOICES, default=ad.CENTRE_CHOICES[0],
+                        help="The heads' input: as stored (MGFN's recipe) or centred on the train split's mean clip.")
     args = parser.parse_args()
     if args.heads < 0:
         parser.error(f"--heads must be >= 0, got {args.heads}")
@@ -99,12 +102,13 @@ def main() -> None:
     except FeatstoreError as error:
         parser.error(str(error))
     torch.set_num_threads(1)  # the figures in docs/anonymize.md; another thread count moves one head's AUC by a point
-    heads = f"mean of {args.heads} head(s) (min-max)" if args.heads else "not run (--heads 0)"
+    heads = (f"mean of {args.heads} head(s) (min-max), --centre {args.centre}" if args.heads
+             else "not run (--heads 0)")
     print(f"| store | MGFN ROC AUC, {heads} | probe AUC | probe AUC, centred per video "
           "| norm AUC | norm AUC about the training mean |")
     print("|---|---|---|---|---|---|")
     for path in args.stores:
-        found = readout(path, args.heads)
+        found = readout(path, args.heads, args.centre)
         mgfn = (f"{found['heads']:.3f} ({min(found['per_head']):.3f} to {max(found['per_head']):.3f})"
                 if args.heads else "-")
         print(f"| {path} | {mgfn} | {found['probe']:.3f} | {found['probe_centred']:.3f} "

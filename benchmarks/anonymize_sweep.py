@@ -195,6 +195,12 @@ SETTINGS: dict[str, dict] = {
 # (docs/anonymize.md, "AD as a second task under cosine")
 SETTINGS.update({f"independence-cosine-ad-task{w:g}": {**SETTINGS["independence-cosine"], AD_TASK_WEIGHT: w}
                  for w in (0.1, 0.2, 0.3)})
+# the default capped at its k largest output directions, k 6 to 8: the rest of its front between the rank-5 cap and the
+# uncapped point, to set it against lda-action at equal utility on the untuned variant (docs/anonymize.md, "The
+# default's front against lda-action")
+SETTINGS.update({f"independence-cosine-rank{k}": {**SETTINGS["independence-cosine"],
+                                                  "aam": {"output_floor": DEMO.train_output_floor, "output_rank": k}}
+                 for k in (6, 7, 8)})
 # name -> BaselineConfig options (the demo's settings for the unsupervised ones; leace and inlp read labels)
 BASELINES: dict[str, dict] = {
     "baseline-lda-action": {"method": "lda-action"},

@@ -5,7 +5,7 @@ protocol is described in ``evaluate.protocols.ad``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -71,6 +71,16 @@ def load_ad_videos(store: Store, split: str) -> list[AdVideo]:
         out.append(AdVideo(v, str(table.video_id[v]), store.clip_embeddings[rows], label, times[rows],
                            table.segments[v][:, :2].reshape(-1, 2)))
     return out
+
+
+def mean_clip(videos: list[AdVideo]) -> np.ndarray:
+    """The mean clip embedding (float64) over every clip of the videos."""
+    return np.concatenate([np.asarray(v.features, dtype=np.float64) for v in videos]).mean(axis=0)
+
+
+def centred(videos: list[AdVideo], mean: np.ndarray) -> list[AdVideo]:
+    """The videos with ``mean`` subtracted from every clip embedding (float32, what the head reads)."""
+    return [replace(v, features=(np.asarray(v.features, dtype=np.float64) - mean).astype(np.float32)) for v in videos]
 
 
 def load_videos_without_clips(store: Store, split: str) -> list[ClipLessVideo]:

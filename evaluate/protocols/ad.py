@@ -10,6 +10,12 @@ magnitude contrastive, sparsity and smoothness losses (``evaluate.heads.mgfn``);
 (``evaluate.heads.mgfn_config.MGFNTrainConfig``: Adam lr 1e-3, weight decay 5e-4). The final weights are
 evaluated (MGFN's paper figure picks the best test epoch; we do not select on test).
 
+``--centre train-mean`` (not MGFN's recipe; a second reading next to it): every clip embedding, train and test,
+minus the train split's mean clip embedding before the head sees it, so the magnitudes MGFN selects on are taken
+about the store's own centre instead of the encoder's (or an anonymizer's) origin. What it changes is measured in
+docs/anonymize.md ("AD about the store's own centre"). A saved head records the centring it was trained with and
+is evaluated only with the same.
+
 Test: all snippets of each test video, crop-averaged scores, each repeated ``clip_len`` (16) times,
 concatenated over the test videos; the ground truth marks the frames inside annotated intervals
 (``evaluate.ad_metrics``); ROC AUC and PR AUC. Chance: ROC AUC 0.5, PR AUC about the anomalous rate.
@@ -64,6 +70,7 @@ if TYPE_CHECKING:
     from featstore.store import Store
 
 PRESET_CHOICES = (AUTO_PRESET, *PRESETS)
+CENTRE_CHOICES = ("none", "train-mean")
 TRAINED_HEAD_FILE = "ad-head.safetensors"
 
 
@@ -79,6 +86,8 @@ class ADConfig:
                                                          "(sparsity/smoothness summed over the anomalous scores) or "
                                                          "authors-copy (the paper authors' MGFN copy: L2 norm and "
                                                          "differences of the anomalous scores).")
+    centre: str = setting(CENTRE_CHOICES[0], "none (MGFN's recipe: the features as stored) or train-mean (every clip "
+                                             "minus the train split's mean clip, for training and test alike).")
     seed: int = seed_setting()
     seeds: int = setting(1, "Heads trained, with seeds seed, seed + 1, ...: ROC / PR AUC are their mean, each "
                             "seed's in per_seed (a few test videos make one head's AUC swing).")
@@ -91,6 +100,7 @@ class ADConfig:
     def __post_init__(self):
         check_choice("preset", self.preset, PRESET_CHOICES)
         check_choice("loss_variant", self.loss_variant, LOSS_VARIANTS)
+        check_choice("centre", self.centre, CENTRE_CHOICES)
         check(self.steps is None or self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -137,16 +147,27 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
                              f"(annotated intervals) for frame-level AUC")
     metrics: dict = {}
     train_seconds = 0.0
+    train_videos = (detector.load_ad_videos(store, config.train_split)
+                    if config.head_checkpoint is None or config.centre != "none" else [])
+    if config.centre == "train-mean":
+        if not train_videos:
+            raise FeatstoreError(f"{store.path}: --centre train-mean needs clips in the {config.train_split!r} split "
+                                 "for their mean")
+        mean = detector.mean_clip(train_videos)
+        train_videos, test_videos = detector.centred(train_videos, mean), detector.centred(test_videos, mean)
     if config.head_checkpoint is not None:
         def check_fits(model, meta: dict) -> None:
             if model.config.input_dim != store.dim:
                 raise FeatstoreError(f"the head expects {model.config.input_dim}-d features; {store.path} has "
                                      f"{store.dim}-d")
+            trained_centre = meta.get("centre", "none")
+            if trained_centre != config.centre:
+                raise FeatstoreError(f"the head was trained with --centre {trained_centre}; evaluate it with the same "
+                                     f"(got --centre {config.centre})")
 
         model, metrics["head"] = load_checked_head(config.head_checkpoint, "mgfn", device, check_fits)
         models = [(config.seed, model)]
     else:
-        train_videos = detector.load_ad_videos(store, config.train_split)
         preset, head_config, recipe = config.head_setup(store.dim, len(train_videos))
         models, first_losses = [], None
         for seed in range(config.seed, config.seed + config.seeds):
@@ -161,7 +182,8 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
                            "final_train_loss": float(np.mean(first_losses[-10:])),
                            "n_train_normal": sum(v.label == 0 for v in train_videos),
                            "n_train_anomalous": sum(v.label == 1 for v in train_videos)}
-        save_trained_head(config.save_head, models[0][1], {"store": str(store.path)}, metrics["head"])
+        save_trained_head(config.save_head, models[0][1], {"store": str(store.path), "centre": config.centre},
+                          metrics["head"])
     ids = [v.video_id for v in test_videos]
     evaluations = [evaluate_videos(ids, detector.score_videos(model, test_videos, device), truth, frames,
                                    unscored_truth) for _, model in models]
@@ -171,6 +193,7 @@ def run(store: Store, config: ADConfig, *, show_progress: bool = False) -> dict:
     metrics.update({
         "roc_auc": float(np.mean([e["roc_auc"] for e in evaluations])),
         "pr_auc": float(np.mean([e["pr_auc"] for e in evaluations])),
+        "centre": config.centre,
         "chance_roc_auc": 0.5,
         "chance_pr_auc": evaluations[0]["anomalous_frame_rate"],
         "frames_per_snippet": frames,
@@ -195,7 +218,7 @@ def print_ad_result(title: str, metrics: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("ad")
-    @config_options(ADConfig, "preset", "steps", "lr", "weight_decay", "batch_per_class", "loss_variant",
+    @config_options(ADConfig, "preset", "steps", "lr", "weight_decay", "batch_per_class", "loss_variant", "centre",
                     "head_checkpoint", "save_head", "seed", "seeds", "device")
     def ad_command(*, store: str = store_option(), config: ADConfig, out: Optional[Path] = out_option(),
                    progress: bool = progress_option(), as_json: bool = json_option()) -> None:

@@ -95,3 +95,65 @@ def test_several_seeds_report_the_mean_of_their_heads(ad_planted_store, tmp_path
         ADConfig(seeds=2, head_checkpoint=str(head))
     with pytest.raises(FeatstoreError, match="seeds must be >= 1"):
         ADConfig(seeds=0)
+
+
+def test_centring_trains_and_scores_the_head_on_clips_minus_the_train_mean(ad_planted_store):
+    import torch
+
+    from evaluate.ad_metrics import evaluate_videos
+    from evaluate.protocols import _anomaly_detector as detector
+
+    store = Store.open(ad_planted_store)
+    config = ADConfig(steps=5, seed=2, centre="train-mean", save_head=None, device="cpu")
+    found = run(store, config)
+    assert found["centre"] == "train-mean"
+    # the same head by hand: MGFN's training and scoring on the clips minus the train split's mean clip
+    train, test = load_ad_videos(store, "train"), load_ad_videos(store, "test")
+    mean = detector.mean_clip(train)
+    _, head, recipe = config.head_setup(store.dim, len(train))
+    model, _ = detector.train_mgfn(detector.centred(train, mean), head, recipe.steps, recipe.lr, recipe.weight_decay,
+                                   recipe.batch_per_class, 2, torch.device("cpu"))
+    test = detector.centred(test, mean)
+    truth = [frame_ground_truth(v.clip_times, v.intervals, 16) for v in test]
+    by_hand = evaluate_videos([v.video_id for v in test], detector.score_videos(model, test, torch.device("cpu")),
+                              truth, 16)
+    assert found["roc_auc"] == by_hand["roc_auc"] and found["pr_auc"] == by_hand["pr_auc"]
+    # the recipe reads the clips as stored, and this store's mean is far from 0: another head, another reading
+    assert np.linalg.norm(mean) > 0.1
+    assert run(store, ADConfig(steps=5, seed=2, save_head=None, device="cpu"))["roc_auc"] != found["roc_auc"]
+
+
+def test_centred_clips_have_a_zero_train_mean(ad_planted_store):
+    from evaluate.protocols._anomaly_detector import centred, mean_clip
+
+    videos = load_ad_videos(Store.open(ad_planted_store), "train")
+    moved = centred(videos, mean_clip(videos))
+    stacked = np.concatenate([v.features for v in moved]).astype(np.float64)
+    assert np.abs(stacked.mean(axis=0)).max() < 1e-5
+    assert np.abs(stacked).max() > 1e-2  # not everything zeroed
+    assert [v.video_id for v in moved] == [v.video_id for v in videos]
+
+
+def test_a_saved_head_is_evaluated_with_its_own_centring(ad_planted_store, tmp_path):
+    store = Store.open(ad_planted_store)
+    head = tmp_path / "head.safetensors"
+    trained = run(store, ADConfig(steps=5, centre="train-mean", save_head=str(head), device="cpu"))
+    assert json.loads(head.with_suffix(".json").read_text())["centre"] == "train-mean"
+    reloaded = run(store, ADConfig(head_checkpoint=str(head), centre="train-mean", device="cpu"))
+    assert reloaded["roc_auc"] == trained["roc_auc"] and reloaded["pr_auc"] == trained["pr_auc"]
+    with pytest.raises(FeatstoreError, match="trained with --centre train-mean"):
+        run(store, ADConfig(head_checkpoint=str(head), device="cpu"))
+    with pytest.raises(FeatstoreError, match="centre must be one of"):
+        ADConfig(centre="test-mean")
+
+
+def test_cli_centre_option_and_its_bad_value(ad_planted_store, tmp_path):
+    out = tmp_path / "eval"
+    done = run_cli("evaluate", "ad", "--store", str(ad_planted_store), "--out", str(out), "--steps", "2",
+                   "--centre", "train-mean", "--no-progress", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "ad.json").read_text())["metrics"]["centre"] == "train-mean"
+    bad = run_cli("evaluate", "ad", "--store", str(ad_planted_store), "--out", str(tmp_path / "bad"), "--steps", "2",
+                  "--centre", "per-video", "--no-progress", "--device", "cpu")
+    assert bad.returncode == 2 and "centre must be one of" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad" / "ad.json").exists()
