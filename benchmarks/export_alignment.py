@@ -27,20 +27,19 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from data_manifests.errors import FeatstoreError  # noqa: E402
+from evaluate.shortcut import split_rows  # noqa: E402
 from featstore.store import Store  # noqa: E402
 
 RANK_RTOL = 1e-2  # a direction counts when its singular value is above this x the largest: a float16 export's rounding
 # noise reads up to about 1e-3 of it (lda-action's export, whose values carry the raw mean)
 
 
-def split_clips(store: Store, split: str) -> tuple[np.ndarray, list[str]]:
-    """The split's clip embeddings (float64, in video order) and the video ids they come from, one per clip."""
-    offsets = store.clip_offsets()
-    indices = store.split_indices(split)
-    ids = store.videos().video_id
-    rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in indices])
-    owners = [ids[i] for i in indices for _ in range(offsets[i + 1] - offsets[i])]
-    return np.asarray(store.read_rows(store.clip_embeddings, rows), dtype=np.float64), owners
+def split_clips(store: Store, split: str) -> tuple[np.ndarray, tuple[list[str], list[int]]]:
+    """The split's clip embeddings (float64, in video order) and their layout: the videos' ids and clip counts."""
+    videos = store.split_indices(split)
+    layout = ([str(i) for i in store.videos().video_id[videos]], np.diff(store.clip_offsets())[videos].tolist())
+    rows = split_rows(store, "clips", split)
+    return np.asarray(store.read_rows(store.clip_embeddings, rows), dtype=np.float64), layout
 
 
 def centred_basis(values: np.ndarray) -> np.ndarray:
@@ -54,8 +53,8 @@ def alignment(reference: np.ndarray, compared: np.ndarray) -> dict:
     correlations = np.linalg.svd(basis_reference.T @ basis_compared, compute_uv=False)
     centred = compared - compared.mean(axis=0)
     explained = basis_reference @ (basis_reference.T @ centred)
-    return {"rank": basis_compared.shape[1], "reference_rank": basis_reference.shape[1],
-            "canonical_correlations": correlations, "r2": float((explained ** 2).sum() / (centred ** 2).sum())}
+    return {"rank": basis_compared.shape[1], "canonical_correlations": correlations,
+            "r2": float((explained ** 2).sum() / (centred ** 2).sum())}
 
 
 def main() -> None:
@@ -65,11 +64,11 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
     try:
-        reference, owners = split_clips(Store.open(args.reference), args.split)
+        reference, layout = split_clips(Store.open(args.reference), args.split)
         compared = {}
         for path in args.stores:
-            compared[path], their_owners = split_clips(Store.open(path), args.split)
-            if their_owners != owners:
+            compared[path], their_layout = split_clips(Store.open(path), args.split)
+            if their_layout != layout:
                 raise FeatstoreError(f"{path} does not hold the same {args.split!r} clips as {args.reference}")
     except FeatstoreError as error:
         parser.error(str(error))
