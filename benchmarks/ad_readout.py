@@ -14,7 +14,8 @@
   about the training clips' mean: MGFN's loss works on feature magnitudes.
 
 ``--heads 0`` reads the probes and norms only (seconds instead of minutes). ``--centre train-mean`` trains and scores
-the heads on clips centred on the train split's mean clip (``evaluate ad --centre``); the probes and norms stay as above.
+the heads on clips centred on the train split's mean clip (``evaluate ad --centre``); the probes and norms stay as
+above.
 """
 
 from __future__ import annotations
