@@ -199,7 +199,7 @@ SETTINGS.update({f"independence-cosine-ad-task{w:g}": {**SETTINGS["independence-
 # uncapped point, to set it against lda-action at equal utility on the untuned variant (docs/anonymize.md, "The
 # default's front against lda-action")
 SETTINGS.update({f"independence-cosine-rank{k}": {**SETTINGS["independence-cosine"],
-                                                  "aam": {"output_floor": DEMO.train_output_floor, "output_rank": k}}
+                                                  "aam": {**SETTINGS["independence-cosine"]["aam"], "output_rank": k}}
                  for k in (6, 7, 8)})
 # name -> BaselineConfig options (the demo's settings for the unsupervised ones; leace and inlp read labels)
 BASELINES: dict[str, dict] = {

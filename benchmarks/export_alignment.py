@@ -48,8 +48,9 @@ def centred_basis(values: np.ndarray) -> np.ndarray:
     return left[:, singular > RANK_RTOL * singular[0]]
 
 
-def alignment(reference: np.ndarray, compared: np.ndarray) -> dict:
-    basis_reference, basis_compared = centred_basis(reference), centred_basis(compared)
+def alignment(basis_reference: np.ndarray, compared: np.ndarray) -> dict:
+    """``compared`` against the reference's ``centred_basis``."""
+    basis_compared = centred_basis(compared)
     correlations = np.linalg.svd(basis_reference.T @ basis_compared, compute_uv=False)
     centred = compared - compared.mean(axis=0)
     explained = basis_reference @ (basis_reference.T @ centred)
@@ -72,11 +73,12 @@ def main() -> None:
                 raise FeatstoreError(f"{path} does not hold the same {args.split!r} clips as {args.reference}")
     except FeatstoreError as error:
         parser.error(str(error))
-    print(f"reference {args.reference}: rank {centred_basis(reference).shape[1]} ({len(reference)} {args.split} clips)")
+    basis_reference = centred_basis(reference)
+    print(f"reference {args.reference}: rank {basis_reference.shape[1]} ({len(reference)} {args.split} clips)")
     print("| store | rank | canonical correlations with the reference | R2 from the reference |")
     print("|---|---|---|---|")
     for path, values in compared.items():
-        found = alignment(reference, values)
+        found = alignment(basis_reference, values)
         correlations = " ".join(f"{c:.2f}" for c in found["canonical_correlations"])
         print(f"| {path} | {found['rank']} | {correlations} | {found['r2']:.3f} |")
 
