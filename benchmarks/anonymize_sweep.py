@@ -199,17 +199,20 @@ SETTINGS.update({f"independence-cosine-ad-task{w:g}": {**SETTINGS["independence-
 # seed on the demo store; docs/anonymize.md, "A stronger budget with the AD task")
 SETTINGS.update({f"independence-cosine-ad-task0.2-wb{w:g}":
                  {**SETTINGS["independence-cosine-ad-task0.2"], "w_budget": w} for w in (4.5, 6)})
+
+
+def capped(setting: str, rank: int) -> dict:
+    """A setting with its output capped at its ``rank`` largest directions (the training is the same)."""
+    return {**SETTINGS[setting], "aam": {**SETTINGS[setting]["aam"], "output_rank": rank}}
+
+
 # the default capped at its k largest output directions, k 6 to 8: the rest of its front between the rank-5 cap and the
 # uncapped point, to set it against lda-action at equal utility on the untuned variant (docs/anonymize.md, "The
 # default's front against lda-action")
-SETTINGS.update({f"independence-cosine-rank{k}": {**SETTINGS["independence-cosine"],
-                                                  "aam": {**SETTINGS["independence-cosine"]["aam"], "output_rank": k}}
-                 for k in (6, 7, 8)})
+SETTINGS.update({f"independence-cosine-rank{k}": capped("independence-cosine", k) for k in (6, 7, 8)})
 # the AD task at W 0.2 capped at its 8 largest output directions (8 chosen on the demo store from post-hoc caps): past
 # half removed on both stores, AD lost by the 3-head reading (docs/anonymize.md, "The AD task with a rank cap")
-SETTINGS["independence-cosine-ad-task0.2-rank8"] = {
-    **SETTINGS["independence-cosine-ad-task0.2"],
-    "aam": {**SETTINGS["independence-cosine-ad-task0.2"]["aam"], "output_rank": 8}}
+SETTINGS["independence-cosine-ad-task0.2-rank8"] = capped("independence-cosine-ad-task0.2", 8)
 # name -> BaselineConfig options (the demo's settings for the unsupervised ones; leace and inlp read labels)
 BASELINES: dict[str, dict] = {
     "baseline-lda-action": {"method": "lda-action"},
