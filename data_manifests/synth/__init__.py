@@ -21,6 +21,7 @@ Modules, in the order the data flows:
 
 from data_manifests.synth.config import (
     AD_CLASS_NAMES,
+    ANOMALY_KINDS,
     ATTRIBUTE_NAMES,
     CLASS_NAMES,
     PARTS,
@@ -28,13 +29,15 @@ from data_manifests.synth.config import (
     manifest_path,
     part_name,
     preset_config,
+    saved_config,
     saved_config_differences,
 )
-from data_manifests.synth.generate import GENERATOR_VERSION, generate_synthetic
+from data_manifests.synth.generate import GENERATOR_VERSION, anomaly_kinds, generate_synthetic
 from data_manifests.synth.style import STYLE_SEEDS, STYLES, SynthStyle
 
 __all__ = [
     "AD_CLASS_NAMES",
+    "ANOMALY_KINDS",
     "ATTRIBUTE_NAMES",
     "CLASS_NAMES",
     "GENERATOR_VERSION",
@@ -43,9 +46,11 @@ __all__ = [
     "STYLE_SEEDS",
     "SynthConfig",
     "SynthStyle",
+    "anomaly_kinds",
     "generate_synthetic",
     "manifest_path",
     "part_name",
     "preset_config",
+    "saved_config",
     "saved_config_differences",
 ]

@@ -19,6 +19,8 @@ CLASS_NAMES = [
     "rotate_ccw", "grow", "shrink", "bounce", "orbit",
 ]
 AD_CLASS_NAMES = ["normal", "anomaly"]
+# what happens in an anomalous interval (data_manifests/README.md); the manifests do not say, anomaly_kinds does
+ANOMALY_KINDS = ("erratic", "intruder")
 # 0/1 meaning: skin_tone 0 light / 1 dark; gender_shape 0 angular (rectangle body) / 1 round (ellipse
 # body); clothing_texture 0 plain / 1 striped; scene 0 indoor (smooth walls + floor) / 1 outdoor
 # (sky + noisy textured ground).
@@ -166,13 +168,8 @@ class Geometry:
         return np.array([self.width - self.margin, self.height - self.margin, math.log(self.style.scale[1])])
 
 
-def saved_config_differences(root: Path, expected: SynthConfig) -> list[str] | None:
-    """How the settings ``root`` was generated with (its ``synth_config.json``) differ from ``expected``:
-    one ``"field saved (expected E)"`` per differing field (style fields as ``style.<field>``), [] when they
-    agree, None when the file is absent.
-
-    The saved JSON is compared as written, so a field an older version wrote or lacked counts as a difference.
-    """
+def _saved_json(root: Path) -> dict | None:
+    """The JSON object of ``root``'s ``synth_config.json`` as written; None when the file is absent."""
     path = Path(root) / CONFIG_FILE
     try:
         saved = json.loads(path.read_text())
@@ -182,6 +179,30 @@ def saved_config_differences(root: Path, expected: SynthConfig) -> list[str] | N
         raise FeatstoreError(f"cannot read {path}: {exc}") from exc
     if not isinstance(saved, dict):
         raise FeatstoreError(f"{path} must hold a JSON object of SynthConfig fields")
+    return saved
+
+
+def saved_config(root: Path) -> SynthConfig:
+    """The settings ``root`` was generated with (its ``synth_config.json``)."""
+    saved = _saved_json(root)
+    if saved is None:
+        raise FeatstoreError(f"{root} has no {CONFIG_FILE}: not a synthetic dataset root (or made by an old version)")
+    unknown = sorted(set(saved) - {f.name for f in fields(SynthConfig)})
+    if unknown:
+        raise FeatstoreError(f"{Path(root) / CONFIG_FILE}: unknown SynthConfig fields {', '.join(unknown)}")
+    return SynthConfig(**saved)
+
+
+def saved_config_differences(root: Path, expected: SynthConfig) -> list[str] | None:
+    """How the settings ``root`` was generated with (its ``synth_config.json``) differ from ``expected``:
+    one ``"field saved (expected E)"`` per differing field (style fields as ``style.<field>``), [] when they
+    agree, None when the file is absent.
+
+    The saved JSON is compared as written, so a field an older version wrote or lacked counts as a difference.
+    """
+    saved = _saved_json(root)
+    if saved is None:
+        return None
     saved, wanted = _flat_settings(saved), _flat_settings(expected.to_json())
     return [f"{name} {saved.get(name, 'absent')} (expected {wanted.get(name, 'absent')})"
             for name in sorted(set(saved) | set(wanted)) if saved.get(name) != wanted.get(name)]

@@ -57,7 +57,7 @@ def _produce(item: Item, config: SynthConfig, geo: Geometry, subjects: list[Iden
     else:
         rng = seeded_rng(config, SEED_AD, item.index)
         state, intervals, intruders = plan_anomaly(item, subjects, rng, geo)
-        segments = [Segment(round(a / fps, 6), round(b / fps, 6), 1) for a, b in intervals]
+        segments = [Segment(round(a / fps, 6), round(b / fps, 6), 1) for a, b, _ in intervals]
         actors += intruders
     background = render_background(subject.attributes[3], rng, geo.height, geo.width, geo.style)
     state = state + jitter(n, rng, geo)
@@ -70,6 +70,23 @@ def _produce(item: Item, config: SynthConfig, geo: Geometry, subjects: list[Iden
         subject=subject_id(item.subject, config.n_subjects), segments=segments, fps=float(fps),
         duration=round(n / fps, 6), n_frames=n, media="video",
     )
+
+
+def anomaly_kinds(config: SynthConfig) -> dict[str, list[tuple[float, float, str]]]:
+    """Every AD video's anomalous intervals as (start s, end s, kind), kind one of ``ANOMALY_KINDS``, the manifest's
+    segments with what they leave out. Replays the generator's plan (every draw depends only on the config), so
+    nothing is rendered."""
+    if not isinstance(config, SynthConfig):
+        raise FeatstoreError(f"anomaly_kinds needs a SynthConfig, got {type(config).__name__}")
+    geo = Geometry.of(config)
+    subjects = _subjects(config, geo)
+    kinds = {}
+    for item in plan(config):
+        if item.part == "synthetic-ad":
+            _, intervals, _ = plan_anomaly(item, subjects, seeded_rng(config, SEED_AD, item.index), geo)
+            kinds[item.video_id] = [(round(a / config.fps, 6), round(b / config.fps, 6), kind)
+                                    for a, b, kind in intervals]
+    return kinds
 
 
 _DESCRIPTIONS = {

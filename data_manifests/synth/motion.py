@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from data_manifests.synth.appearance import Identity
-from data_manifests.synth.config import CLASS_NAMES, MIN_GAP, Geometry
+from data_manifests.synth.config import ANOMALY_KINDS, CLASS_NAMES, MIN_GAP, Geometry
 from data_manifests.synth.planning import Item
 
 (MOVE_LEFT, MOVE_RIGHT, MOVE_UP, MOVE_DOWN, ROTATE_CW, ROTATE_CCW, GROW, SHRINK, BOUNCE, ORBIT) = range(10)
@@ -154,7 +154,8 @@ def plan_untrimmed(n: int, classes: list[int], lengths: list[int], rng: np.rando
 
 def plan_anomaly(item: Item, subjects: list[Identity], rng: np.random.Generator, geo: Geometry):
     """Normal untrimmed activity, plus (for anomalous videos) erratic jumping or an intruding second actor
-    in each anomalous interval. Returns (state, [(start, end)], extra actors)."""
+    in each anomalous interval. Returns (state, [(start, end, kind)], extra actors); kind is one of
+    ``ANOMALY_KINDS``."""
     n = item.n_frames
     k = max(1, min(3, n // 90))
     lengths = [int(x) for x in rng.integers(24, 49, size=k)]
@@ -165,7 +166,7 @@ def plan_anomaly(item: Item, subjects: list[Identity], rng: np.random.Generator,
             k -= 1
     classes = [int(c) for c in rng.integers(0, len(CLASS_NAMES), size=len(lengths))]
     state, _ = plan_untrimmed(n, classes, lengths, rng, geo)
-    intervals: list[tuple[int, int]] = []
+    intervals: list[tuple[int, int, str]] = []
     extra = []
     if not item.anomalous:
         return state, intervals, extra
@@ -182,9 +183,10 @@ def plan_anomaly(item: Item, subjects: list[Identity], rng: np.random.Generator,
     for length, offset in zip(lens, offsets):
         start = frame + int(offset - previous)
         end = start + length
-        intervals.append((start, end))
         frame, previous = end + gap, int(offset)
-        if rng.uniform() < 0.5:
+        erratic = rng.uniform() < 0.5
+        intervals.append((start, end, ANOMALY_KINDS[0] if erratic else ANOMALY_KINDS[1]))
+        if erratic:
             # erratic: the actor jumps to a new random offset every 2-4 frames and spins
             t = start
             while t < end:

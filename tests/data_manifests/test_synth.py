@@ -20,8 +20,8 @@ from data_manifests.synth import (
 )
 from data_manifests.synth import generate
 from data_manifests.synth.config import Geometry
-from data_manifests.synth.motion import trimmed_motion
-from data_manifests.synth.planning import plan
+from data_manifests.synth.motion import plan_anomaly, trimmed_motion
+from data_manifests.synth.planning import SEED_AD, plan, seeded_rng
 
 TINY = dict(
     height=64, width=64, n_subjects=4,
@@ -225,6 +225,48 @@ def test_ad_part(manifests):
                 assert seg.label == 1 and 0 <= seg.start < seg.end <= record.duration + 1e-9
         else:
             assert record.segments == []
+
+
+def test_anomaly_kinds_name_the_manifest_intervals(generated, manifests):
+    root, _ = generated
+    assert synth.saved_config(root) == tiny()
+    kinds = synth.anomaly_kinds(synth.saved_config(root))
+    records = manifests["synthetic-ad"].records
+    assert set(kinds) == {r.video_id for r in records}
+    for record in records:
+        assert [(s.start, s.end) for s in record.segments] == [(a, b) for a, b, _ in kinds[record.video_id]]
+        assert {kind for *_, kind in kinds[record.video_id]} <= set(synth.ANOMALY_KINDS)
+
+
+def test_anomaly_kinds_say_what_the_interval_holds():
+    # an intruder interval is exactly where a second actor is drawn; an erratic one is where the actor jumps
+    config = tiny(ad_train_videos=8, ad_test_videos=8)
+    kinds = synth.anomaly_kinds(config)
+    geo = Geometry.of(config)
+    subjects = generate._subjects(config, geo)
+    seen = set()
+    for item in plan(config):
+        if item.part != "synthetic-ad" or not item.anomalous:
+            continue
+        state, intervals, extra = plan_anomaly(item, subjects, seeded_rng(config, SEED_AD, item.index), geo)
+        fps = config.fps
+        assert [(round(a / fps, 6), round(b / fps, 6), k) for a, b, k in intervals] == kinds[item.video_id]
+        drawn = [(int(frames[0]), int(frames[-1]) + 1) for _, _, frames in extra]
+        assert drawn == [(a, b) for a, b, kind in intervals if kind == "intruder"]
+        steps = np.abs(np.diff(state[:, :2], axis=0)).max(axis=1)  # steps[t]: frame t -> t + 1
+        outside = np.ones(len(steps), dtype=bool)
+        for a, b, _ in intervals:
+            outside[max(0, a - 1):b] = False
+        for a, b, kind in intervals:
+            seen.add(kind)
+            if kind == "erratic":  # jumps of up to a quarter of the frame against a smooth path outside
+                assert steps[a:b - 1].max() > 2 * steps[outside].max()
+    assert seen == set(synth.ANOMALY_KINDS)
+
+
+def test_anomaly_kinds_of_a_root_without_settings_is_a_clear_error(tmp_path):
+    with pytest.raises(FeatstoreError, match="no synth_config.json"):
+        synth.saved_config(tmp_path)
 
 
 def _changed_centroid(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
