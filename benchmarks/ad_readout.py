@@ -100,8 +100,7 @@ def part_labels(store: Store, kinds: dict[str, list[tuple[float, float, str]]]) 
         if stored.shape != expected.shape or not np.allclose(stored, expected, atol=1e-5):
             raise FeatstoreError(f"{store.path}: test video {video.video_id!r}: its anomalous intervals are not those "
                                  "of the dataset given by --kinds-from")
-        anomalous = frame_ground_truth(video.clip_times, np.array([[a, b] for a, b, _ in planned]).reshape(-1, 2),
-                                       frames).astype(np.float64)
+        anomalous = frame_ground_truth(video.clip_times, expected, frames).astype(np.float64)
         for kind in ANOMALY_KINDS:
             this = frame_ground_truth(video.clip_times, np.array([[a, b] for a, b, k in planned if k == kind])
                                       .reshape(-1, 2), frames).astype(np.float64)
@@ -119,6 +118,7 @@ def part_aucs(store: Store, heads: int, centre: str, kinds: dict) -> dict[str, l
     test_videos = load_ad_videos(store, "test")
     if centre == "train-mean":
         test_videos = detector.centred(test_videos, detector.mean_clip(load_ad_videos(store, "train")))
+    frames = detector.snippet_frames(store)
     found: dict[str, list[float]] = {"all": [], **{part: [] for part in PARTS}}
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(heads):
@@ -126,8 +126,7 @@ def part_aucs(store: Store, heads: int, centre: str, kinds: dict) -> dict[str, l
             found["all"].append(ad.run(store, ad.ADConfig(seed=seed, seeds=1, centre=centre,
                                                           save_head=str(head_path)))["roc_auc"])
             model, _ = load_head(head_path, torch.device("cpu"), expected="mgfn")
-            scores = expand_snippet_scores(detector.score_videos(model, test_videos, torch.device("cpu")),
-                                           detector.snippet_frames(store))
+            scores = expand_snippet_scores(detector.score_videos(model, test_videos, torch.device("cpu")), frames)
             for part in PARTS:
                 keep = ~np.isnan(labels[part])
                 found[part].append(frame_level_auc(scores[keep], labels[part][keep].astype(int))["roc_auc"])

@@ -29,6 +29,11 @@ def _subjects(config: SynthConfig, geo: Geometry) -> list[Identity]:
             for s in range(config.n_subjects)]
 
 
+def _seconds(frame: int, fps: float) -> float:
+    """A frame index as the manifests' time in seconds."""
+    return round(frame / fps, 6)
+
+
 def _produce(item: Item, config: SynthConfig, geo: Geometry, subjects: list[Identity], out: Path) -> VideoRecord:
     """Render and write one item; return its manifest record."""
     fps = config.fps
@@ -53,11 +58,11 @@ def _produce(item: Item, config: SynthConfig, geo: Geometry, subjects: list[Iden
     elif item.part == "synthetic-tad":
         rng = seeded_rng(config, SEED_TAD, item.index)
         state, segs = plan_untrimmed(n, item.classes, item.lengths, rng, geo)
-        segments = [Segment(round(a / fps, 6), round(b / fps, 6), c) for a, b, c in segs]
+        segments = [Segment(_seconds(a, fps), _seconds(b, fps), c) for a, b, c in segs]
     else:
         rng = seeded_rng(config, SEED_AD, item.index)
         state, intervals, intruders = plan_anomaly(item, subjects, rng, geo)
-        segments = [Segment(round(a / fps, 6), round(b / fps, 6), 1) for a, b, _ in intervals]
+        segments = [Segment(_seconds(a, fps), _seconds(b, fps), 1) for a, b, _ in intervals]
         actors += intruders
     background = render_background(subject.attributes[3], rng, geo.height, geo.width, geo.style)
     state = state + jitter(n, rng, geo)
@@ -68,7 +73,7 @@ def _produce(item: Item, config: SynthConfig, geo: Geometry, subjects: list[Iden
     return VideoRecord(
         item.video_id, item.path, item.split, label=item.label, attributes=list(subject.attributes),
         subject=subject_id(item.subject, config.n_subjects), segments=segments, fps=float(fps),
-        duration=round(n / fps, 6), n_frames=n, media="video",
+        duration=_seconds(n, fps), n_frames=n, media="video",
     )
 
 
@@ -84,7 +89,7 @@ def anomaly_kinds(config: SynthConfig) -> dict[str, list[tuple[float, float, str
     for item in plan(config):
         if item.part == "synthetic-ad":
             _, intervals, _ = plan_anomaly(item, subjects, seeded_rng(config, SEED_AD, item.index), geo)
-            kinds[item.video_id] = [(round(a / config.fps, 6), round(b / config.fps, 6), kind)
+            kinds[item.video_id] = [(_seconds(a, config.fps), _seconds(b, config.fps), kind)
                                     for a, b, kind in intervals]
     return kinds
 

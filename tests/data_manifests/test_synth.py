@@ -264,7 +264,7 @@ def test_anomaly_kinds_say_what_the_interval_holds():
     assert seen == set(synth.ANOMALY_KINDS)
 
 
-def test_anomaly_kinds_of_a_root_without_settings_is_a_clear_error(tmp_path):
+def test_saved_config_of_a_root_without_settings_is_a_clear_error(tmp_path):
     with pytest.raises(FeatstoreError, match="no synth_config.json"):
         synth.saved_config(tmp_path)
 
