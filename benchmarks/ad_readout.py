@@ -112,9 +112,9 @@ def part_labels(store: Store, kinds: dict[str, list[tuple[float, float, str]]]) 
     return {part: np.concatenate(values) for part, values in labels.items()}
 
 
-def part_aucs(store: Store, heads: int, centre: str, kinds: dict) -> dict[str, list[float]]:
-    """The protocol's heads (seeds 0, 1, ...; each trained by ``ad.run`` and saved), each scored on PARTS."""
-    labels = part_labels(store, kinds)
+def part_aucs(store: Store, heads: int, centre: str, labels: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """The protocol's heads (seeds 0, 1, ...; each trained by ``ad.run`` and saved), each scored on PARTS
+    (``labels``: ``part_labels`` of the store)."""
     test_videos = load_ad_videos(store, "test")
     if centre == "train-mean":
         test_videos = detector.centred(test_videos, detector.mean_clip(load_ad_videos(store, "train")))
@@ -133,7 +133,7 @@ def part_aucs(store: Store, heads: int, centre: str, kinds: dict) -> dict[str, l
     return found
 
 
-def readout(path: Path, heads: int, centre: str, kinds: dict | None) -> dict:
+def readout(path: Path, heads: int, centre: str, labels: dict[str, np.ndarray] | None) -> dict:
     store = Store.open(path)
     train, train_labels = clip_labels(store, "train")
     test, test_labels = clip_labels(store, "test")
@@ -141,8 +141,8 @@ def readout(path: Path, heads: int, centre: str, kinds: dict | None) -> dict:
              "probe_centred": probe_auc(train, train_labels, test, test_labels, centred=True),
              "norm": norm_auc(train, test, test_labels, centred=False),
              "norm_centred": norm_auc(train, test, test_labels, centred=True)}
-    if kinds is not None:
-        found["parts"] = part_aucs(store, heads, centre, kinds)
+    if labels is not None:
+        found["parts"] = part_aucs(store, heads, centre, labels)
         found["per_head"] = found["parts"]["all"]
         found["heads"] = float(np.mean(found["per_head"]))
     elif heads:
@@ -166,15 +166,15 @@ def main() -> None:
         parser.error(f"--heads must be >= 0, got {args.heads}")
     if args.kinds_from is not None and args.heads == 0:
         parser.error("--kinds-from reads the heads' scores: give --heads 1 or more")
-    kinds = None
+    labels = {}
     try:  # every store is checked before the first head trains
-        if args.kinds_from is not None:
-            kinds = anomaly_kinds(saved_config(args.kinds_from))
+        kinds = None if args.kinds_from is None else anomaly_kinds(saved_config(args.kinds_from))
         for path in args.stores:
             store = Store.open(path)
-            load_ad_videos(store, "test")
-            if kinds is not None:
-                part_labels(store, kinds)
+            if kinds is None:
+                load_ad_videos(store, "test")
+            else:
+                labels[path] = part_labels(store, kinds)
     except FeatstoreError as error:
         parser.error(str(error))
     torch.set_num_threads(1)  # the figures in docs/anonymize.md; another thread count moves one head's AUC by a point
@@ -185,7 +185,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     parts = {}
     for path in args.stores:
-        found = readout(path, args.heads, args.centre, kinds)
+        found = readout(path, args.heads, args.centre, labels.get(path))
         parts[path] = found.get("parts")
         mgfn = (f"{found['heads']:.3f} ({min(found['per_head']):.3f} to {max(found['per_head']):.3f})"
                 if args.heads else "-")
