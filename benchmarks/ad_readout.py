@@ -53,7 +53,7 @@ from evaluate.protocols._anomaly_detector import load_ad_videos  # noqa: E402
 from featstore.store import Store  # noqa: E402
 
 PROBE_C = 0.1
-PARTS = (*ANOMALY_KINDS, "across videos", "within videos")
+FRAME_PARTS = (*ANOMALY_KINDS, "across videos", "within videos")
 
 
 def clip_labels(store: Store, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -87,9 +87,9 @@ def norm_auc(train: list[np.ndarray], test: list[np.ndarray], test_labels: list[
 
 
 def part_labels(store: Store, kinds: dict[str, list[tuple[float, float, str]]]) -> dict[str, np.ndarray]:
-    """Per part of PARTS, the test frames' labels in the protocol's order: 1 anomalous, 0 normal, NaN left out."""
+    """Per part of FRAME_PARTS, the test frames' labels in the protocol's order: 1 anomalous, 0 normal, NaN left out."""
     frames = detector.snippet_frames(store)
-    labels: dict[str, list[np.ndarray]] = {part: [] for part in PARTS}
+    labels: dict[str, list[np.ndarray]] = {part: [] for part in FRAME_PARTS}
     for video in load_ad_videos(store, "test"):
         if video.video_id not in kinds:
             raise FeatstoreError(f"{store.path}: test video {video.video_id!r} is not an AD video of the dataset "
@@ -113,13 +113,13 @@ def part_labels(store: Store, kinds: dict[str, list[tuple[float, float, str]]]) 
 
 
 def part_aucs(store: Store, heads: int, centre: str, labels: dict[str, np.ndarray]) -> dict[str, list[float]]:
-    """The protocol's heads (seeds 0, 1, ...; each trained by ``ad.run`` and saved), each scored on PARTS
+    """The protocol's heads (seeds 0, 1, ...; each trained by ``ad.run`` and saved), each scored on FRAME_PARTS
     (``labels``: ``part_labels`` of the store)."""
     test_videos = load_ad_videos(store, "test")
     if centre == "train-mean":
         test_videos = detector.centred(test_videos, detector.mean_clip(load_ad_videos(store, "train")))
     frames = detector.snippet_frames(store)
-    found: dict[str, list[float]] = {"all": [], **{part: [] for part in PARTS}}
+    found: dict[str, list[float]] = {"all": [], **{part: [] for part in FRAME_PARTS}}
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(heads):
             head_path = Path(folder) / f"head-{seed}.safetensors"
@@ -127,7 +127,7 @@ def part_aucs(store: Store, heads: int, centre: str, labels: dict[str, np.ndarra
                                                           save_head=str(head_path)))["roc_auc"])
             model, _ = load_head(head_path, torch.device("cpu"), expected="mgfn")
             scores = expand_snippet_scores(detector.score_videos(model, test_videos, torch.device("cpu")), frames)
-            for part in PARTS:
+            for part in FRAME_PARTS:
                 keep = ~np.isnan(labels[part])
                 found[part].append(frame_level_auc(scores[keep], labels[part][keep].astype(int))["roc_auc"])
     return found
@@ -195,8 +195,8 @@ def main() -> None:
         return
     print(f"\nFrame-level ROC AUC on parts of the test frames, mean of {args.heads} head(s) (min-max), "
           f"--centre {args.centre}:\n")
-    print("| store | all | " + " | ".join(PARTS) + " |")
-    print("|---|---|" + "---|" * len(PARTS))
+    print("| store | all | " + " | ".join(FRAME_PARTS) + " |")
+    print("|---|---|" + "---|" * len(FRAME_PARTS))
     for path, found in parts.items():
         print(f"| {path} | " + " | ".join(f"{np.mean(v):.3f} ({min(v):.3f} to {max(v):.3f})" for v in found.values())
               + " |")
