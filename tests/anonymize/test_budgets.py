@@ -385,6 +385,25 @@ def test_the_shrinkage_follows_the_mean_variance_so_an_extreme_blow_up_still_hid
     assert float(kernel_alignment(extreme, x, "linear", 1e-6, "biased")) < 0.95
 
 
+def test_the_output_floor_at_the_shrinkage_drops_every_direction_the_whitening_counts_under_half():
+    """Why the demo's floor equals the term's shrinkage: the ridge is shrinkage x the mean eigenvalue m, so the
+    whitening keeps lambda / (lambda + shrinkage m) of a direction's variance, and the floor keeps exactly the
+    directions with lambda >= shrinkage m. A direction a blow-up pushes under the ridge (the limit above) leaves the
+    exports; one the exports keep counts at least half in the term, however large the blow-up."""
+    from anonymize.budgets.independence import whiten
+    from anonymize.model import OutputProjection
+
+    shrinkage = 0.05
+    generator = torch.Generator().manual_seed(0)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator, dtype=torch.float64))
+    for blow_up, squash, expected_kept in ((1.0, 1.0, 8), (3.0, 0.2, 7), (30.0, 0.2, 1), (1000.0, 0.001, 1)):
+        scales = torch.tensor([blow_up, 1, 1, 1, 1, 1, 1, squash], dtype=torch.float64)
+        outputs = (torch.randn(300, 8, generator=generator, dtype=torch.float64) * scales) @ rotation
+        counted = torch.linalg.eigvalsh(torch.cov(whiten(outputs, shrinkage).T))
+        kept = OutputProjection(8, centre=False).fit(outputs.mean(0), torch.cov(outputs.T), shrinkage)
+        assert kept == expected_kept == int((counted >= 0.5).sum()), (blow_up, squash, kept, counted)
+
+
 def test_independence_given_labels_ignores_what_both_say_about_the_class_and_still_sees_the_rest():
     from anonymize.budgets.independence import centre_per_group, dependence
 
